@@ -1,0 +1,31 @@
+"""Face-mask engines, chosen by name.
+
+An engine takes a SimpleITK CT image and returns a binary face mask (UInt8, 1 = face)
+on exactly the same voxel grid. Engines are looked up by name so that the CLI, the Slicer
+module and the evaluation all offer the same list; each is imported only when chosen.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ..errors import DefaceError
+
+# name -> "module:Class"; the module is imported only when the engine is used.
+ENGINES = {
+    "nnunet": "CTADefaceLib.engines.nnunet:NnUNetEngine",
+    "box": "CTADefaceLib.engines.box:BoxEngine",
+}
+
+
+def engine_names() -> list[str]:
+    return sorted(ENGINES)
+
+
+def create_engine(name: str, **options):
+    """Build an engine by name; options are the engine's keyword arguments."""
+    if name not in ENGINES:
+        raise DefaceError(f"Unknown engine '{name}'; choose one of: {', '.join(engine_names())}.")
+    module_name, class_name = ENGINES[name].split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls(**options)

@@ -1,0 +1,20 @@
+"""The one small interface every engine implements."""
+
+from __future__ import annotations
+
+
+class Engine:
+    """Image in, binary mask on the same grid out.
+
+    Subclasses set `name` and implement `predict`. `describe()` feeds the provenance
+    sidecar: it says what ran (model, checksum, device, settings).
+    """
+
+    name = "engine"
+
+    def predict(self, image):
+        """Return a UInt8 SimpleITK image, 1 where the face is, on `image`'s exact grid."""
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        return {"engine": self.name}

@@ -1,0 +1,1 @@
+"""CTA-DEFACE evaluation: render, detect faces, compare methods. Imports nothing heavy at load."""

@@ -1,0 +1,23 @@
+# The two commands a new user needs:  `make demo`  and  `make test`.
+# Both create ./.venv on first use (Python 3.9+ with venv), so they work on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install -q -c requirements/constraints.txt
+
+.PHONY: setup demo test
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements/constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first and alone: the constraints file pins the CPU build this project tests with
+	$(PIP) torch
+	$(PIP) -e '.[nnunet,dicom,slicer,test]'
+	touch $@
+
+demo: setup
+	$(VENV)/bin/ctadeface demo -o ctadeface_demo
+
+test: setup
+	$(PY) -m pytest
