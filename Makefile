@@ -11,8 +11,8 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# torch first and alone: the constraints file pins the CPU build this project tests with
-	$(PIP) torch
+	# torch first: the constraints file pins the build that lies on this project's machines (no multi-GB download)
+	$(PIP) torch torchvision
 	$(PIP) -e '.[nnunet,dicom,slicer,test]'
 	touch $@
 

@@ -1,0 +1,1 @@
+"""Subcommands of `ctadeface`; each module has `register(subparsers)`. Keep imports light."""
