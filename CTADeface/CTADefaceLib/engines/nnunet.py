@@ -1,0 +1,123 @@
+"""The CTA-DEFACE engine: nnU-Net v2's own predictor, in process, on a SimpleITK image.
+
+No temporary `_0000.nii.gz` files and no subprocess: the image array goes straight into
+`nnUNetPredictor.predict_single_npy_array` with its spacing, as nnU-Net's SimpleITK reader
+would have given it (axes z, y, x; spacing reversed).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from ..errors import DefaceError, ModelError
+from .base import Engine
+
+log = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def resolve_device(requested: str = "auto") -> str:
+    """auto -> cuda, then mps, then cpu; an explicit device that is absent is a user error."""
+    import torch
+
+    requested = (requested or "auto").lower()
+    if requested not in DEVICES:
+        raise DefaceError(f"--device must be one of {', '.join(DEVICES)}, not '{requested}'.")
+    cuda = torch.cuda.is_available()
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if requested == "auto":
+        return "cuda" if cuda else "mps" if mps else "cpu"
+    if requested == "cuda" and not cuda:
+        raise DefaceError("--device cuda was asked for, but PyTorch sees no CUDA GPU here; use --device cpu or auto.")
+    if requested == "mps" and not mps:
+        raise DefaceError("--device mps was asked for, but this PyTorch has no Apple GPU support; use --device cpu.")
+    return requested
+
+
+class NnUNetEngine(Engine):
+    """Face mask from an nnU-Net v2 results folder (the official CTA-DEFACE model or any compatible one)."""
+
+    name = "nnunet"
+
+    def __init__(self, model: str = "cta-deface", device: str = "auto", mirroring: bool = False,
+                 tile_step: float = 0.5, folds: tuple[str, ...] | None = None, threads: int | None = None,
+                 label: int = 1):
+        from ..models.install import installed_results_folder, sha256_of
+
+        self.results_folder, self.entry = installed_results_folder(model)
+        self.model_name = self.entry.name if self.entry else os.path.abspath(model)
+        self.folds = tuple(folds) if folds else (self.entry.folds if self.entry else self._folds_on_disk())
+        checkpoint = os.path.join(self.results_folder, f"fold_{self.folds[0]}", "checkpoint_final.pth")
+        if not os.path.isfile(checkpoint):
+            raise ModelError(f"The model has no {checkpoint}.")
+        self.model_sha256 = self.entry.checkpoint_file.sha256 if self.entry else sha256_of(checkpoint)
+        if not 0 < tile_step <= 1:
+            raise DefaceError(f"The tile step must be in (0, 1], not {tile_step}.")
+        self.requested_device = device
+        self.device = resolve_device(device)
+        self.mirroring = bool(mirroring)
+        self.tile_step = float(tile_step)
+        self.threads = threads
+        self.label = label
+        self._predictor = None
+
+    def _folds_on_disk(self) -> tuple[str, ...]:
+        folds = sorted(n[len("fold_"):] for n in os.listdir(self.results_folder)
+                       if n.startswith("fold_") and os.path.isfile(os.path.join(self.results_folder, n, "checkpoint_final.pth")))
+        if not folds:
+            raise ModelError(f"{self.results_folder} has no fold_*/checkpoint_final.pth.")
+        return ("all",) if "all" in folds else tuple(folds)
+
+    def _load(self):
+        import torch
+        from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+        if self.device == "cpu":
+            torch.set_num_threads(self.threads or os.cpu_count() or 1)
+        predictor = nnUNetPredictor(
+            tile_step_size=self.tile_step, use_gaussian=True, use_mirroring=self.mirroring,
+            perform_everything_on_device=self.device != "cpu", device=torch.device(self.device),
+            verbose=False, verbose_preprocessing=False, allow_tqdm=False,
+        )
+        folds = tuple(int(f) if f.isdigit() else f for f in self.folds)
+        predictor.initialize_from_trained_model_folder(self.results_folder, use_folds=folds,
+                                                       checkpoint_name="checkpoint_final.pth")
+        self._predictor = predictor
+        return predictor
+
+    def predict(self, image):
+        import numpy as np
+        import SimpleITK as sitk
+        import torch
+
+        data = sitk.GetArrayFromImage(image).astype(np.float32)[None]  # (c=1, z, y, x)
+        properties = {"spacing": list(image.GetSpacing())[::-1]}
+        predictor = self._predictor or self._load()
+        try:
+            with torch.inference_mode():
+                labels = predictor.predict_single_npy_array(data, properties)
+        except torch.cuda.OutOfMemoryError:
+            log.warning("Warning: the GPU ran out of memory; running this case on the CPU instead (slower).")
+            del predictor
+            self._predictor = None
+            torch.cuda.empty_cache()
+            self.device = "cpu"
+            with torch.inference_mode():
+                labels = self._load().predict_single_npy_array(data, properties)
+        mask = sitk.GetImageFromArray((np.asarray(labels) == self.label).astype(np.uint8))
+        mask.CopyInformation(image)
+        return mask
+
+    def describe(self) -> dict:
+        return {
+            "engine": self.name,
+            "model": self.model_name,
+            "model_sha256": self.model_sha256,
+            "model_folder": self.results_folder,
+            "device": self.device,
+            "folds": list(self.folds),
+            "mirroring": self.mirroring,
+            "tile_step": self.tile_step,
+        }
