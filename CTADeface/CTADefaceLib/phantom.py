@@ -18,7 +18,7 @@ orbital fat, eyeballs and lenses) that lies (1) in the face region: from 8 mm ab
 frontal sinus down to the hyoid level (8 mm below the menton), anterior to a coronal
 plane behind the orbits above the zygomatic arch, behind the masseters down to the
 mandibular angle, and behind the chin below that (`phantom_anatomy.face_region`); and
-(2) within 20 mm (Euclidean) of the skin surface (so the tongue, pharynx and deep neck are out).
+(2) within 18 mm (Euclidean) of the skin surface (so the tongue, pharynx and deep neck are out).
 External devices in that region are included: glasses, and the tube in front of the
 incisors. Bone, teeth, arteries, veins, airways, intracranial tissue and the ears are
 never in it. Eyeballs are included: they sit in the orbit opening and shape the face.
@@ -37,7 +37,7 @@ from . import phantom_anatomy as A
 
 SIZES = ("small", "medium", "cta")
 _ROT_CENTRE = np.array([0.0, 0.0, -10.0])  # anatomical point the pose rotates about
-FACE_DEPTH_MM = 20.0  # face tissue lies within this Euclidean depth below the skin
+FACE_DEPTH_MM = 18.0  # face tissue lies within this Euclidean depth below the skin
 
 
 @dataclass
