@@ -22,6 +22,17 @@ mandibular angle, and behind the chin below that (`phantom_anatomy.face_region`)
 External devices in that region are included: glasses, and the tube in front of the
 incisors. Bone, teeth, arteries, veins, airways, intracranial tissue and the ears are
 never in it. Eyeballs are included: they sit in the orbit opening and shape the face.
+Ears are excluded, as in the paper's model (they are a separate label and lie behind
+the posterior limits anyway).
+
+Field of view. x is centred on the head (+-8 mm), y keeps the nose tip at least 12 mm
+inside. z: with `neck`, the top is 5-15 mm above the vertex (`vertex`) or 15-35 mm below
+it (vertex cut) and the scan runs down from there; without `neck`, the bottom is 10-20 mm
+below the hyoid level and the scan runs up from there (then `vertex` cannot be honoured
+separately: `info["vertex_in_fov"]` says what happened; `info["chin_in_fov"]` likewise).
+
+Labels: `Phantom.labels` holds the tissue labels (phantom_anatomy.NAMES) and
+`Phantom.clean` the noise-free HU, for tests (e.g. `Phantom.bone_mask()`).
 """
 
 from __future__ import annotations
