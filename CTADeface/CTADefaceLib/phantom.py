@@ -18,10 +18,21 @@ orbital fat, eyeballs and lenses) that lies (1) in the face region: from 8 mm ab
 frontal sinus down to the hyoid level (8 mm below the menton), anterior to a coronal
 plane behind the orbits above the zygomatic arch, behind the masseters down to the
 mandibular angle, and behind the chin below that (`phantom_anatomy.face_region`); and
-(2) within 25 mm (Euclidean) of the skin surface (so the tongue, pharynx and deep neck are out).
+(2) within 18 mm (Euclidean) of the skin surface (so the tongue, pharynx and deep neck are out).
 External devices in that region are included: glasses, and the tube in front of the
 incisors. Bone, teeth, arteries, veins, airways, intracranial tissue and the ears are
 never in it. Eyeballs are included: they sit in the orbit opening and shape the face.
+Ears are excluded, as in the paper's model (they are a separate label and lie behind
+the posterior limits anyway).
+
+Field of view. x is centred on the head (+-8 mm), y keeps the nose tip at least 12 mm
+inside. z: with `neck`, the top is 5-15 mm above the vertex (`vertex`) or 15-35 mm below
+it (vertex cut) and the scan runs down from there; without `neck`, the bottom is 10-20 mm
+below the hyoid level and the scan runs up from there (then `vertex` cannot be honoured
+separately: `info["vertex_in_fov"]` says what happened; `info["chin_in_fov"]` likewise).
+
+Labels: `Phantom.labels` holds the tissue labels (phantom_anatomy.NAMES) and
+`Phantom.clean` the noise-free HU, for tests (e.g. `Phantom.bone_mask()`).
 """
 
 from __future__ import annotations
@@ -37,7 +48,7 @@ from . import phantom_anatomy as A
 
 SIZES = ("small", "medium", "cta")
 _ROT_CENTRE = np.array([0.0, 0.0, -10.0])  # anatomical point the pose rotates about
-FACE_DEPTH_MM = 25.0  # face tissue lies within this Euclidean depth below the skin
+FACE_DEPTH_MM = 18.0  # face tissue lies within this Euclidean depth below the skin
 
 
 @dataclass

@@ -164,7 +164,7 @@ def build(idn: dict, devices=()) -> tuple[list, list, dict]:
     ]
     body += mirror(lambda s: body_ell((s * nw * 0.6, -88, -38 + idn["nose_drop"] / 2), (8, 9, 7), 4))  # alae
     body += mirror(lambda s: body_ell((s * 24, -77, 13 + bh), (20, 6 * idn["brow_p"], 6), 6))        # brows
-    body += mirror(lambda s: body_ell((s * 40 * jw ** 0.5, -58, -28), (22, 16 * idn["cheek"], 20), 10))  # cheeks
+    body += mirror(lambda s: body_ell((s * 40 * jw ** 0.5, -56, -28), (20, 14 * idn["cheek"], 18), 10))  # cheeks
     body += [
         body_ell((0, -82 - lt / 2, -51), (mw, lt, 6.5), 5),                   # upper lip
         body_ell((0, -80 - lt / 2, -64), (mw * 0.9, lt, 6.5), 5),             # lower lip
