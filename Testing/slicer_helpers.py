@@ -29,6 +29,13 @@ def face_mask_for(image):
     return out
 
 
+def engine_mask_for(image):
+    """What StandInFaceEngine gives back on `image`'s grid (engines see the canonical LPS orientation)."""
+    from CTADefaceLib.volume import from_canonical, to_canonical
+
+    return from_canonical(face_mask_for(to_canonical(image)), image)
+
+
 class StandInFaceEngine:
     """TEST STAND-IN for a real engine (nnU-Net / box): marks anterior soft tissue, on the input grid."""
 

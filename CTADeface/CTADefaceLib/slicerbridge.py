@@ -101,8 +101,17 @@ def node_id(node) -> str:
 
 
 def remove_node(node) -> None:
-    if node is not None and node.GetScene() is not None:
-        slicer.mrmlScene.RemoveNode(node)
+    """Remove a node with its display and storage nodes (a batch must not grow the scene case by case)."""
+    if node is None or node.GetScene() is None:
+        return
+    helpers = []
+    for count, nth in (("GetNumberOfDisplayNodes", "GetNthDisplayNode"), ("GetNumberOfStorageNodes", "GetNthStorageNode")):
+        if hasattr(node, count):
+            helpers += [getattr(node, nth)(i) for i in range(getattr(node, count)())]
+    slicer.mrmlScene.RemoveNode(node)
+    for helper in helpers:
+        if helper is not None and helper.GetScene() is not None:
+            slicer.mrmlScene.RemoveNode(helper)
 
 
 # ------------------------------------------------------------------------------------ segmentations
