@@ -109,3 +109,39 @@ def test_batch_script_logic_defaces_two_inputs(tmp_path):
     assert data_nodes() == nodes_before  # nodes are removed after each case
     # A missing input is a failed case and a non-zero exit, not a crash.
     assert batch.main([str(tmp_path / "missing.nii.gz"), "-o", str(tmp_path / "out2")], engine=StandInFaceEngine()) == 1
+
+
+def test_gui_path_child_process_failure_is_one_readable_error(tmp_path):
+    """startDeface runs the real `ctadeface deface` in a child; its user error comes back as DefaceError."""
+    from CTADefaceLib.errors import DefaceError
+
+    volume = slicerbridge.volume_from_image(synthetic_ct(), "childhead")
+    settings = DefaceSettings(model=str(tmp_path / "absent-model"), device="cpu")
+    process = DefaceLogic().startDeface(volume, settings, workFolder=str(tmp_path / "work"))
+    assert os.path.isfile(tmp_path / "work" / "input.nii.gz")  # the volume went to the child as a file
+    with pytest.raises(DefaceError, match="absent-model is not an nnU-Net v2 results folder"):
+        DefaceLogic().finishDeface(process, volume)
+
+
+def test_gui_path_finished_child_outputs_become_the_face_segment(tmp_path):
+    """finishDeface reads the child's mask file (NIfTI, rounded geometry) back onto the volume's exact grid."""
+    image = synthetic_ct(RAS_DIRECTION)
+    volume = slicerbridge.volume_from_image(image, "childdone")
+    mask = engine_mask_for(image)
+    sitk.WriteImage(mask, str(tmp_path / "m.nii.gz"))
+    (tmp_path / "s.json").write_text(json.dumps({"engine": "nnunet", "model": "x"}))
+
+    class FinishedChild:  # TEST STAND-IN for a DefaceProcess that has exited successfully
+        paths = {"mask": str(tmp_path / "m.nii.gz"), "sidecar": str(tmp_path / "s.json")}
+
+        def wait(self):
+            return 0
+
+        def error_message(self):
+            return None
+
+    logic = DefaceLogic()
+    segmentation = logic.finishDeface(FinishedChild(), volume)
+    back = slicerbridge.mask_from_segmentation(segmentation, volume)
+    assert np.array_equal(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(mask))
+    assert logic.provenanceBySegmentation[segmentation.GetID()]["model"] == "x"
