@@ -1,0 +1,102 @@
+"""Deface a folder of CT volumes with 3D Slicer, headless, through the same logic as the CTADeface module.
+
+Usage:
+    Slicer --no-splash --no-main-window --python-script deface_batch.py -- INPUT_FOLDER -o OUTDIR \\
+        [--model NAME] [--engine nnunet] [--fill p10] [--device auto|cpu|cuda] [--format .nii.gz] [--overwrite]
+
+Each input (file, folder of files, or DICOM series folder) is loaded as a volume node, its face is
+segmented, and <name>_defaced, <name>_facemask and <name>_deface.json are written to OUTDIR.
+One bad case is reported and the others still run; the exit status is 1 if any failed, 2 on a
+usage or model error. Without Slicer, `ctadeface deface` does the same.
+"""
+
+import argparse
+import os
+import sys
+
+_HERE = os.path.dirname(os.path.abspath(globals().get("__file__", sys.argv[0] if sys.argv else ".")))
+_MODULE_FOLDER = os.path.dirname(_HERE)  # CTADeface/, which holds CTADefaceLib
+if _MODULE_FOLDER not in sys.path:
+    sys.path.insert(0, _MODULE_FOLDER)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from CTADefaceLib.commands.deface import add_settings_arguments
+
+    parser = argparse.ArgumentParser(prog="deface_batch.py", description=__doc__.split("\n")[0])
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders")
+    parser.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the outputs")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never inputs)")
+    add_settings_arguments(parser)
+    return parser
+
+
+def run_batch(inputs, outdir, settings, *, logic=None, engine=None, overwrite=False, echo=print) -> list:
+    """Deface every input via DefaceLogic; returns one record per case (status done/skipped/failed)."""
+    from CTADefaceLib import slicerbridge
+    from CTADefaceLib.errors import DefaceError
+    from CTADefaceLib.pipeline import expand_inputs, output_paths
+    from CTADefaceLib.slicerlogic import DefaceLogic
+    from CTADefaceLib.volume import read_image
+
+    logic = logic or DefaceLogic()
+    engine = engine or settings.create_engine()  # loaded once for the whole batch
+    fileFormat = settings.output_format or ".nii.gz"
+    records = []
+    for path in expand_inputs(list(inputs)):
+        record = {"input": path, "status": "failed", "message": ""}
+        if not overwrite and all(os.path.exists(p) for p in output_paths(path, outdir, fileFormat).values()):
+            record.update(status="skipped", message="outputs exist (use --overwrite to redo)")
+        else:
+            volumeNode = segmentationNode = None
+            try:
+                from CTADefaceLib.pipeline import case_name
+
+                volumeNode = slicerbridge.volume_from_image(read_image(path), case_name(path))
+                segmentationNode = logic.deface(volumeNode, settings, engine=engine)
+                # Export names files after the node; a unique-name suffix must not rename the case.
+                volumeNode.SetName(case_name(path))
+                sidecar = logic.export(volumeNode, segmentationNode, outdir, fileFormat, settings, overwrite=overwrite)
+                record.update(status="done", outputs=sidecar["outputs"], mask_volume_ml=sidecar["mask_volume_ml"])
+            except DefaceError as err:
+                record["message"] = str(err)
+            finally:
+                slicerbridge.remove_node(segmentationNode)
+                slicerbridge.remove_node(volumeNode)
+        echo(f"{record['status']:8s} {path}" + (f": {record['message']}" if record["message"] else ""))
+        records.append(record)
+    return records
+
+
+def main(argv=None, *, engine=None) -> int:
+    from CTADefaceLib.commands.deface import settings_from_args
+    from CTADefaceLib.errors import DefaceError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "--":
+        argv = argv[1:]  # Slicer passes the arguments after "--" through
+    args = build_parser().parse_args(argv)
+    try:
+        records = run_batch(args.inputs, args.output, settings_from_args(args), engine=engine,
+                            overwrite=args.overwrite)
+    except DefaceError as err:
+        print(f"deface_batch: error: {err}", file=sys.stderr)
+        return 2
+    failed = sum(r["status"] == "failed" for r in records)
+    print(f"{sum(r['status'] == 'done' for r in records)} defaced, "
+          f"{sum(r['status'] == 'skipped' for r in records)} skipped, {failed} failed")
+    return 1 if failed else 0
+
+
+def _exit(code: int) -> None:
+    """Inside Slicer, sys.exit would only end this script; slicer.util.exit quits the application."""
+    import slicer
+
+    if getattr(slicer, "app", None) is not None and hasattr(slicer.util, "exit"):
+        slicer.util.exit(code)
+    else:
+        sys.exit(code)
+
+
+if __name__ == "__main__":
+    _exit(main())
