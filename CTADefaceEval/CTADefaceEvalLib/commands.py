@@ -45,20 +45,20 @@ def register(subparsers) -> None:
                    help="PNG path; with several angles, _yaw<Y>_pitch<P> is added before .png")
     p.add_argument("--angles", nargs="+", metavar="YAW,PITCH", help="views in degrees (default 0,0); 'all' = 0,0 and +-30, +-60 yaw, 20 pitch")
     p.add_argument("--size", type=int, default=512, help="picture width and height in pixels (default 512)")
-    p.set_defaults(func=run_render)
+    p.set_defaults(eval_func=run_render)
 
     p = sub.add_parser("score", help="face probability (MTCNN) and, with --reference, FaceNet distance")
     p.add_argument("image")
     p.add_argument("--reference", metavar="ORIGINAL", help="the undefaced image to measure the identity distance to")
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=run_score)
+    p.set_defaults(eval_func=run_score)
 
     p = sub.add_parser("check", help="PASS when no face is detected above the threshold, else REVIEW")
     p.add_argument("image")
     p.add_argument("--threshold", type=float, default=None, help="MTCNN probability for REVIEW (default 0.9)")
     p.add_argument("--angles", nargs="+", metavar="YAW,PITCH")
-    p.set_defaults(func=run_check)
+    p.set_defaults(eval_func=run_check)
 
     p = sub.add_parser("compare", help="compare defacing methods over a cohort; writes CSV, JSON, PNG, HTML")
     p.add_argument("--originals", required=True, metavar="DIR", help="folder of undefaced images <name>.<ext>")
@@ -69,8 +69,10 @@ def register(subparsers) -> None:
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--threshold", type=float, default=None,
                    help="count a face when the probability is above this (default 0: any MTCNN detection, as the paper)")
-    p.set_defaults(func=run_compare)
-    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+    p.set_defaults(eval_func=run_compare)
+    # One dispatcher on the parent: argparse lets parent and child defaults for the same name clash.
+    parser.set_defaults(func=lambda args: args.eval_func(args) if getattr(args, "eval_func", None)
+                        else (parser.print_help(), 2)[1])
 
 
 def _read(path):

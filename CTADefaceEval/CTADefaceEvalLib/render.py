@@ -175,7 +175,7 @@ def render_volume(image, *, size: int = 512, angles=((0, 0),), view_angle: float
         camera.SetPosition(*(centre + np.array([0.0, -distance, 0.0])))  # anterior is -y in LPS
         camera.SetViewUp(0.0, 0.0, 1.0)  # superior is +z in LPS
         camera.SetViewAngle(view_angle)
-        camera.Azimuth(-yaw)  # VTK's azimuth turns right-handed about view-up; minus gives + = patient's left
+        camera.Azimuth(yaw)  # right-handed about view-up (+z): positive moves the camera towards +x = patient's left
         camera.Elevation(pitch)
         camera.OrthogonalizeViewUp()
         renderer.ResetCameraClippingRange()
