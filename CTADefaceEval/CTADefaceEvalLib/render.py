@@ -1,0 +1,218 @@
+"""Offscreen volume rendering of a head CT from the patient's anterior, as the paper did in Slicer.
+
+The paper rendered each CT in 3D Slicer with the "CT-Muscle" preset from an anterior viewpoint
+and gave the picture to MTCNN/FaceNet. This module reproduces that picture without Slicer or a
+display: VTK renders offscreen through EGL (Mesa llvmpipe on machines without a GPU).
+
+Orientation: the image is first reoriented with `CTADefaceLib.volume.to_canonical` (axis
+permutations and flips only, no resampling), so an LPS-stored and a RAS-stored copy of the same
+scan give the same picture. The camera is then placed in physical LPS space: it stands at the
+patient's anterior (-y in LPS) looking posteriorly (+y), view-up superior (+z). Patient's right is
+on the picture's left, as when facing the person.
+
+Crash to know about (FACTS.md): in one process, importing torch AFTER VTK has rendered through
+Mesa segfaults; measured here, importing torchvision (facenet_pytorch imports it) after a render
+segfaults too. `render_volume` therefore imports torch and torchvision (when installed) before its
+first render;
+code that renders and then uses MTCNN in the same process is safe as long as it renders through
+this module. If you use VTK yourself first, import torch before that, or render in a subprocess.
+"""
+
+from __future__ import annotations
+
+import os
+
+# CT-Muscle, copied from 3D Slicer's presets.xml (ships in the trame-slicer wheel as
+# trame_slicer/resources/presets.xml; values recorded in the project's FACTS.md).
+CT_MUSCLE = {
+    "scalar_opacity": [(-3024, 0.0), (-155.407, 0.0), (217.641, 0.676471), (419.736, 0.833333), (3071, 0.803922)],
+    "color": [
+        (-3024, 0.0, 0.0, 0.0),
+        (-155.407, 0.54902, 0.25098, 0.14902),
+        (217.641, 0.882353, 0.603922, 0.290196),
+        (419.736, 1.0, 0.937033, 0.954531),
+        (3071, 0.827451, 0.658824, 1.0),
+    ],
+    "gradient_opacity": [(0, 1.0), (255, 1.0)],
+    "ambient": 0.1, "diffuse": 0.9, "specular": 0.2, "specular_power": 10.0,
+}
+
+#: Extra viewpoints for a robustness check: (yaw, pitch) in degrees from the anterior view.
+EXTRA_ANGLES = [(-60, 0), (-30, 0), (30, 0), (60, 0), (0, 20)]
+
+#: HU above which a voxel counts as body (skin and everything inside), for centring the camera.
+BODY_HU = -300.0
+
+_torch_checked = False
+
+
+def import_torch_before_vtk() -> None:
+    """Import torch and torchvision (if installed) before the first VTK render: the reverse order segfaults."""
+    global _torch_checked
+    if _torch_checked:
+        return
+    _torch_checked = True
+    try:
+        import torch  # noqa: F401
+        import torchvision  # noqa: F401  (MTCNN needs it; importing it after a render segfaulted here)
+    except Exception:  # missing or broken: rendering does not need them
+        pass
+
+
+def _vtk():
+    os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")  # no X display needed
+    import_torch_before_vtk()
+    import vtk
+
+    return vtk
+
+
+def body_bounds_lps(canonical) -> tuple:
+    """(xmin, xmax, ymin, ymax, zmin, zmax) in mm (LPS) of the largest body component, or of the whole image."""
+    import numpy as np
+    import SimpleITK as sitk
+    from scipy import ndimage
+
+    array = sitk.GetArrayViewFromImage(canonical)
+    body = array > BODY_HU
+    labels, count = ndimage.label(body)
+    if count == 0:
+        idx = np.array([[0, 0, 0], np.array(array.shape) - 1])
+    else:
+        sizes = np.bincount(labels.ravel())[1:]
+        zz, yy, xx = np.nonzero(labels == (1 + int(np.argmax(sizes))))
+        idx = np.array([[zz.min(), yy.min(), xx.min()], [zz.max(), yy.max(), xx.max()]])
+    corners = []
+    for z in idx[:, 0]:
+        for y in idx[:, 1]:
+            for x in idx[:, 2]:
+                corners.append(canonical.TransformContinuousIndexToPhysicalPoint((float(x), float(y), float(z))))
+    corners = np.array(corners)
+    lo, hi = corners.min(axis=0), corners.max(axis=0)
+    return (lo[0], hi[0], lo[1], hi[1], lo[2], hi[2])
+
+
+def _image_data(canonical, vtk):
+    import numpy as np
+    import SimpleITK as sitk
+    from vtk.util import numpy_support
+
+    array = np.ascontiguousarray(sitk.GetArrayViewFromImage(canonical), dtype=np.float32)
+    data = vtk.vtkImageData()
+    size = canonical.GetSize()
+    data.SetDimensions(*size)
+    data.SetSpacing(*canonical.GetSpacing())
+    data.SetOrigin(*canonical.GetOrigin())
+    # Canonical images are LPS up to a small obliquity; VTK's mappers honour the direction matrix.
+    data.SetDirectionMatrix(list(canonical.GetDirection()))
+    scalars = numpy_support.numpy_to_vtk(array.ravel(), deep=True, array_type=vtk.VTK_FLOAT)
+    data.GetPointData().SetScalars(scalars)
+    return data
+
+
+def _volume_property(vtk):
+    prop = vtk.vtkVolumeProperty()
+    opacity = vtk.vtkPiecewiseFunction()
+    for x, y in CT_MUSCLE["scalar_opacity"]:
+        opacity.AddPoint(x, y)
+    color = vtk.vtkColorTransferFunction()
+    for x, r, g, b in CT_MUSCLE["color"]:
+        color.AddRGBPoint(x, r, g, b)
+    gradient = vtk.vtkPiecewiseFunction()
+    for x, y in CT_MUSCLE["gradient_opacity"]:
+        gradient.AddPoint(x, y)
+    prop.SetScalarOpacity(opacity)
+    prop.SetColor(color)
+    prop.SetGradientOpacity(gradient)
+    prop.ShadeOn()
+    prop.SetAmbient(CT_MUSCLE["ambient"])
+    prop.SetDiffuse(CT_MUSCLE["diffuse"])
+    prop.SetSpecular(CT_MUSCLE["specular"])
+    prop.SetSpecularPower(CT_MUSCLE["specular_power"])
+    prop.SetInterpolationTypeToLinear()
+    return prop
+
+
+def render_volume(image, *, size: int = 512, angles=((0, 0),), view_angle: float = 30.0,
+                  fill: float = 0.92, background=(0.0, 0.0, 0.0)) -> list:
+    """Render `image` (SimpleITK CT in HU, any orientation) once per (yaw, pitch) in `angles`.
+
+    (0, 0) is the anterior view; yaw turns the camera about the superior axis (positive = towards
+    the patient's left), pitch tilts it up (positive = from above). The body's bounding box is
+    centred and its larger frontal extent fills `fill` of the frame. Returns RGB uint8 arrays (size x size x 3).
+    """
+    import numpy as np
+    from CTADefaceLib.volume import to_canonical
+
+    vtk = _vtk()
+    canonical = to_canonical(image)
+    xmin, xmax, ymin, ymax, zmin, zmax = body_bounds_lps(canonical)
+    centre = np.array([(xmin + xmax) / 2, (ymin + ymax) / 2, (zmin + zmax) / 2])
+    half_extent = max(xmax - xmin, zmax - zmin, ymax - ymin) / 2.0 / fill
+    # Distance at which `half_extent` fills half the view, plus half the depth so the near side fits too.
+    distance = half_extent / np.tan(np.radians(view_angle / 2)) + (ymax - ymin) / 2
+
+    mapper = vtk.vtkGPUVolumeRayCastMapper()
+    mapper.SetInputData(_image_data(canonical, vtk))
+    mapper.SetAutoAdjustSampleDistances(False)  # the same picture every time, however slow the machine
+    mapper.SetSampleDistance(float(min(canonical.GetSpacing())) / 2)
+    volume = vtk.vtkVolume()
+    volume.SetMapper(mapper)
+    volume.SetProperty(_volume_property(vtk))
+
+    renderer = vtk.vtkRenderer()
+    renderer.SetBackground(*background)
+    renderer.AddVolume(volume)
+    window = vtk.vtkRenderWindow()
+    window.SetOffScreenRendering(1)
+    window.SetSize(size, size)
+    window.AddRenderer(renderer)
+
+    pictures = []
+    for yaw, pitch in angles:
+        camera = renderer.GetActiveCamera()
+        camera.SetFocalPoint(*centre)
+        camera.SetPosition(*(centre + np.array([0.0, -distance, 0.0])))  # anterior is -y in LPS
+        camera.SetViewUp(0.0, 0.0, 1.0)  # superior is +z in LPS
+        camera.SetViewAngle(view_angle)
+        camera.Azimuth(yaw)  # right-handed about view-up (+z): positive moves the camera towards +x = patient's left
+        camera.Elevation(pitch)
+        camera.OrthogonalizeViewUp()
+        renderer.ResetCameraClippingRange()
+        window.Render()
+        pictures.append(_grab(window, vtk))
+    window.Finalize()
+    return pictures
+
+
+def _grab(window, vtk):
+    import numpy as np
+    from vtk.util import numpy_support
+
+    grab = vtk.vtkWindowToImageFilter()
+    grab.SetInput(window)
+    grab.SetInputBufferTypeToRGB()
+    grab.ReadFrontBufferOff()
+    grab.Update()
+    out = grab.GetOutput()
+    width, height, _ = out.GetDimensions()
+    rgb = numpy_support.vtk_to_numpy(out.GetPointData().GetScalars()).reshape(height, width, 3)
+    return np.ascontiguousarray(rgb[::-1])  # VTK's first row is the bottom of the picture
+
+
+def render_anterior(image, size: int = 512) -> "numpy.ndarray":  # noqa: F821
+    """The paper's picture: one anterior CT-Muscle rendering, RGB uint8."""
+    return render_volume(image, size=size)[0]
+
+
+def save_png(rgb, path: str) -> str:
+    """Write an RGB uint8 array as PNG (matplotlib's writer: no extra dependency)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.image as mpimg
+
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    mpimg.imsave(path, rgb)
+    return path

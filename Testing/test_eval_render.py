@@ -1,0 +1,58 @@
+"""Rendering: the LPS- and RAS-stored copies of one head give one picture; the face is found, and gone after defacing."""
+import numpy as np
+import pytest
+
+pytest.importorskip("vtk")
+pytest.importorskip("facenet_pytorch")
+
+from synthetic_head import as_ras_stored, make_synthetic_head  # noqa: E402
+
+SIZE = 320
+
+
+@pytest.fixture(scope="module")
+def head():
+    return make_synthetic_head(spacing=2.0)
+
+
+@pytest.fixture(scope="module")
+def pictures(head):
+    from CTADefaceEvalLib import render  # imports torch/torchvision before VTK renders (see render.py)
+
+    lps = render.render_volume(head.image, size=SIZE)[0]
+    ras = render.render_volume(as_ras_stored(head.image), size=SIZE)[0]
+    return lps, ras
+
+
+def test_lps_and_ras_copies_render_the_same_picture(pictures):
+    lps, ras = pictures
+    assert lps.shape == (SIZE, SIZE, 3) and lps.dtype == np.uint8
+    assert lps.mean() > 10  # something was drawn
+    assert np.abs(lps.astype(int) - ras.astype(int)).mean() < 0.5
+
+
+def test_head_is_centred_and_fills_the_frame(pictures):
+    rows, cols = np.nonzero(pictures[0].sum(axis=2) > 30)
+    assert abs((cols.min() + cols.max()) / 2 - SIZE / 2) < SIZE * 0.1
+    assert (rows.max() - rows.min()) > 0.6 * SIZE
+
+
+def test_same_detection_from_both_copies(pictures):
+    from CTADefaceEvalLib import faces
+
+    lps, ras = (faces.detect_face(p) for p in pictures)
+    assert lps.probability > 0.9 and abs(lps.probability - ras.probability) < 1e-3
+    assert faces.embedding_distance(faces.face_embedding(pictures[0], lps.box),
+                                    faces.face_embedding(pictures[1], ras.box)) < 0.05
+
+
+def test_check_defaced_passes_after_removing_the_face(head, tmp_path):
+    from CTADefaceEvalLib import render
+    from CTADefaceEvalLib.cohort import check_defaced
+    from CTADefaceLib.pipeline import deface_image
+
+    defaced = deface_image(head.image, mask=head.face).defaced
+    result = check_defaced(defaced, size=SIZE)
+    assert result["check"] == "PASS", result
+    render.save_png(render.render_anterior(defaced, size=128), str(tmp_path / "defaced.png"))
+    assert (tmp_path / "defaced.png").stat().st_size > 1000

@@ -1,0 +1,49 @@
+"""The report for 5 cases and three methods: every file exists and the HTML carries the pictures."""
+import json
+
+import numpy as np
+
+from CTADefaceEvalLib.render import save_png
+from CTADefaceEvalLib.report import write_report
+
+METHODS = ["original", "box", "nnunet"]
+
+
+def fake_rows(folder):
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(5):
+        for j, method in enumerate(METHODS):
+            picture = np.zeros((32, 32, 3), np.uint8)
+            picture[8:24, 8:24] = (40 * j + 60, 80, 200 - 40 * i)
+            path = save_png(picture, str(folder / f"c{i}_{method}.png"))
+            probability = [0.99, 0.9 if i % 2 else 0.0, 0.8 if i == 0 else 0.0][j] + 0.001 * rng.random() * (j == 0)
+            rows.append({"case": f"case{i}", "method": method, "face_probability": probability,
+                         "embedding_distance": None if method == "original" else 0.3 + 0.1 * j + 0.05 * i,
+                         "dice": None if method == "original" else 0.9 - 0.3 * (method == "box"),
+                         "runtime_s": None if method == "original" else 1.0 + j, "render": path})
+    return rows
+
+
+def test_report_for_five_cases_and_three_methods(tmp_path):
+    rows = fake_rows(tmp_path)
+    files = write_report(rows, METHODS, str(tmp_path / "report"))
+    for key in ("csv", "json", "detection_png", "distance_png", "html"):
+        assert (tmp_path / "report").joinpath(files[key].split("/")[-1]).stat().st_size > 100
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["cases"] == 5 and summary["detections"]["original"]["detected"] == 5
+    assert len(summary["wilcoxon"]) == 3
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 2 + 15  # two figures and every render
+    assert "case4" in html and "Friedman" in html
+    lines = (tmp_path / "report" / "cases.csv").read_text().splitlines()
+    assert len(lines) == 1 + 15 and lines[0].startswith("case,method,face_probability")
+
+
+def test_eval_command_is_registered():
+    from CTADefaceLib.cli import build_parser
+
+    args = build_parser().parse_args(["eval", "score", "x.nii.gz", "--json"])
+    assert args.eval_func.__name__ == "run_score" and args.json
+    args = build_parser().parse_args(["eval", "compare", "--originals", "a", "--method", "box=b", "-o", "out"])
+    assert args.method == ["box=b"]
