@@ -91,7 +91,7 @@ def plan_and_preprocess(preprocessed: str, width_divisor: int, workers: int) -> 
     preprocess([DATASET_ID], configurations=(CONFIG,), num_processes=(workers,))
 
 
-def train(preprocessed: str, results: str, minutes: float, device: str) -> str:
+def train(preprocessed: str, results: str, minutes: float, device: str, iterations: int) -> str:
     import torch
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
@@ -99,9 +99,10 @@ def train(preprocessed: str, results: str, minutes: float, device: str) -> str:
         plans = json.load(handle)
     with open(os.path.join(preprocessed, DATASET, "dataset.json")) as handle:
         dataset_json = json.load(handle)
+    plans["continue_training"] = False  # what nnU-Net's own run_training passes
     trainer = nnUNetTrainer(plans, CONFIG, "all", dataset_json, device=torch.device(device))
-    trainer.num_iterations_per_epoch = 100
-    trainer.num_val_iterations_per_epoch = 10
+    trainer.num_iterations_per_epoch = iterations
+    trainer.num_val_iterations_per_epoch = max(1, iterations // 10)
     trainer.num_epochs = 1000  # replaced below once the time per epoch is known
     deadline = time.time() + minutes * 60
     trainer.on_train_start()
@@ -171,6 +172,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=7.0, help="training time budget")
     parser.add_argument("--width-divisor", type=int, default=4, help="divide nnU-Net's features per stage by this")
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--iterations", type=int, default=100, help="training iterations per epoch")
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     parser.add_argument("--out", default=os.path.join(REPO, "CTADeface", "CTADefaceLib", "data", "synthetic-face-model"),
                         help="zip + manifest destination, without extension")
@@ -185,7 +187,8 @@ def main() -> None:
     t1 = time.time()
     plan_and_preprocess(os.environ["nnUNet_preprocessed"], args.width_divisor, args.workers)
     t2 = time.time()
-    output_folder = train(os.environ["nnUNet_preprocessed"], os.environ["nnUNet_results"], args.minutes, args.device)
+    output_folder = train(os.environ["nnUNet_preprocessed"], os.environ["nnUNet_results"], args.minutes, args.device,
+                          args.iterations)
     t3 = time.time()
     import torch
 
