@@ -7,6 +7,8 @@ would have given it (axes z, y, x; spacing reversed).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 
@@ -76,11 +78,12 @@ class NnUNetEngine(Engine):
 
         if self.device == "cpu":
             torch.set_num_threads(self.threads or os.cpu_count() or 1)
-        predictor = nnUNetPredictor(
-            tile_step_size=self.tile_step, use_gaussian=True, use_mirroring=self.mirroring,
-            perform_everything_on_device=self.device != "cpu", device=torch.device(self.device),
-            verbose=False, verbose_preprocessing=False, allow_tqdm=False,
-        )
+        with contextlib.redirect_stdout(io.StringIO()):  # nnU-Net prints a CPU notice unconditionally
+            predictor = nnUNetPredictor(
+                tile_step_size=self.tile_step, use_gaussian=True, use_mirroring=self.mirroring,
+                perform_everything_on_device=self.device != "cpu", device=torch.device(self.device),
+                verbose=False, verbose_preprocessing=False, allow_tqdm=False,
+            )
         folds = tuple(int(f) if f.isdigit() else f for f in self.folds)
         predictor.initialize_from_trained_model_folder(self.results_folder, use_folds=folds,
                                                        checkpoint_name="checkpoint_final.pth")
