@@ -7,3 +7,22 @@ for sub in ("CTADeface", "CTADefaceEval"):
     path = os.path.join(REPO, sub)
     if path not in sys.path:
         sys.path.insert(0, path)
+
+import tempfile  # noqa: E402
+
+import pytest  # noqa: E402
+
+# Tests never read or write the user's real model cache: one throw-away cache per test run,
+# inherited by the CLI subprocesses that tests start.
+os.environ["CTADEFACE_HOME"] = tempfile.mkdtemp(prefix="ctadeface-test-cache-")
+
+
+@pytest.fixture(scope="session")
+def synthetic_model():
+    """The bundled synthetic test model, installed (and sha256-verified) into the test cache once."""
+    from CTADefaceLib.models.bundled import SYNTHETIC_NAME
+    from CTADefaceLib.models.install import install, is_installed
+
+    if not is_installed(SYNTHETIC_NAME):
+        install(SYNTHETIC_NAME, progress=False)
+    return SYNTHETIC_NAME

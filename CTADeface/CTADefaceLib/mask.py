@@ -55,12 +55,19 @@ def mask_volume_ml(mask) -> float:
     return voxels * sx * sy * sz / 1000.0
 
 
-def require_face(mask, name: str = "the image") -> None:
-    """An empty mask would silently 'deface' nothing: stop instead."""
+def require_face(mask, name: str = "the image", min_ml: float = 0.0) -> None:
+    """An empty (or implausibly small) mask would silently 'deface' nothing: stop instead."""
     import SimpleITK as sitk
 
     if not np.any(sitk.GetArrayViewFromImage(mask)):
         raise EmptyMaskError(
             f"No face was found in {name}: the mask is empty, so nothing was removed "
             "(check that the scan covers the face, or use another engine)."
+        )
+    volume = mask_volume_ml(mask)
+    if volume < min_ml:
+        raise EmptyMaskError(
+            f"No face was found in {name}: the mask is only {volume:.1f} ml (an adult face mask is about "
+            f"150-450 ml; the minimum is {min_ml:g} ml), so nothing was written; check that the scan covers "
+            "the face, or lower --min-face-ml if it covers only part of it."
         )

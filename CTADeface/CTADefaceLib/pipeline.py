@@ -43,6 +43,9 @@ class DefaceSettings:
     largest_component: bool = False
     fill_holes: bool = False
     margin_mm: float = 0.0
+    # A model's mask smaller than this is treated as "no face found" (a stray false positive on a scan
+    # without a face must not pass as a defaced case). Masks given by a person are taken as they are.
+    min_face_ml: float = 20.0
     output_format: str | None = None  # ".nii.gz", ".nrrd", ...; None = the input's own
     engine_options: dict = field(default_factory=dict)
 
@@ -97,7 +100,9 @@ def deface_image(image, settings: DefaceSettings | None = None, *, engine=None, 
     policy = parse_fill(settings.fill)
     timings: dict[str, float] = {}
     described: dict = {"engine": "mask", "model": None, "model_sha256": None, "device": None}
+    min_ml = 0.0
     if mask is None:
+        min_ml = settings.min_face_ml
         mask, engine = compute_mask(image, settings, engine, timings)
         described = engine.describe()
     elif not same_grid(mask, image):
@@ -105,7 +110,7 @@ def deface_image(image, settings: DefaceSettings | None = None, *, engine=None, 
     start = time.perf_counter()
     mask = postprocess(binary_face(mask, "any"), largest_component=settings.largest_component,
                        fill_holes=settings.fill_holes, margin_mm=settings.margin_mm)
-    require_face(mask, name)
+    require_face(mask, name, min_ml)
     timings["postprocess"] = time.perf_counter() - start
     start = time.perf_counter()
     value = fill_value(image, policy)
@@ -190,9 +195,23 @@ def write_outputs(result: DefaceResult, paths: dict, *, overwrite: bool = False,
     return sidecar
 
 
+def reidentification_check(defaced, threshold: float) -> dict:
+    """Render the defaced image from the front and run MTCNN: PASS (no face above threshold) or REVIEW."""
+    try:
+        from CTADefaceEvalLib.cohort import check_defaced  # imports torch before VTK renders (see FACTS)
+    except ImportError as err:
+        raise DefaceError(f"--check needs the evaluation extra ({err.name} is missing); install it with "
+                          "'pip install ctadeface[eval]' or run without --check.") from None
+    return check_defaced(defaced, threshold=threshold)
+
+
 def deface_file(input_path: str, outdir: str, settings: DefaceSettings | None = None, *, engine=None,
-                overwrite: bool = False) -> dict:
-    """Deface one file (or DICOM folder) into outdir; returns the sidecar dict."""
+                overwrite: bool = False, check: float | None = None) -> dict:
+    """Deface one file (or DICOM folder) into outdir; returns the sidecar dict.
+
+    `check`: a face-probability threshold; when given, the result is rendered and scored by MTCNN
+    and the verdict (PASS/REVIEW) is stored in the sidecar under `reidentification_check`.
+    """
     settings = settings or DefaceSettings()
     paths = output_paths(input_path, outdir, settings.output_format)
     if not overwrite:
@@ -212,7 +231,12 @@ def deface_file(input_path: str, outdir: str, settings: DefaceSettings | None = 
         "spacing": list(image.GetSpacing()),
         "pixel_type": image.GetPixelIDTypeAsString(),
     }
-    sidecar = write_outputs(result, paths, overwrite=overwrite, protect=protect, extra={"input": input_info})
+    extra = {"input": input_info}
+    if check is not None:
+        started = time.perf_counter()
+        extra["reidentification_check"] = reidentification_check(result.defaced, check)
+        result.provenance["timings_s"]["check"] = round(time.perf_counter() - started, 3)
+    sidecar = write_outputs(result, paths, overwrite=overwrite, protect=protect, extra=extra)
     sidecar["timings_s"]["total"] = round(time.perf_counter() - start, 3)
     write_json_atomic(sidecar, paths["sidecar"])
     return sidecar
@@ -242,7 +266,8 @@ def expand_inputs(inputs: list[str]) -> list[str]:
 
 
 def deface_batch(inputs: list[str], outdir: str, settings: DefaceSettings | None = None, *,
-                 overwrite: bool = False, progress: bool = True, engine=None) -> list[dict]:
+                 overwrite: bool = False, progress: bool = True, engine=None,
+                 check: float | None = None) -> list[dict]:
     """Deface many inputs with one loaded engine; a bad case is recorded and the rest still run."""
     from tqdm import tqdm
 
@@ -260,9 +285,12 @@ def deface_batch(inputs: list[str], outdir: str, settings: DefaceSettings | None
             report.append(record)
             continue
         try:
-            sidecar = deface_file(path, outdir, settings, engine=engine, overwrite=overwrite)
+            sidecar = deface_file(path, outdir, settings, engine=engine, overwrite=overwrite, check=check)
             record.update(status="done", outputs=sidecar["outputs"], mask_volume_ml=sidecar["mask_volume_ml"],
                           seconds=sidecar["timings_s"].get("total"))
+            if "reidentification_check" in sidecar:
+                record["check"] = sidecar["reidentification_check"]["check"]
+                record["face_probability"] = sidecar["reidentification_check"]["face_probability"]
         except DefaceError as err:
             record.update(status="failed", message=str(err))
             log.error("%s: %s", path, err)

@@ -26,6 +26,9 @@ def add_settings_arguments(parser) -> None:
     parser.add_argument("--largest-component", action="store_true", help="keep only the largest connected part of the mask")
     parser.add_argument("--fill-holes", action="store_true", help="fill enclosed holes in the mask")
     parser.add_argument("--margin-mm", type=float, default=0.0, help="grow the mask by this many millimetres (default: 0)")
+    parser.add_argument("--min-face-ml", type=float, default=20.0,
+                        help="a model mask smaller than this many ml counts as 'no face found' and the case fails "
+                             "(default: 20; an adult face mask is about 150-450 ml)")
     parser.add_argument("--format", dest="output_format", default=None,
                         choices=(".nii.gz", ".nii", ".nrrd", ".mha"),
                         help="output file format (default: the input's; .nii.gz for DICOM folders)")
@@ -37,7 +40,8 @@ def settings_from_args(args):
     return DefaceSettings(engine=args.engine, model=args.model, fill=args.fill, device=args.device,
                           mirroring=args.mirroring, tile_step=args.tile_step,
                           largest_component=args.largest_component, fill_holes=args.fill_holes,
-                          margin_mm=args.margin_mm, output_format=args.output_format)
+                          margin_mm=args.margin_mm, min_face_ml=args.min_face_ml,
+                          output_format=args.output_format)
 
 
 def register(subparsers) -> None:
@@ -55,6 +59,10 @@ def register(subparsers) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never inputs)")
     parser.add_argument("--json", action="store_true", help="print the batch summary as JSON on stdout")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--check", nargs="?", const=0.9, type=float, default=None, metavar="THRESHOLD",
+                        help="after defacing, render each result from the front (CT-Muscle) and run MTCNN face "
+                             "detection: PASS if no face above THRESHOLD (default 0.9), else REVIEW; stored in the "
+                             "sidecar and the summary (needs the eval extra)")
     add_settings_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -66,7 +74,7 @@ def run(args) -> int:
     parse_fill(args.fill)  # a bad --fill is reported before any model loads
     settings = settings_from_args(args)
     report = deface_batch(args.inputs, args.output, settings, overwrite=args.overwrite,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, check=args.check)
     return print_summary(report, as_json=args.json)
 
 
@@ -78,13 +86,17 @@ def print_summary(report: list[dict], as_json: bool = False) -> int:
     else:
         for record in report:
             if record["status"] == "done":
+                verdict = (f", check {record['check']} (face p={record['face_probability']:.2f})"
+                           if "check" in record else "")
                 print(f"done     {record['input']} -> {record['outputs']['defaced']} "
-                      f"(face mask {record['mask_volume_ml']:.1f} ml, {record['seconds']:.1f} s)")
+                      f"(face mask {record['mask_volume_ml']:.1f} ml, {record['seconds']:.1f} s{verdict})")
             elif record["status"] == "skipped":
                 print(f"skipped  {record['input']}: {record['message']}")
             else:
                 print(f"FAILED   {record['input']}: {record['message']}")
         done = sum(r["status"] == "done" for r in report)
         skipped = sum(r["status"] == "skipped" for r in report)
-        print(f"{done} defaced, {skipped} skipped, {len(failed)} failed")
+        review = sum(r.get("check") == "REVIEW" for r in report)
+        print(f"{done} defaced, {skipped} skipped, {len(failed)} failed"
+              + (f", {review} to REVIEW (a face may still be recognisable)" if review else ""))
     return 1 if failed else 0
