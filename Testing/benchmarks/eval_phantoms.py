@@ -1,6 +1,6 @@
 """Reproduce the paper's evaluation table and figures on N synthetic heads.
 
-    python Testing/benchmarks/eval_phantoms.py -n 10 -o eval_phantoms [--size 512] [--methods truth box nnunet]
+    python Testing/benchmarks/eval_phantoms.py -n 10 -o eval_phantoms [--size 512] [--methods truth box nnunet] [--model NAME]
 
 For each case: a phantom (CTADefaceLib.phantom: `PhantomSpec.random(seed, size)`, `make_phantom(spec)`),
 or, where that module is not installed yet, the test suite's synthetic head; then each method's mask:
@@ -40,6 +40,9 @@ def make_case(seed: int, size: str):
     return make_phantom(PhantomSpec.random(seed, size=size)), "CTADefaceLib.phantom"
 
 
+MODEL = {"name": "synthetic-test"}  # set from --model in main()
+
+
 def method_mask(method: str, phantom, engines: dict):
     """(mask or None, engine or None) for one method; truth uses the phantom's own face mask."""
     if method == "truth":
@@ -47,7 +50,15 @@ def method_mask(method: str, phantom, engines: dict):
     if method not in engines:
         from CTADefaceLib.engines import create_engine
 
-        engines[method] = create_engine(method)
+        options = {}
+        if method == "nnunet":
+            from CTADefaceLib.models.bundled import SYNTHETIC_NAME
+            from CTADefaceLib.models.install import install, is_installed
+
+            if MODEL["name"] == SYNTHETIC_NAME and not is_installed(SYNTHETIC_NAME):
+                install(SYNTHETIC_NAME, progress=False)  # the bundled model: no network
+            options["model"] = MODEL["name"]
+        engines[method] = create_engine(method, **options)
     return None, engines[method]
 
 
@@ -105,7 +116,10 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", nargs="+", default=["truth", "box", "nnunet"])
     parser.add_argument("--size", type=int, default=512, help="render size in pixels")
     parser.add_argument("--phantom-size", default="medium", choices=("small", "medium", "cta"))
+    parser.add_argument("--model", default="synthetic-test",
+                        help="model for the nnunet method (default: the bundled synthetic test model)")
     args = parser.parse_args(argv)
+    MODEL["name"] = args.model
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     start = time.perf_counter()
     files = run(args.cases, args.output, args.methods, args.size, args.phantom_size)
