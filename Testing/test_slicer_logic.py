@@ -20,10 +20,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _defaced_pair(direction=RAS_DIRECTION, name="head"):
+    # Tiny synthetic blocks: the stand-in engine's masks are far below the 20 ml plausibility floor.
     image = synthetic_ct(direction)
     volume = slicerbridge.volume_from_image(image, name)
     logic = DefaceLogic()
-    segmentation = logic.deface(volume, DefaceSettings(engine="stand-in"), engine=StandInFaceEngine())
+    segmentation = logic.deface(volume, DefaceSettings(engine="stand-in", min_face_ml=0), engine=StandInFaceEngine())
     return logic, image, volume, segmentation
 
 
@@ -70,7 +71,7 @@ def test_ground_truth_folder_is_a_valid_nnunet_dataset_after_three_additions(tmp
     for seed in range(3):
         image = synthetic_ct(seed=seed)
         volume = slicerbridge.volume_from_image(image, f"head{seed}")
-        segmentation = logic.deface(volume, DefaceSettings(), engine=StandInFaceEngine())
+        segmentation = logic.deface(volume, DefaceSettings(min_face_ml=0), engine=StandInFaceEngine())
         cases.append(logic.saveGroundTruth(volume, segmentation, str(dataset)))
     assert cases == ["DEFACE_0001", "DEFACE_0002", "DEFACE_0003"]
     meta = json.loads((dataset / "dataset.json").read_text())
@@ -100,7 +101,8 @@ def test_batch_script_logic_defaces_two_inputs(tmp_path):
                              "vtkMRMLScalarVolumeDisplayNode", "vtkMRMLSegmentationDisplayNode"))
 
     nodes_before = data_nodes()
-    code = batch.main(["--", str(inputs), "-o", str(tmp_path / "out"), "--engine", "stand-in"],
+    code = batch.main(["--", str(inputs), "-o", str(tmp_path / "out"), "--engine", "stand-in",
+                        "--min-face-ml", "0"],
                       engine=StandInFaceEngine())
     assert code == 0
     out = sorted(os.listdir(tmp_path / "out"))

@@ -54,6 +54,7 @@ def main(argv=None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr
     )
+    logging.getLogger("numexpr").setLevel(logging.WARNING)  # its thread-count notice is not for users
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
