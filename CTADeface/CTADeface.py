@@ -287,40 +287,53 @@ class CTADefaceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         from CTADefaceLib import dependencies
 
         report = dependencies.check(engine)
-        if report.complete:
-            return True
-        if report.missing_torch:
-            try:
-                import PyTorchUtils  # the PyTorch extension picks the right CUDA/CPU build
-            except ImportError:
-                slicer.util.errorDisplay(dependencies.torch_install_hint())
-                return False
-            if not PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True):
-                return False
-        if report.missing_nnunet or report.missing_core:
-            if self._dependenciesAsked or not slicer.util.confirmOkCancelDisplay(report.summary() + " Install now?"):
-                self._dependenciesAsked = True
-                return False
-            self._dependenciesAsked = True
-            self._pipInstall(dependencies, report)
-        after = dependencies.check(engine)
-        if dependencies.restart_needed(report, after):
-            slicer.util.infoDisplay("PyTorch was installed: restart Slicer, then click Deface again.")
-            return False
-        if not after.complete:
-            slicer.util.errorDisplay(after.summary() + " Installation did not complete; see the Python console.")
-        return after.complete
+        asked, ready = ensureDependencies(report, lambda: dependencies.check(engine),
+                                          needsPip=report.missing_nnunet or report.missing_core,
+                                          alreadyAsked=self._dependenciesAsked, log=self._log,
+                                          restartMessage="PyTorch was installed: restart Slicer, then click Deface again.")
+        self._dependenciesAsked = asked
+        return ready
 
-    def _pipInstall(self, dependencies, report):
-        import tempfile
 
-        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as constraints:
-            constraints.write("\n".join(dependencies.owned_constraints()) + "\n")
-        with slicer.util.WaitCursor():
-            for argv in dependencies.pip_commands(report, sys.executable, constraints.name):
-                self._log(" ".join(argv))
-                slicer.util.logProcessOutput(slicer.util.launchConsoleProcess(argv))
-        os.remove(constraints.name)
+def ensureDependencies(report, recheck, needsPip, alreadyAsked, log, restartMessage):
+    """First-use installs shared by both modules' widgets: torch through the PyTorch extension, the rest
+    through pip without replacing Slicer's own packages. Asks once. Returns (asked, ready)."""
+    from CTADefaceLib import dependencies
+
+    if report.complete:
+        return alreadyAsked, True
+    if report.missing_torch or getattr(report, "missing_torchvision", False):
+        try:
+            import PyTorchUtils  # the PyTorch extension picks the right CUDA/CPU build of torch + torchvision
+        except ImportError:
+            slicer.util.errorDisplay(dependencies.torch_install_hint())
+            return alreadyAsked, False
+        if not PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True):
+            return alreadyAsked, False
+    if needsPip:
+        if alreadyAsked or not slicer.util.confirmOkCancelDisplay(report.summary() + " Install now?"):
+            return True, False
+        alreadyAsked = True
+        _pipInstall(dependencies, report, log)
+    after = recheck()
+    if dependencies.restart_needed(report, after):
+        slicer.util.infoDisplay(restartMessage)
+        return alreadyAsked, False
+    if not after.complete:
+        slicer.util.errorDisplay(after.summary() + " Installation did not complete; see the Python console.")
+    return alreadyAsked, after.complete
+
+
+def _pipInstall(dependencies, report, log):
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as constraints:
+        constraints.write("\n".join(dependencies.owned_constraints()) + "\n")
+    with slicer.util.WaitCursor():
+        for argv in dependencies.pip_commands(report, sys.executable, constraints.name):
+            log(" ".join(argv))
+            slicer.util.logProcessOutput(slicer.util.launchConsoleProcess(argv))
+    os.remove(constraints.name)
 
 
 class CTADefaceTest(ScriptedLoadableModuleTest):

@@ -254,41 +254,16 @@ class CTADefaceEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # ------------------------------------------------------------------ first-use dependencies
     def _ensureDependencies(self):
         """Offer, once, to install MTCNN, FaceNet and OpenCV; False when scoring cannot run yet."""
+        from CTADeface import ensureDependencies  # the sister module's first-use installer (same extension)
         from CTADefaceLib import dependencies
 
         report = dependencies.check_eval()
-        if report.complete:
-            return True
-        if report.missing_torch or report.missing_torchvision:
-            try:
-                import PyTorchUtils  # the PyTorch extension picks the right CUDA/CPU build of torch + torchvision
-            except ImportError:
-                slicer.util.errorDisplay(dependencies.torch_install_hint())
-                return False
-            if not PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True):
-                return False
-        if report.missing_eval or report.missing_core:
-            if self._dependenciesAsked or not slicer.util.confirmOkCancelDisplay(report.summary() + " Install now?"):
-                self._dependenciesAsked = True
-                return False
-            self._dependenciesAsked = True
-            self._pipInstall(dependencies, report)
-        after = dependencies.check_eval()
-        if dependencies.restart_needed(report, after):
-            slicer.util.infoDisplay("PyTorch was installed: restart Slicer, then try again.")
-            return False
-        if not after.complete:
-            slicer.util.errorDisplay(after.summary() + " Installation did not complete; see the Python console.")
-        return after.complete
-
-    def _pipInstall(self, dependencies, report):
-        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as constraints:
-            constraints.write("\n".join(dependencies.owned_constraints()) + "\n")
-        with slicer.util.WaitCursor():
-            for argv in dependencies.pip_commands(report, sys.executable, constraints.name):
-                self._log(" ".join(argv))
-                slicer.util.logProcessOutput(slicer.util.launchConsoleProcess(argv))
-        os.remove(constraints.name)
+        asked, ready = ensureDependencies(report, dependencies.check_eval,
+                                          needsPip=report.missing_eval or report.missing_core,
+                                          alreadyAsked=self._dependenciesAsked, log=self._log,
+                                          restartMessage="PyTorch was installed: restart Slicer, then try again.")
+        self._dependenciesAsked = asked
+        return ready
 
 
 class CTADefaceEvalTest(ScriptedLoadableModuleTest):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from slicer_standins import PRELUDE
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULE_FILE = os.path.join(REPO, "CTADefaceEval", "CTADefaceEval.py")
@@ -44,21 +45,7 @@ def test_logic_file_touches_mrml_only_through_the_bridge():
 
 
 STAND_IN_IMPORT = r'''
-import sys, types
 sys.path[:0] = [{ctadeface!r}, {ctadefaceeval!r}]
-# --- TEST STAND-INS for what only the Slicer application provides ---
-qt = types.ModuleType("qt"); qt.QTimer = object; sys.modules["qt"] = qt
-class _Base:
-    def __init__(self, *args, **kwargs):
-        pass
-slm = types.ModuleType("slicer.ScriptedLoadableModule")
-for name in ("ScriptedLoadableModule", "ScriptedLoadableModuleWidget", "ScriptedLoadableModuleLogic",
-             "ScriptedLoadableModuleTest"):
-    setattr(slm, name, type(name, (_Base,), {{}}))
-sys.modules["slicer.ScriptedLoadableModule"] = slm
-# --- end of stand-ins ---
-import slicer
-slicer.ScriptedLoadableModule = slm
 import CTADefaceEval
 logic = CTADefaceEval.CTADefaceEvalLogic()
 assert hasattr(logic, "scoreVolumes") and hasattr(logic, "compareCohortCommand") and hasattr(logic, "startCompare")
@@ -70,7 +57,7 @@ print("HEAVY", heavy)
 
 def test_module_imports_with_stand_ins_and_loads_nothing_heavy():
     pytest.importorskip("slicer")
-    code = STAND_IN_IMPORT.format(ctadeface=os.path.join(REPO, "CTADeface"),
+    code = PRELUDE + STAND_IN_IMPORT.format(ctadeface=os.path.join(REPO, "CTADeface"),
                                   ctadefaceeval=os.path.join(REPO, "CTADefaceEval"), heavy=HEAVY)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+from slicer_standins import PRELUDE
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULE_FILE = os.path.join(REPO, "CTADeface", "CTADeface.py")
 HEAVY = ("torch", "nnunetv2", "SimpleITK", "scipy")
@@ -25,21 +27,7 @@ def test_no_heavy_import_at_module_level():
 
 
 STAND_IN_IMPORT = r'''
-import sys, types
 sys.path[:0] = [{ctadeface!r}]
-# --- TEST STAND-INS for what only the Slicer application provides ---
-qt = types.ModuleType("qt"); qt.QTimer = object; sys.modules["qt"] = qt
-class _Base:
-    def __init__(self, *args, **kwargs):
-        pass
-slm = types.ModuleType("slicer.ScriptedLoadableModule")
-for name in ("ScriptedLoadableModule", "ScriptedLoadableModuleWidget", "ScriptedLoadableModuleLogic",
-             "ScriptedLoadableModuleTest"):
-    setattr(slm, name, type(name, (_Base,), {{}}))
-sys.modules["slicer.ScriptedLoadableModule"] = slm
-# --- end of stand-ins ---
-import slicer
-slicer.ScriptedLoadableModule = slm
 import CTADeface
 logic = CTADeface.CTADefaceLogic()
 assert hasattr(logic, "applyDefacing") and hasattr(logic, "deface") and hasattr(logic, "saveGroundTruth")
@@ -49,7 +37,7 @@ print("HEAVY", heavy)
 
 
 def test_module_imports_with_stand_ins_and_loads_nothing_heavy():
-    code = STAND_IN_IMPORT.format(ctadeface=os.path.join(REPO, "CTADeface"), heavy=HEAVY)
+    code = PRELUDE + STAND_IN_IMPORT.format(ctadeface=os.path.join(REPO, "CTADeface"), heavy=HEAVY)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "HEAVY []" in result.stdout
