@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 BODY_HU = -500.0
+DEVICE_HU = -900.0
 HEAD_MAX_WIDTH_MM = 240.0
 HEAD_MAX_HEIGHT_MM = 280.0
 
@@ -76,7 +77,7 @@ def body_mask(low: np.ndarray, spacing_zyx) -> np.ndarray:
     return body
 
 
-def candidate_face(image, depth_mm: float = 26.0, outside_mm: float = 30.0, below_mm: float = 120.0,
+def candidate_face(image, depth_mm: float = 26.0, outside_mm: float = 40.0, below_mm: float = 120.0,
                    above_mm: float = 110.0, behind_mm: float = 150.0, behind_outer_mm: float = 115.0,
                    mid_below_mm: float = 75.0, mid_above_mm: float = 25.0, target_mm: float = 3.0):
     """Candidate face voxels on a downsampled grid: (mask (z, y, x), shrink factors (z, y, x), info dict)."""
@@ -111,7 +112,8 @@ def candidate_face(image, depth_mm: float = 26.0, outside_mm: float = 30.0, belo
     # depth below the skin, and distance outside it (mm)
     depth = ndimage.distance_transform_edt(body, sampling=sp)
     outside = ndimage.distance_transform_edt(~body, sampling=sp)
-    dense_outside = (low > BODY_HU) & ~body & (outside <= outside_mm)
+    # devices (glasses frames are thin: on the ~3 mm copy their mean HU is far above air but below tissue)
+    dense_outside = (low > DEVICE_HU) & ~body & (outside <= outside_mm)
     near_skin = ~body & (outside <= 2 * sp.max())  # partial-volume skin voxels
     shell = (body & (depth <= depth_mm)) | dense_outside | near_skin
 
