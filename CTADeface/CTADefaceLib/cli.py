@@ -20,6 +20,7 @@ COMMANDS = (
     "CTADefaceLib.commands.models",
     "CTADefaceLib.commands.phantom",
     "CTADefaceLib.commands.demo",
+    "CTADefaceLib.commands.bench",
     "CTADefaceEvalLib.commands",
 )
 

@@ -40,6 +40,7 @@ class DefaceSettings:
     device: str = "auto"
     mirroring: bool = False
     tile_step: float = 0.5
+    roi: bool = True  # run the model only on tiles covering where the face can be (roi.py); whole volume if False
     largest_component: bool = False
     fill_holes: bool = False
     margin_mm: float = 0.0
@@ -58,6 +59,7 @@ class DefaceSettings:
             options.setdefault("device", self.device)
             options.setdefault("mirroring", self.mirroring)
             options.setdefault("tile_step", self.tile_step)
+            options.setdefault("roi", self.roi)
         return create_engine(self.engine, **options)
 
 

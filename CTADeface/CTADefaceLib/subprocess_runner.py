@@ -33,6 +33,8 @@ def build_deface_command(inputs, outdir: str, settings, *, python: str | None = 
             "--margin-mm", repr(float(settings.margin_mm))]
     if settings.mirroring:
         argv.append("--mirroring")
+    if not getattr(settings, "roi", True):
+        argv.append("--no-roi")
     if settings.largest_component:
         argv.append("--largest-component")
     if settings.fill_holes:
@@ -49,7 +51,9 @@ def child_environment(base: dict | None = None) -> dict:
     paths = [LIBRARY_PARENT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     env["PYTHONUNBUFFERED"] = "1"  # lines arrive as they are printed, not when the child exits
-    return env
+    from .launcher import malloc_environment
+
+    return malloc_environment(env)  # glibc settings that cut nnU-Net's CPU passes by ~30% (launcher.py)
 
 
 def parse_progress(line: str) -> float | None:

@@ -23,6 +23,9 @@ def add_settings_arguments(parser) -> None:
                         help="test-time mirroring (8x slower; off as in the upstream CTA-DEFACE command)")
     parser.add_argument("--tile-step", type=float, default=0.5,
                         help="sliding-window step as a fraction of the patch (0.5 = nnU-Net default; 1.0 = faster)")
+    parser.add_argument("--no-roi", dest="roi", action="store_false",
+                        help="run the model on the whole volume (upstream behaviour; default: only on tiles that "
+                             "cover where the face can be, found from the head's outline)")
     parser.add_argument("--largest-component", action="store_true", help="keep only the largest connected part of the mask")
     parser.add_argument("--fill-holes", action="store_true", help="fill enclosed holes in the mask")
     parser.add_argument("--margin-mm", type=float, default=0.0, help="grow the mask by this many millimetres (default: 0)")
@@ -38,7 +41,7 @@ def settings_from_args(args):
     from ..pipeline import DefaceSettings
 
     return DefaceSettings(engine=args.engine, model=args.model, fill=args.fill, device=args.device,
-                          mirroring=args.mirroring, tile_step=args.tile_step,
+                          mirroring=args.mirroring, tile_step=args.tile_step, roi=getattr(args, "roi", True),
                           largest_component=args.largest_component, fill_holes=args.fill_holes,
                           margin_mm=args.margin_mm, min_face_ml=args.min_face_ml,
                           output_format=args.output_format)

@@ -45,7 +45,7 @@ class NnUNetEngine(Engine):
 
     def __init__(self, model: str = "cta-deface", device: str = "auto", mirroring: bool = False,
                  tile_step: float = 0.5, folds: tuple[str, ...] | None = None, threads: int | None = None,
-                 label: int = 1):
+                 label: int = 1, roi: bool = True):
         from ..models.install import installed_results_folder, sha256_of
 
         self.results_folder, self.entry = installed_results_folder(model)
@@ -63,6 +63,11 @@ class NnUNetEngine(Engine):
         self.tile_step = float(tile_step)
         self.threads = threads
         self.label = label
+        # roi: run the network only on tiles that cover where the face can be (CTADefaceLib/roi.py);
+        # tile_step then applies only when no head is found and the whole volume runs.
+        self.roi = bool(roi)
+        self.last_plan = None
+        self.last_tiles = None
         self._predictor = None
 
     def _folds_on_disk(self) -> tuple[str, ...]:
@@ -74,12 +79,12 @@ class NnUNetEngine(Engine):
 
     def _load(self):
         import torch
-        from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+        from .tiled import tiled_predictor_class
 
         if self.device == "cpu":
             torch.set_num_threads(self.threads or os.cpu_count() or 1)
         with contextlib.redirect_stdout(io.StringIO()):  # nnU-Net prints a CPU notice unconditionally
-            predictor = nnUNetPredictor(
+            predictor = tiled_predictor_class()(
                 tile_step_size=self.tile_step, use_gaussian=True, use_mirroring=self.mirroring,
                 perform_everything_on_device=self.device != "cpu", device=torch.device(self.device),
                 verbose=False, verbose_preprocessing=False, allow_tqdm=False,
@@ -98,17 +103,37 @@ class NnUNetEngine(Engine):
         data = sitk.GetArrayFromImage(image).astype(np.float32)[None]  # (c=1, z, y, x)
         properties = {"spacing": list(image.GetSpacing())[::-1]}
         predictor = self._predictor or self._load()
-        try:
+        plan = None
+        if self.roi:
+            from ..roi import plan_face_tiles
+
+            plan = plan_face_tiles(image, predictor.tile_size_in_input(properties["spacing"]))
+            if plan.whole_volume:
+                log.warning("Warning: no head found for the face region (%s); running the model on the whole volume.",
+                            plan.reason)
+        self.last_plan = plan
+
+        def run(predictor):
             with torch.inference_mode():
-                labels = predictor.predict_single_npy_array(data, properties)
+                if plan is None or plan.whole_volume:
+                    return predictor.predict_single_npy_array(data, properties)
+                box = plan.box_slices()
+                starts = [tuple(s - b.start for s, b in zip(start, box)) for start in plan.starts]
+                full = np.zeros(data.shape[1:], np.uint8)
+                full[box] = predictor.predict_tiles(np.ascontiguousarray(data[(slice(None), *box)]), properties,
+                                                    starts, plan.tile)
+                return full
+
+        try:
+            labels = run(predictor)
         except torch.cuda.OutOfMemoryError:
             log.warning("Warning: the GPU ran out of memory; running this case on the CPU instead (slower).")
             del predictor
             self._predictor = None
             torch.cuda.empty_cache()
             self.device = "cpu"
-            with torch.inference_mode():
-                labels = self._load().predict_single_npy_array(data, properties)
+            labels = run(self._load())
+        self.last_tiles = self._predictor.last_tile_count
         mask = sitk.GetImageFromArray((np.asarray(labels) == self.label).astype(np.uint8))
         mask.CopyInformation(image)
         return mask
@@ -123,4 +148,6 @@ class NnUNetEngine(Engine):
             "folds": list(self.folds),
             "mirroring": self.mirroring,
             "tile_step": self.tile_step,
+            "roi": self.roi,
+            "tiles": self.last_tiles,
         }
