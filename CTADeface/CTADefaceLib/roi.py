@@ -191,3 +191,26 @@ def covered_mask(plan: TilePlan, shape_zyx) -> np.ndarray:
     for s in plan.starts:
         mask[tuple(slice(a, a + t) for a, t in zip(s, plan.tile))] = True
     return mask
+
+
+def reaches_tile_border(plan: TilePlan, face: np.ndarray, spacing_zyx, margin_mm: float = 6.0) -> bool:
+    """True when predicted face voxels come within `margin_mm` of a face of the planned region's bounding
+    box that is not the image's own edge: the face may go on where the network did not look (the region's
+    slab limits were placed wrongly, e.g. a tube taken for the nose tip), so the caller must not trust the
+    region. The margin is needed because the network, seeing the head cut off, stops the face a few
+    voxels short of the cut.
+
+    Only the box's faces count: there the slab limits cut; inside the box the greedy cover leaves no gap
+    in the candidate shell, and a face that ends exactly at an inner tile edge is common and harmless."""
+    if plan.whole_volume or not face.any():
+        return False
+    z0, z1, y0, y1, x0, x1 = plan.box
+    for axis, (lo, hi) in enumerate(((z0, z1), (y0, y1), (x0, x1))):
+        width = max(1, int(np.ceil(margin_mm / spacing_zyx[axis])))
+        for band, inside_image in ((slice(lo, lo + width), lo > 0), (slice(max(lo, hi - width), hi), hi < face.shape[axis])):
+            if inside_image:
+                index = [slice(z0, z1), slice(y0, y1), slice(x0, x1)]
+                index[axis] = band
+                if np.any(face[tuple(index)]):
+                    return True
+    return False

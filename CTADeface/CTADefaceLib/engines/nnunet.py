@@ -8,6 +8,7 @@ would have given it (axes z, y, x; spacing reversed).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import logging
 import os
@@ -133,8 +134,20 @@ class NnUNetEngine(Engine):
             torch.cuda.empty_cache()
             self.device = "cpu"
             labels = run(self._load())
+        face = np.asarray(labels) == self.label
+        if plan is not None and not plan.whole_volume:
+            from ..roi import reaches_tile_border
+
+            if reaches_tile_border(plan, face, properties["spacing"]):
+                # Safety net: the face runs into the edge of the region the network saw, so it may go on
+                # outside it (an unusual pose or device misled the region finder). Never leave face behind.
+                log.warning("Warning: the face reaches the edge of the face region; running the model on the "
+                            "whole volume to be sure nothing is left (slower).")
+                plan = self.last_plan = dataclasses.replace(plan, whole_volume=True,
+                                                            reason="face reached the region's edge")
+                face = np.asarray(run(self._predictor)) == self.label
         self.last_tiles = self._predictor.last_tile_count
-        mask = sitk.GetImageFromArray((np.asarray(labels) == self.label).astype(np.uint8))
+        mask = sitk.GetImageFromArray(face.astype(np.uint8))
         mask.CopyInformation(image)
         return mask
 
