@@ -10,7 +10,8 @@
    not depend on weight values.
 2. Times, each variant in its own child process (peak memory = that child's ru_maxrss):
    (a) upstream: plain nnUNetPredictor on the whole volume, tile step 0.5, no mirroring, default malloc;
-   (b) default: this project's engine as `ctadeface deface` runs it (face ROI tiles, allocator settings).
+   (b) default: this project's engine as `ctadeface deface` runs it (face ROI tiles, allocator settings;
+       the ROI safety net is off because a random model's noise would always trigger it).
    With --upstream-tiles N (the default, N=3) (a) preprocesses the whole volume, counts its tiles,
    runs N of them and extrapolates: network time = tile count x mean time per tile, plus the measured
    preprocessing and export. --upstream-full runs all of them (about 30 min on 2 CPU cores).
@@ -115,7 +116,10 @@ def child_default(args) -> dict:
 
     t0 = time.perf_counter()
     image = sitk.ReadImage(args.image)
-    settings = DefaceSettings(model=args.model, device=args.device, roi=True)
+    # The random model's mask is noise that touches every edge, so the ROI safety net (which reruns the
+    # whole volume when a real face reaches the region's edge) is off here: this times the ROI path itself.
+    settings = DefaceSettings(model=args.model, device=args.device, roi=True,
+                              engine_options={"safety_net": False})
     engine = settings.create_engine()
     if args.threads:
         engine.threads = args.threads

@@ -46,7 +46,7 @@ class NnUNetEngine(Engine):
 
     def __init__(self, model: str = "cta-deface", device: str = "auto", mirroring: bool = False,
                  tile_step: float = 0.5, folds: tuple[str, ...] | None = None, threads: int | None = None,
-                 label: int = 1, roi: bool = True):
+                 label: int = 1, roi: bool = True, safety_net: bool = True):
         from ..models.install import installed_results_folder, sha256_of
 
         self.results_folder, self.entry = installed_results_folder(model)
@@ -67,6 +67,9 @@ class NnUNetEngine(Engine):
         # roi: run the network only on tiles that cover where the face can be (CTADefaceLib/roi.py);
         # tile_step then applies only when no head is found and the whole volume runs.
         self.roi = bool(roi)
+        # safety_net: rerun on the whole volume when the face reaches the region's edge (roi.reaches_tile_border).
+        # Only a benchmark with a random (meaningless) model turns it off: its noise always reaches the edge.
+        self.safety_net = bool(safety_net)
         self.last_plan = None
         self.last_tiles = None
         self._predictor = None
@@ -135,7 +138,7 @@ class NnUNetEngine(Engine):
             self.device = "cpu"
             labels = run(self._load())
         face = np.asarray(labels) == self.label
-        if plan is not None and not plan.whole_volume:
+        if plan is not None and not plan.whole_volume and self.safety_net:
             from ..roi import reaches_tile_border
 
             if reaches_tile_border(plan, face, properties["spacing"]):
