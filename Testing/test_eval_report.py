@@ -47,3 +47,25 @@ def test_eval_command_is_registered():
     assert args.eval_func.__name__ == "run_score" and args.json
     args = build_parser().parse_args(["eval", "compare", "--originals", "a", "--method", "box=b", "-o", "out"])
     assert args.method == ["box=b"]
+
+
+def test_report_on_five_real_phantoms_and_three_methods(tmp_path, synthetic_model):
+    """The benchmark's own code on 5 small phantoms: truth, box and nnunet (the synthetic test model) against
+    the originals, with small renders to stay quick. Real phantoms, real renders, real MTCNN/FaceNet."""
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmarks", "eval_phantoms.py")
+    spec = importlib.util.spec_from_file_location("eval_phantoms", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.MODEL["name"] = synthetic_model
+    files = bench.run(5, str(tmp_path / "report"), ["truth", "box", "nnunet"], 160, "small")
+    assert files["skipped"] == {}
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["cases"] == 5
+    assert set(summary["detections"]) == {"original", "truth", "box", "nnunet"}
+    assert summary["dice"]["truth"]["mean"] == 1.0 and summary["dice"]["nnunet"]["mean"] > 0.85
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 2 + 5 * 4
+    assert len((tmp_path / "report" / "cases.csv").read_text().splitlines()) == 1 + 5 * 4
