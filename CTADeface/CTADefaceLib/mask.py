@@ -46,13 +46,16 @@ def postprocess(mask, *, largest_component: bool = False, fill_holes: bool = Fal
     return out
 
 
-def mask_volume_ml(mask) -> float:
-    """Volume of the mask in millilitres (cm^3)."""
+def mask_voxels(mask) -> int:
     import SimpleITK as sitk
 
-    voxels = int(np.count_nonzero(sitk.GetArrayViewFromImage(mask)))
+    return int(np.count_nonzero(sitk.GetArrayViewFromImage(mask)))
+
+
+def mask_volume_ml(mask) -> float:
+    """Volume of the mask in millilitres (cm^3)."""
     sx, sy, sz = mask.GetSpacing()
-    return voxels * sx * sy * sz / 1000.0
+    return mask_voxels(mask) * sx * sy * sz / 1000.0
 
 
 def require_face(mask, name: str = "the image", min_ml: float = 0.0) -> None:

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from . import __version__
 from .deface import apply_mask, fill_value, parse_fill
 from .errors import DefaceError, OutputError
-from .mask import binary_face, mask_volume_ml, postprocess, require_face
+from .mask import binary_face, mask_volume_ml, mask_voxels, postprocess, require_face
 from .volume import IMAGE_SUFFIXES, from_canonical, read_image, same_grid, split_suffix, to_canonical, write_image_atomic
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ def deface_image(image, settings: DefaceSettings | None = None, *, engine=None, 
         "fill_policy": policy,
         "fill_value": value,
         "mask_volume_ml": round(mask_volume_ml(mask), 3),
-        "mask_voxels": int(__import__("numpy").count_nonzero(__import__("SimpleITK").GetArrayViewFromImage(mask))),
+        "mask_voxels": mask_voxels(mask),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "settings": {k: v for k, v in asdict(settings).items()},
         "versions": package_versions(),

@@ -197,10 +197,7 @@ def install(name: str, source: str | None = None, *, overwrite: bool = False, pr
         _copy_folder(source, staging, entry)
     else:
         raise ModelError(f"--from {source} is neither a URL, a zip file nor a folder.")
-    try:
-        verify_folder(entry, staging, full=True)
-    except ModelError:
-        raise
+    verify_folder(entry, staging, full=True)  # a bad file stops here, before anything is installed
     _record(entry, staging, custom=custom, source=str(source))
     if os.path.exists(final):
         shutil.rmtree(final)
