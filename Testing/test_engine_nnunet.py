@@ -97,7 +97,7 @@ def test_gpu_out_of_memory_falls_back_to_cpu(synthetic_model, caplog):
     """No GPU exists here: a labelled stand-in predictor raises CUDA's OOM error once, as a full GPU would."""
     import torch
 
-    engine = create_engine("nnunet", model=synthetic_model, device="cpu")
+    engine = create_engine("nnunet", model=synthetic_model, device="cpu", roi=False)
 
     class OutOfMemoryStandIn:  # stand-in for a predictor on a full GPU
         def predict_single_npy_array(self, *args, **kwargs):

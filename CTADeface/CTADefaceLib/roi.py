@@ -78,7 +78,7 @@ def body_mask(low: np.ndarray, spacing_zyx) -> np.ndarray:
 
 
 def candidate_face(image, depth_mm: float = 26.0, outside_mm: float = 40.0, below_mm: float = 120.0,
-                   above_mm: float = 110.0, behind_mm: float = 150.0, behind_outer_mm: float = 120.0,
+                   above_mm: float = 110.0, behind_mm: float = 150.0, behind_outer_mm: float = 135.0,
                    mid_below_mm: float = 75.0, mid_above_mm: float = 40.0, target_mm: float = 3.0):
     """Candidate face voxels on a downsampled grid: (mask (z, y, x), shrink factors (z, y, x), info dict)."""
     import SimpleITK as sitk
