@@ -214,20 +214,9 @@ class Stub:
             self.calls.append((name, args))
             return Stub()
         return method
-qt = types.ModuleType("qt")
-qt.QTimer = qt.QLabel = qt.QPixmap = qt.QTableWidgetItem = Stub
+qt.QTimer = qt.QLabel = qt.QPixmap = qt.QTableWidgetItem = Stub  # the PRELUDE's qt, with recording widgets
 qt.Qt = types.SimpleNamespace(SmoothTransformation=1, AlignHCenter=4, AlignTop=32)
-sys.modules["qt"] = qt
-class _Base:
-    def __init__(self, *args, **kwargs):
-        pass
-slm = types.ModuleType("slicer.ScriptedLoadableModule")
-for name in ("ScriptedLoadableModule", "ScriptedLoadableModuleWidget", "ScriptedLoadableModuleLogic",
-             "ScriptedLoadableModuleTest"):
-    setattr(slm, name, type(name, (_Base,), {{}}))
-sys.modules["slicer.ScriptedLoadableModule"] = slm
-import slicer, slicer.util
-slicer.ScriptedLoadableModule = slm
+import slicer.util
 errors = []
 slicer.util.errorDisplay = lambda text, **kw: errors.append(text)
 @contextlib.contextmanager
@@ -296,7 +285,7 @@ print("ERRORS", errors)
 def test_widget_flow_with_stand_ins(tmp_path):
     """Render-and-score fills one column per volume; Run starts the child and a bad folder ends in one sentence."""
     pytest.importorskip("slicer")
-    code = WIDGET_FLOW.format(ctadeface=os.path.join(REPO, "CTADeface"),
+    code = PRELUDE + WIDGET_FLOW.format(ctadeface=os.path.join(REPO, "CTADeface"),
                               ctadefaceeval=os.path.join(REPO, "CTADefaceEval"), tmp=str(tmp_path))
     env = dict(os.environ, CTADEFACE_HOME=str(tmp_path / "home"))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=150, env=env)
