@@ -16,6 +16,16 @@ about 3 mm (pure numpy/scipy/SimpleITK, well under a second):
    (masseters, temples; ears and occiput stay out);
 4. tiles: a greedy cover of the candidate voxels by boxes of the network's patch size (in input
    voxels), placed anywhere in the image on a ~3 mm grid. Voxels no tile covers are background.
+   Their bounding box is the region the network may ever see (`TilePlan.box`).
+
+The candidate region must hold the face in any pose up to 20 degrees, so it is far bigger than a face
+(28 tiles where the face itself needs about 10 on a 512x512x300 CTA). So the network does not run on
+all of it at once: it first runs on the *core* (the candidate voxels in a slab that holds the face of
+an upright head: `core_below_mm` under the nose tip to `core_above_mm` over it, `core_behind_mm`
+back), and then `next_tiles` follows the face the network found: wherever the predicted face comes
+within `FRONTIER_MM` of the edge of the tiles run so far, the candidate voxels just beyond that edge
+get tiles too, round after round, until the face ends inside what was run. A tilted head costs a
+round or two more; it never gets less than the face it has.
 
 Arrays are in the engine's canonical orientation: axes (z, y, x) increasing toward superior,
 posterior and left (LPS). If anything looks wrong (no body, a body too small to be a head), the
@@ -32,6 +42,9 @@ BODY_HU = -500.0
 DEVICE_HU = -900.0
 HEAD_MAX_WIDTH_MM = 240.0
 HEAD_MAX_HEIGHT_MM = 280.0
+FRONTIER_MM = 6.0      # predicted face this close to the edge of the tiles run may go on beyond it
+GROW_MM = 9.0          # how far beyond that edge the next round must reach
+STEER_MM = 18.0        # new tiles lean toward uncovered candidate voxels this close to the predicted face
 
 
 @dataclass
@@ -39,12 +52,18 @@ class TilePlan:
     """Tiles (start indices, z, y, x) of size `tile` in the image given, and their bounding box."""
 
     tile: tuple                       # tile size in input voxels (z, y, x)
-    starts: list = field(default_factory=list)
-    box: tuple | None = None          # (z0, z1, y0, y1, x0, x1): union of the tiles, inside the image
+    starts: list = field(default_factory=list)  # the tiles to run (grows with next_tiles)
+    box: tuple | None = None          # (z0, z1, y0, y1, x0, x1): union of all candidate tiles, inside the image
     whole_volume: bool = False        # True: no head found, run the model everywhere
     reason: str = ""
     nose_tip_index: tuple | None = None
     candidate_voxels_ml: float = 0.0
+    reach_tiles: int = 0              # tiles that cover the whole candidate region (the most a case can cost)
+    rounds: int = 1                   # prediction rounds so far (1 + growth rounds)
+    candidate: object = field(default=None, repr=False)  # low-res candidate voxels (z, y, x)
+    factors: tuple = (1, 1, 1)        # low-res voxel = factors input voxels
+    image_shape: tuple = ()
+    low_spacing_mm: tuple = (3.0, 3.0, 3.0)  # size of a low-res voxel (z, y, x)
 
     @property
     def n_tiles(self) -> int:
@@ -79,8 +98,11 @@ def body_mask(low: np.ndarray, spacing_zyx) -> np.ndarray:
 
 def candidate_face(image, depth_mm: float = 26.0, outside_mm: float = 40.0, below_mm: float = 120.0,
                    above_mm: float = 110.0, behind_mm: float = 150.0, behind_outer_mm: float = 135.0,
-                   mid_below_mm: float = 75.0, mid_above_mm: float = 40.0, target_mm: float = 3.0):
-    """Candidate face voxels on a downsampled grid: (mask (z, y, x), shrink factors (z, y, x), info dict)."""
+                   mid_below_mm: float = 75.0, mid_above_mm: float = 40.0, core_below_mm: float = 70.0,
+                   core_above_mm: float = 60.0, core_behind_mm: float = 80.0, target_mm: float = 3.0):
+    """Candidate face voxels on a downsampled grid: (mask (z, y, x), shrink factors (z, y, x), info dict).
+
+    info["core"] is the part of the candidate where an upright head's face is (see the module docstring)."""
     import SimpleITK as sitk
     from scipy import ndimage
 
@@ -127,6 +149,9 @@ def candidate_face(image, depth_mm: float = 26.0, outside_mm: float = 40.0, belo
     zone = ((z_mm >= -below_mm) & (z_mm <= above_mm))[:, None, None] & (y_mm[None, :] <= limit[:, None])[:, :, None]
     candidate = shell & zone
     info["candidate_ml"] = float(candidate.sum() * np.prod(sp) / 1000.0)
+    core_zone = ((z_mm >= -core_below_mm) & (z_mm <= core_above_mm))[:, None, None] & (y_mm <= core_behind_mm)[None, :, None]
+    info["core"] = candidate & core_zone
+    info["low_spacing_mm"] = tuple(float(v) for v in sp)
     return candidate, factors, info
 
 
@@ -143,43 +168,126 @@ def _starts_along(n_low: int, n_input: int, tile: int, f: int):
     return starts, lo, hi
 
 
-def greedy_cover(candidate: np.ndarray, factors, image_shape_zyx, tile_zyx, max_tiles: int = 200):
-    """Tile starts (input voxels) that cover every candidate voxel; greedy by newly covered voxels."""
-    axes = [_starts_along(candidate.shape[a], image_shape_zyx[a], tile_zyx[a], factors[a]) for a in range(3)]
+def _tile_axes(low_shape, image_shape_zyx, tile_zyx, factors, box=None):
+    """Per axis: possible starts and the low-res range each covers; inside `box` when given."""
+    axes = []
+    for a in range(3):
+        starts, lo, hi = _starts_along(low_shape[a], image_shape_zyx[a], tile_zyx[a], factors[a])
+        if box is not None:
+            keep = (starts >= box[2 * a]) & (starts + min(tile_zyx[a], image_shape_zyx[a]) <= box[2 * a + 1])
+            starts, lo, hi = starts[keep], lo[keep], hi[keep]
+        axes.append((starts, lo, hi))
+    return axes
+
+
+def _counts(mask: np.ndarray, axes) -> np.ndarray:
+    """For every tile position: how many True low-res voxels of `mask` it covers (summed-area table)."""
+    S = np.zeros(tuple(n + 1 for n in mask.shape), np.int64)
+    S[1:, 1:, 1:] = mask.cumsum(0).cumsum(1).cumsum(2)
+    (_, lz, hz), (_, ly, hy), (_, lx, hx) = axes
+    Lz, Hz = lz[:, None, None], hz[:, None, None]
+    Ly, Hy = ly[None, :, None], hy[None, :, None]
+    Lx, Hx = lx[None, None, :], hx[None, None, :]
+    return (S[Hz, Hy, Hx] - S[Lz, Hy, Hx] - S[Hz, Ly, Hx] - S[Hz, Hy, Lx]
+            + S[Lz, Ly, Hx] + S[Lz, Hy, Lx] + S[Hz, Ly, Lx] - S[Lz, Ly, Lx])
+
+
+def greedy_cover(candidate: np.ndarray, factors, image_shape_zyx, tile_zyx, max_tiles: int = 200,
+                 box=None, prefer: np.ndarray | None = None):
+    """Tile starts (input voxels) that cover every candidate voxel; greedy by newly covered voxels.
+
+    `box` limits the tiles to a region; among positions that cover equally many candidate voxels, the
+    one covering most `prefer` voxels wins (a thin band of voxels can be covered from many places)."""
+    axes = _tile_axes(candidate.shape, image_shape_zyx, tile_zyx, factors, box)
     uncovered = candidate.copy()
+    prefer = None if prefer is None else prefer.copy()
     chosen = []
     while uncovered.any() and len(chosen) < max_tiles:
-        S = np.zeros(tuple(n + 1 for n in uncovered.shape), np.int64)
-        S[1:, 1:, 1:] = uncovered.cumsum(0).cumsum(1).cumsum(2)
-        (_, lz, hz), (_, ly, hy), (_, lx, hx) = axes
-        Lz, Hz = lz[:, None, None], hz[:, None, None]
-        Ly, Hy = ly[None, :, None], hy[None, :, None]
-        Lx, Hx = lx[None, None, :], hx[None, None, :]
-        count = (S[Hz, Hy, Hx] - S[Lz, Hy, Hx] - S[Hz, Ly, Hx] - S[Hz, Hy, Lx]
-                 + S[Lz, Ly, Hx] + S[Lz, Hy, Lx] + S[Hz, Ly, Lx] - S[Lz, Ly, Lx])
-        best = np.unravel_index(int(np.argmax(count)), count.shape)
+        count = _counts(uncovered, axes)
+        score = count if prefer is None else count * (prefer.size + 1) + _counts(prefer, axes)
+        best = np.unravel_index(int(np.argmax(score)), score.shape)
         if count[best] == 0:
             break  # cannot happen: every low-res voxel is inside some tile
         chosen.append(tuple(int(axes[a][0][best[a]]) for a in range(3)))
-        uncovered[lz[best[0]]:hz[best[0]], ly[best[1]]:hy[best[1]], lx[best[2]]:hx[best[2]]] = False
+        covered = tuple(slice(axes[a][1][best[a]], axes[a][2][best[a]]) for a in range(3))
+        uncovered[covered] = False
+        if prefer is not None:
+            prefer[covered] = False
     return chosen
 
 
-def plan_face_tiles(image, tile_zyx, **kwargs) -> TilePlan:
-    """Tiles of `tile_zyx` input voxels that cover every voxel where the face can be (see module docstring).
+def low_res_cover(plan: "TilePlan", starts) -> np.ndarray:
+    """Low-res voxels wholly inside some of the given tiles."""
+    covered = np.zeros(plan.candidate.shape, bool)
+    for start in starts:
+        covered[tuple(slice(int(np.ceil(s / f)), (s + t) // f if s + t < n else m)
+                      for s, t, f, n, m in zip(start, plan.tile, plan.factors, plan.image_shape,
+                                               plan.candidate.shape))] = True
+    return covered
 
-    `image` is the canonical (LPS) SimpleITK image the engine gets."""
+
+def _low_res_any(mask: np.ndarray, factors, low_shape) -> np.ndarray:
+    """Low-res voxels holding any True voxel of the full-resolution `mask`."""
+    low = np.zeros(low_shape, bool)
+    points = np.nonzero(mask)
+    if points[0].size:
+        low[tuple(np.minimum(p // f, n - 1) for p, f, n in zip(points, factors, low_shape))] = True
+    return low
+
+
+def plan_face_tiles(image, tile_zyx, grow: bool = True, **kwargs) -> TilePlan:
+    """Tiles of `tile_zyx` input voxels for the first prediction round (see module docstring).
+
+    With `grow` (the default) these cover the core, and `next_tiles` adds more where the predicted face
+    goes on; without it they cover the whole candidate region at once. `image` is the canonical (LPS)
+    SimpleITK image the engine gets."""
     shape = tuple(image.GetSize()[::-1])
     tile = tuple(int(min(t, n)) for t, n in zip(tile_zyx, shape))
     candidate, factors, info = candidate_face(image, **kwargs)
     if candidate is None or not candidate.any():
         return TilePlan(tile=tile, whole_volume=True, reason=info.get("reason", "no candidate face voxels"))
-    starts = greedy_cover(candidate, factors, shape, tile)
-    lo = np.min(starts, axis=0)
-    hi = np.max(starts, axis=0) + np.array(tile)
+    reach = greedy_cover(candidate, factors, shape, tile)
+    lo = np.min(reach, axis=0)
+    hi = np.max(reach, axis=0) + np.array(tile)
     box = (int(lo[0]), int(hi[0]), int(lo[1]), int(hi[1]), int(lo[2]), int(hi[2]))
+    starts = greedy_cover(info["core"], factors, shape, tile, box=box, prefer=candidate) if grow else reach
     nose = tuple(int(i * f + f // 2) for i, f in zip(info["nose_tip_low"], factors))
-    return TilePlan(tile=tile, starts=starts, box=box, nose_tip_index=nose, candidate_voxels_ml=info["candidate_ml"])
+    return TilePlan(tile=tile, starts=list(starts or reach), box=box, nose_tip_index=nose,
+                    candidate_voxels_ml=info["candidate_ml"], reach_tiles=len(reach), candidate=candidate,
+                    factors=factors, image_shape=shape, low_spacing_mm=info["low_spacing_mm"])
+
+
+def next_tiles(plan: TilePlan, face: np.ndarray) -> list:
+    """The tiles to run next, given the face predicted on the tiles run so far (full-resolution boolean
+    array, z, y, x); [] when the face ends inside them. The new tiles are appended to `plan.starts`.
+
+    The face counts as going on where it comes within FRONTIER_MM of the edge of the tiles run (not the
+    image's edge: nothing is beyond it); the candidate voxels within GROW_MM beyond that edge get tiles,
+    placed toward the candidate voxels near the face. With no face at all in the core (a misplaced core),
+    the whole candidate region runs."""
+    from scipy import ndimage
+
+    if plan.whole_volume or plan.candidate is None:
+        return []
+    sp = plan.low_spacing_mm
+    covered = low_res_cover(plan, plan.starts)
+    face_low = _low_res_any(face, plan.factors, plan.candidate.shape) & covered
+    if not face_low.any():
+        need = plan.candidate & ~covered
+    else:
+        # distance to the nearest voxel no tile covered; the image's own edge does not count (padded as covered)
+        to_edge = ndimage.distance_transform_edt(np.pad(covered, 1, constant_values=True), sampling=sp)[1:-1, 1:-1, 1:-1]
+        frontier = face_low & (to_edge <= FRONTIER_MM)
+        need = plan.candidate & ~covered & (ndimage.distance_transform_edt(~frontier, sampling=sp) <= GROW_MM)
+    if not need.any():
+        return []
+    near_face = ndimage.distance_transform_edt(~face_low, sampling=sp) <= STEER_MM if face_low.any() else plan.candidate
+    new = greedy_cover(need, plan.factors, plan.image_shape, plan.tile, box=plan.box,
+                       prefer=plan.candidate & ~covered & near_face)
+    new = [s for s in new if s not in set(plan.starts)]
+    plan.starts.extend(new)
+    plan.rounds += 1
+    return new
 
 
 def covered_mask(plan: TilePlan, shape_zyx) -> np.ndarray:

@@ -46,7 +46,7 @@ class NnUNetEngine(Engine):
 
     def __init__(self, model: str = "cta-deface", device: str = "auto", mirroring: bool = False,
                  tile_step: float = 0.5, folds: tuple[str, ...] | None = None, threads: int | None = None,
-                 label: int = 1, roi: bool = True, safety_net: bool = True):
+                 label: int = 1, roi: bool = True, safety_net: bool = True, grow: bool | None = None):
         from ..models.install import installed_results_folder, sha256_of
 
         self.results_folder, self.entry = installed_results_folder(model)
@@ -70,6 +70,12 @@ class NnUNetEngine(Engine):
         # safety_net: rerun on the whole volume when the face reaches the region's edge (roi.reaches_tile_border).
         # Only a benchmark with a random (meaningless) model turns it off: its noise always reaches the edge.
         self.safety_net = bool(safety_net)
+        # grow: start with the tiles of an upright face and add tiles where the predicted face goes on
+        # (roi.next_tiles); without it every tile of the candidate region runs at once. None = by device:
+        # on a CPU a tile costs seconds and growing saves about half of them; on a GPU a tile costs
+        # milliseconds and each extra round (aggregation and export) costs more than the tiles it saves
+        # (measured by Testing/benchmarks/speed.py --compare).
+        self.grow = (self.device == "cpu") if grow is None else bool(grow)
         self.last_plan = None
         self.last_tiles = None
         self._predictor = None
@@ -104,14 +110,14 @@ class NnUNetEngine(Engine):
         import SimpleITK as sitk
         import torch
 
-        data = sitk.GetArrayFromImage(image).astype(np.float32)[None]  # (c=1, z, y, x)
+        array = sitk.GetArrayViewFromImage(image)  # (z, y, x), no copy: only the part the network sees is copied
         properties = {"spacing": list(image.GetSpacing())[::-1]}
         predictor = self._predictor or self._load()
         plan = None
         if self.roi:
             from ..roi import plan_face_tiles
 
-            plan = plan_face_tiles(image, predictor.tile_size_in_input(properties["spacing"]))
+            plan = plan_face_tiles(image, predictor.tile_size_in_input(properties["spacing"]), grow=self.grow)
             if plan.whole_volume:
                 log.warning("Warning: no head found for the face region (%s); running the model on the whole volume.",
                             plan.reason)
@@ -120,24 +126,30 @@ class NnUNetEngine(Engine):
         def run(predictor):
             with torch.inference_mode():
                 if plan is None or plan.whole_volume:
-                    return predictor.predict_single_npy_array(data, properties)
+                    data = array.astype(np.float32)[None]  # (c=1, z, y, x)
+                    return np.asarray(predictor.predict_single_npy_array(data, properties)) == self.label
+                from ..roi import next_tiles
+
                 box = plan.box_slices()
-                starts = [tuple(s - b.start for s, b in zip(start, box)) for start in plan.starts]
-                full = np.zeros(data.shape[1:], np.uint8)
-                full[box] = predictor.predict_tiles(np.ascontiguousarray(data[(slice(None), *box)]), properties,
-                                                    starts, plan.tile)
-                return full
+                prepared = predictor.prepare(array[box].astype(np.float32)[None], properties)
+                face = np.zeros(array.shape, bool)
+                while True:  # one round, then more while the predicted face runs into the edge of the tiles run
+                    starts = [tuple(s - b.start for s, b in zip(start, box)) for start in plan.starts]
+                    face[box] = predictor.predict_prepared(prepared, starts, plan.tile) == self.label
+                    added = next_tiles(plan, face) if self.grow else []
+                    if not added:
+                        return face
+                    log.info("The face goes on beyond the tiles run: %d more tiles (round %d).", len(added), plan.rounds)
 
         try:
-            labels = run(predictor)
+            face = run(predictor)
         except torch.cuda.OutOfMemoryError:
             log.warning("Warning: the GPU ran out of memory; running this case on the CPU instead (slower).")
             del predictor
             self._predictor = None
             torch.cuda.empty_cache()
             self.device = "cpu"
-            labels = run(self._load())
-        face = np.asarray(labels) == self.label
+            face = run(self._load())
         if plan is not None and not plan.whole_volume and self.safety_net:
             from ..roi import reaches_tile_border
 
@@ -148,7 +160,7 @@ class NnUNetEngine(Engine):
                             "whole volume to be sure nothing is left (slower).")
                 plan = self.last_plan = dataclasses.replace(plan, whole_volume=True,
                                                             reason="face reached the region's edge")
-                face = np.asarray(run(self._predictor)) == self.label
+                face = run(self._predictor)
         self.last_tiles = self._predictor.last_tile_count
         mask = sitk.GetImageFromArray(face.astype(np.uint8))
         mask.CopyInformation(image)
@@ -165,5 +177,7 @@ class NnUNetEngine(Engine):
             "mirroring": self.mirroring,
             "tile_step": self.tile_step,
             "roi": self.roi,
+            "roi_grow": self.grow,
             "tiles": self.last_tiles,
+            "rounds": self.last_plan.rounds if self.last_plan is not None and not self.last_plan.whole_volume else None,
         }

@@ -1,10 +1,18 @@
 """nnU-Net's own predictor, told which tiles to run.
 
 `TiledPredictor` (built lazily: nnunetv2 is imported on first use) is `nnUNetPredictor` with one
-change: `predict_tiles(data, properties, starts, tile)` runs the network only on the given tiles
-(start indices and tile size in the array given, axes z, y, x), through nnU-Net's own
-preprocessing, Gaussian-weighted aggregation and export. Voxels that no tile covers are background.
-`last_tile_count` says how many tiles the last prediction ran (either way).
+change: it runs the network only on the tiles it is given (start indices and tile size in the array
+given, axes z, y, x), through nnU-Net's own preprocessing, Gaussian-weighted aggregation and export.
+Voxels that no tile covers are background.
+
+    prepared = predictor.prepare(data, properties)       # nnU-Net preprocessing, once
+    labels = predictor.predict_prepared(prepared, starts, tile)
+    labels = predictor.predict_prepared(prepared, starts + more, tile)   # runs only the new tiles
+
+A prepared case remembers each tile's network output, so a later call with more tiles (the face
+region growing round by round, see roi.next_tiles) costs only the new tiles plus nnU-Net's cheap
+aggregation and export. `predict_tiles` does both steps at once. `last_tile_count` says how many tiles
+the last prediction used (either way).
 """
 
 from __future__ import annotations
@@ -24,11 +32,16 @@ def tiled_predictor_class():
     class TiledPredictor(nnUNetPredictor):
         _planned = None      # tile starts in preprocessed coordinates (before nnU-Net's padding)
         _pre_shape = None
+        _cache = None        # {(fold pass, tile start): network output} of the prepared case in progress
+        _key_list = None     # cache keys of the tiles, in the order nnU-Net runs them
+        _keys = None         # an iterator over _key_list, fresh for every sliding-window run
+        _pass = 0
         last_tile_count = 0
 
         def _internal_get_sliding_window_slicers(self, image_size):
             if self._planned is None:
                 slicers = super()._internal_get_sliding_window_slicers(image_size)
+                self._key_list = None
             else:
                 patch = tuple(self.configuration_manager.patch_size)
                 pad = [max(0, (n - s) // 2) for n, s in zip(image_size, self._pre_shape)]
@@ -38,37 +51,69 @@ def tiled_predictor_class():
                     if st not in seen:
                         seen.add(st)
                         slicers.append((slice(None), *[slice(a, a + t) for a, t in zip(st, patch)]))
+                self._key_list = [(self._pass, tuple(sl[i].start for i in range(1, 4))) for sl in slicers]
             self.last_tile_count = len(slicers)
             return slicers
 
+        def predict_sliding_window_return_logits(self, input_image):
+            self._pass += 1  # one pass per fold: its tiles are cached apart from the other folds'
+            return super().predict_sliding_window_return_logits(input_image)
+
+        def _internal_maybe_mirror_and_predict(self, x):
+            # nnU-Net runs the tiles one after another in slicer order (a FIFO queue, one consumer),
+            # so the next key belongs to this tile.
+            key = next(self._keys) if self._keys is not None and self._cache is not None else None
+            if key is not None and key in self._cache:
+                return self._cache[key].clone()  # nnU-Net scales its copy in place
+            out = super()._internal_maybe_mirror_and_predict(x)
+            if key is not None:
+                self._cache[key] = out.clone()
+            return out
+
         def _internal_predict_sliding_window_return_logits(self, data, slicers, do_on_device: bool = True):
+            # fresh keys each run: nnU-Net runs the same slicers again on the CPU after a GPU out-of-memory
+            self._keys = iter(self._key_list) if self._key_list is not None else None
             logits = super()._internal_predict_sliding_window_return_logits(data, slicers, do_on_device)
             if self._planned is not None:
                 torch.nan_to_num_(logits, nan=0.0)  # 0/0 where no tile ran: equal logits -> background
             return logits
 
-        def predict_tiles(self, data, properties: dict, starts, tile):
-            """Labels (z, y, x) for `data` (c, z, y, x), running the network on the given tiles only."""
+        def prepare(self, data, properties: dict) -> dict:
+            """nnU-Net's preprocessing of `data` (c, z, y, x), kept for predict_prepared."""
             ppa = PreprocessAdapterFromNpy([data], [None], [properties], [None], self.plans_manager, self.dataset_json,
                                            self.configuration_manager, num_threads_in_multithreaded=1, verbose=False)
             dct = next(ppa)
-            pre, props = dct["data"], dct["data_properties"]
+            return {"data": dct["data"], "properties": dct["data_properties"], "cache": {}}
+
+        def _to_preprocessed(self, prepared: dict, starts) -> list:
+            """Tile starts in the input array -> in the preprocessed (cropped, resampled, transposed) array."""
+            props = prepared["properties"]
             forward = list(self.plans_manager.transpose_forward)
             bbox = props["bbox_used_for_cropping"]
             cropped = props["shape_after_cropping_and_before_resampling"]
-            pre_shape = tuple(pre.shape[1:])
+            pre_shape = tuple(prepared["data"].shape[1:])
             planned = []
             for start in starts:
                 st = [start[forward[i]] for i in range(3)]
                 planned.append(tuple(int(round((a - bbox[i][0]) * pre_shape[i] / cropped[i])) for i, a in enumerate(st)))
-            self._planned, self._pre_shape = planned, pre_shape
+            return planned
+
+        def predict_prepared(self, prepared: dict, starts, tile):
+            """Labels (z, y, x) of a prepared case, running the network on the given tiles only (new ones only)."""
+            self._planned = self._to_preprocessed(prepared, starts)
+            self._pre_shape = tuple(prepared["data"].shape[1:])
+            self._cache, self._pass = prepared["cache"], 0
             try:
-                logits = self.predict_logits_from_preprocessed_data(pre).cpu()
+                logits = self.predict_logits_from_preprocessed_data(prepared["data"]).cpu()
             finally:
-                self._planned = None
+                self._planned = self._cache = self._keys = self._key_list = None
             return convert_predicted_logits_to_segmentation_with_correct_shape(
-                logits, self.plans_manager, self.configuration_manager, self.label_manager, props,
+                logits, self.plans_manager, self.configuration_manager, self.label_manager, prepared["properties"],
                 return_probabilities=False)
+
+        def predict_tiles(self, data, properties: dict, starts, tile):
+            """Labels (z, y, x) for `data` (c, z, y, x), running the network on the given tiles only."""
+            return self.predict_prepared(self.prepare(data, properties), starts, tile)
 
         def tile_size_in_input(self, spacing_zyx):
             """The patch, in voxels of an input array with `spacing_zyx` (axes z, y, x), rounded down."""
