@@ -26,3 +26,12 @@ def synthetic_model():
     if not is_installed(SYNTHETIC_NAME):
         install(SYNTHETIC_NAME, progress=False)
     return SYNTHETIC_NAME
+
+
+@pytest.fixture(scope="session")
+def tiles_model(tmp_path_factory):
+    """The tiling test model's results folder (Testing/tiles_model.py): a head needs several of its tiles."""
+    pytest.importorskip("nnunetv2")
+    from tiles_model import extract_tiles_model
+
+    return extract_tiles_model(str(tmp_path_factory.mktemp("tiles-model")))

@@ -17,6 +17,10 @@ Steps (all nnU-Net v2's own code):
 
 How the committed model was made (see also the manifest's "notes"):
   python Testing/train_synthetic_model.py --workdir /tmp/syn --cases 48 --minutes 7 --device cuda
+and the tiling test model (Testing/data/synthetic-tiles-model.zip, a 64^3 patch of 128 mm, so a head
+needs several tiles as a CTA does with the official model's patch):
+  python Testing/train_synthetic_model.py --workdir /tmp/syn64 --cases 48 --minutes 5 --device cuda \
+      --dataset-id 901 --patch 64 --width-divisor 8 --out Testing/data/synthetic-tiles-model
   on one NVIDIA H100 (16 CPU cores for data augmentation), nnunetv2 2.8.1, torch 2.11 (cu130).
 On a 2-core CPU the same command works but trains far fewer epochs in the same time.
 """
@@ -72,7 +76,7 @@ def write_raw_dataset(raw: str, cases: int, size: str, workers: int) -> None:
                           dataset_name=DATASET, description="Synthetic head CTA phantoms (CTADeface). NOT FOR CLINICAL USE.")
 
 
-def plan_and_preprocess(preprocessed: str, width_divisor: int, workers: int) -> None:
+def plan_and_preprocess(preprocessed: str, width_divisor: int, workers: int, patch: int | None = None) -> None:
     from nnunetv2.experiment_planning.plan_and_preprocess_api import (extract_fingerprints, plan_experiments,
                                                                        preprocess)
 
@@ -86,6 +90,11 @@ def plan_and_preprocess(preprocessed: str, width_divisor: int, workers: int) -> 
         if "architecture" in config:
             kwargs = config["architecture"]["arch_kwargs"]
             kwargs["features_per_stage"] = [max(4, f // width_divisor) for f in kwargs["features_per_stage"]]
+            if patch and name == CONFIG:
+                # A patch smaller than the head, so that a head needs several tiles, as the official model's
+                # 128^3 patch does on a CTA (for tests of tiling); the network is fully convolutional and its
+                # pooling (2^5) divides any multiple of 32.
+                config["patch_size"] = [patch] * 3
     with open(plans_file, "w") as handle:
         json.dump(plans, handle, indent=2)
     preprocess([DATASET_ID], configurations=(CONFIG,), num_processes=(workers,))
@@ -165,6 +174,7 @@ def export(output_folder: str, preprocessed: str, destination: str, notes: str) 
 
 
 def main() -> None:
+    global DATASET_ID, DATASET
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", required=True, help="scratch folder for nnU-Net raw/preprocessed/results")
     parser.add_argument("--cases", type=int, default=48)
@@ -174,9 +184,12 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--iterations", type=int, default=100, help="training iterations per epoch")
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
+    parser.add_argument("--dataset-id", type=int, default=DATASET_ID, help="nnU-Net dataset number (name Dataset<id>_SyntheticFace)")
+    parser.add_argument("--patch", type=int, default=None, help="patch edge in voxels instead of nnU-Net's plan (a multiple of 32)")
     parser.add_argument("--out", default=os.path.join(REPO, "CTADeface", "CTADefaceLib", "data", "synthetic-face-model"),
                         help="zip + manifest destination, without extension")
     args = parser.parse_args()
+    DATASET_ID, DATASET = args.dataset_id, f"Dataset{args.dataset_id:03d}_SyntheticFace"
     for key, sub in (("nnUNet_raw", "raw"), ("nnUNet_preprocessed", "preprocessed"), ("nnUNet_results", "results")):
         os.environ[key] = os.path.join(os.path.abspath(args.workdir), sub)
         os.makedirs(os.environ[key], exist_ok=True)
@@ -185,7 +198,7 @@ def main() -> None:
     t0 = time.time()
     write_raw_dataset(os.environ["nnUNet_raw"], args.cases, args.size, args.workers)
     t1 = time.time()
-    plan_and_preprocess(os.environ["nnUNet_preprocessed"], args.width_divisor, args.workers)
+    plan_and_preprocess(os.environ["nnUNet_preprocessed"], args.width_divisor, args.workers, args.patch)
     t2 = time.time()
     output_folder = train(os.environ["nnUNet_preprocessed"], os.environ["nnUNet_results"], args.minutes, args.device,
                           args.iterations)
@@ -194,7 +207,8 @@ def main() -> None:
 
     hardware = torch.cuda.get_device_name(0) if args.device == "cuda" else f"CPU ({os.cpu_count()} cores)"
     notes = (f"Trained on {args.cases} synthetic phantoms (size '{args.size}', seeds 1000-{999 + args.cases}) on {hardware}: "
-             f"data {t1 - t0:.0f} s, planning {t2 - t1:.0f} s, training {t3 - t2:.0f} s; features / {args.width_divisor}. "
+             f"data {t1 - t0:.0f} s, planning {t2 - t1:.0f} s, training {t3 - t2:.0f} s; features / {args.width_divisor}"
+             f"{f'; patch {args.patch}^3' if args.patch else ''}. "
              "Synthetic data only: NOT FOR CLINICAL USE.")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     export(output_folder, os.environ["nnUNet_preprocessed"], args.out, notes)
