@@ -64,6 +64,7 @@ class TilePlan:
     factors: tuple = (1, 1, 1)        # low-res voxel = factors input voxels
     image_shape: tuple = ()
     low_spacing_mm: tuple = (3.0, 3.0, 3.0)  # size of a low-res voxel (z, y, x)
+    body: object = field(default=None, repr=False)  # low-res body mask (z, y, x)
 
     @property
     def n_tiles(self) -> int:
@@ -96,8 +97,8 @@ def body_mask(low: np.ndarray, spacing_zyx) -> np.ndarray:
     return body
 
 
-def candidate_face(image, depth_mm: float = 26.0, outside_mm: float = 40.0, below_mm: float = 120.0,
-                   above_mm: float = 110.0, behind_mm: float = 150.0, behind_outer_mm: float = 135.0,
+def candidate_face(image, depth_mm: float = 26.0, outside_mm: float = 40.0, below_mm: float = 130.0,
+                   above_mm: float = 140.0, behind_mm: float = 150.0, behind_outer_mm: float = 135.0,
                    mid_below_mm: float = 75.0, mid_above_mm: float = 40.0, core_below_mm: float = 70.0,
                    core_above_mm: float = 60.0, core_behind_mm: float = 80.0, target_mm: float = 3.0):
     """Candidate face voxels on a downsampled grid: (mask (z, y, x), shrink factors (z, y, x), info dict).
@@ -151,6 +152,7 @@ def candidate_face(image, depth_mm: float = 26.0, outside_mm: float = 40.0, belo
     info["candidate_ml"] = float(candidate.sum() * np.prod(sp) / 1000.0)
     core_zone = ((z_mm >= -core_below_mm) & (z_mm <= core_above_mm))[:, None, None] & (y_mm <= core_behind_mm)[None, :, None]
     info["core"] = candidate & core_zone
+    info["body"] = body
     info["low_spacing_mm"] = tuple(float(v) for v in sp)
     return candidate, factors, info
 
@@ -254,7 +256,7 @@ def plan_face_tiles(image, tile_zyx, grow: bool = True, **kwargs) -> TilePlan:
     nose = tuple(int(i * f + f // 2) for i, f in zip(info["nose_tip_low"], factors))
     return TilePlan(tile=tile, starts=list(starts or reach), box=box, nose_tip_index=nose,
                     candidate_voxels_ml=info["candidate_ml"], reach_tiles=len(reach), candidate=candidate,
-                    factors=factors, image_shape=shape, low_spacing_mm=info["low_spacing_mm"])
+                    factors=factors, image_shape=shape, low_spacing_mm=info["low_spacing_mm"], body=info["body"])
 
 
 def next_tiles(plan: TilePlan, face: np.ndarray) -> list:
@@ -303,22 +305,41 @@ def covered_mask(plan: TilePlan, shape_zyx) -> np.ndarray:
 
 def reaches_tile_border(plan: TilePlan, face: np.ndarray, spacing_zyx, margin_mm: float = 6.0) -> bool:
     """True when predicted face voxels come within `margin_mm` of a face of the planned region's bounding
-    box that is not the image's own edge: the face may go on where the network did not look (the region's
-    slab limits were placed wrongly, e.g. a tube taken for the nose tip), so the caller must not trust the
-    region. The margin is needed because the network, seeing the head cut off, stops the face a few
-    voxels short of the cut.
+    box that is not the image's own edge, and the body goes on beyond that side of the box: the face may
+    go on where the network did not look (the region's slab limits were placed wrongly, e.g. a tube taken
+    for the nose tip), so the caller must not trust the region. The margin is needed because the network,
+    seeing the head cut off, stops the face a few voxels short of the cut. A side beyond which there is
+    only air (the cheek ends at the box's side) cannot hide any face.
 
-    Only the box's faces count: there the slab limits cut; inside the box the greedy cover leaves no gap
-    in the candidate shell, and a face that ends exactly at an inner tile edge is common and harmless."""
+    Only the box's faces count: there the slab limits cut; inside the box the tiles follow the candidate
+    shell, and a face that ends exactly at an inner tile edge is common and harmless."""
     if plan.whole_volume or not face.any():
         return False
     z0, z1, y0, y1, x0, x1 = plan.box
     for axis, (lo, hi) in enumerate(((z0, z1), (y0, y1), (x0, x1))):
         width = max(1, int(np.ceil(margin_mm / spacing_zyx[axis])))
-        for band, inside_image in ((slice(lo, lo + width), lo > 0), (slice(max(lo, hi - width), hi), hi < face.shape[axis])):
-            if inside_image:
-                index = [slice(z0, z1), slice(y0, y1), slice(x0, x1)]
-                index[axis] = band
-                if np.any(face[tuple(index)]):
-                    return True
+        for side, band, inside_image in ((0, slice(lo, lo + width), lo > 0),
+                                         (1, slice(max(lo, hi - width), hi), hi < face.shape[axis])):
+            if not inside_image:
+                continue
+            index = [slice(z0, z1), slice(y0, y1), slice(x0, x1)]
+            index[axis] = band
+            if np.any(face[tuple(index)]) and _body_beyond(plan, axis, side, lo if side == 0 else hi, margin_mm):
+                return True
     return False
+
+
+def _body_beyond(plan: TilePlan, axis: int, side: int, edge: int, margin_mm: float) -> bool:
+    """Whether the low-res body mask has voxels just beyond one side of the box (True when unknown)."""
+    if plan.body is None:
+        return True
+    f, n = plan.factors[axis], plan.body.shape[axis]
+    reach = max(1, int(np.ceil(margin_mm / plan.low_spacing_mm[axis])))
+    if side == 0:
+        beyond = slice(max(0, edge // f - reach), max(0, int(np.ceil(edge / f))))
+    else:
+        beyond = slice(min(n, edge // f), min(n, int(np.ceil(edge / f)) + reach))
+    index = [slice(b0 // ff, min(nn, -(-b1 // ff))) for b0, b1, ff, nn in
+             zip(plan.box[0::2], plan.box[1::2], plan.factors, plan.body.shape)]
+    index[axis] = beyond
+    return bool(np.any(plan.body[tuple(index)]))
