@@ -279,3 +279,24 @@ def test_safety_net_ignores_a_box_side_with_only_air_beyond():
     assert not roi.reaches_tile_border(plan, face, spacing)
     cut = dataclasses.replace(plan, box=plan.box[:5] + (x1 - 10,))  # a side through the cheek: the face goes on
     assert roi.reaches_tile_border(cut, face, spacing)
+
+
+@pytest.mark.slow
+def test_speed_benchmark_runs_end_to_end(tmp_path):
+    """The benchmark command itself, in its --smoke size (a small phantom, a tiny random network): every
+    variant runs in its own process, growth is steered by the true face, and the summary line is printed."""
+    import re
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmarks", "speed.py")
+    out = subprocess.run([sys.executable, script, "--smoke", "--upstream-tiles", "1", "--compare",
+                          "--agreement-seeds", "5000", "--workdir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = re.search(r"SUMMARY: default ([\d.]+) s vs upstream ([\d.]+) s .* tiles (\d+) vs (\d+)", out.stdout)
+    assert summary, out.stdout
+    assert int(summary.group(3)) < int(summary.group(4))
+    assert "(b') default without malloc settings" in out.stdout and "(c) face ROI all at once" in out.stdout
+    dice = [float(d) for d in re.findall(r"Dice\(a, b\) ([\d.]+);", out.stdout)]
+    assert len(dice) == 2 and dice[0] >= 0.99 and dice[1] >= 0.9, dice  # bundled model, then the tiling model
