@@ -65,6 +65,8 @@ class TilePlan:
     image_shape: tuple = ()
     low_spacing_mm: tuple = (3.0, 3.0, 3.0)  # size of a low-res voxel (z, y, x)
     body: object = field(default=None, repr=False)  # low-res body mask (z, y, x)
+    shell: object = field(default=None, repr=False)  # low-res skin shell, without the slab limits
+    widened: bool = False             # True: growth may follow the face anywhere in the shell (see widen)
 
     @property
     def n_tiles(self) -> int:
@@ -153,6 +155,7 @@ def candidate_face(image, depth_mm: float = 26.0, outside_mm: float = 40.0, belo
     core_zone = ((z_mm >= -core_below_mm) & (z_mm <= core_above_mm))[:, None, None] & (y_mm <= core_behind_mm)[None, :, None]
     info["core"] = candidate & core_zone
     info["body"] = body
+    info["shell"] = shell
     info["low_spacing_mm"] = tuple(float(v) for v in sp)
     return candidate, factors, info
 
@@ -256,7 +259,22 @@ def plan_face_tiles(image, tile_zyx, grow: bool = True, **kwargs) -> TilePlan:
     nose = tuple(int(i * f + f // 2) for i, f in zip(info["nose_tip_low"], factors))
     return TilePlan(tile=tile, starts=list(starts or reach), box=box, nose_tip_index=nose,
                     candidate_voxels_ml=info["candidate_ml"], reach_tiles=len(reach), candidate=candidate,
-                    factors=factors, image_shape=shape, low_spacing_mm=info["low_spacing_mm"], body=info["body"])
+                    factors=factors, image_shape=shape, low_spacing_mm=info["low_spacing_mm"], body=info["body"],
+                    shell=info["shell"])
+
+
+def widen(plan: TilePlan) -> TilePlan:
+    """The same tiles, with growth free to follow the face anywhere in the skin shell of the whole image.
+
+    For when the face runs into the slab's limits (a tube taken for the nose tip puts the slab in the wrong
+    place): on a CPU, following the face from the tiles already run costs a few tiles, where predicting the
+    whole volume again costs hundreds (a tilted head whose tube was taken for the nose tip: 33 -> 36 tiles,
+    against about 430 for the whole volume). The box becomes the whole image, so the safety net has no side left."""
+    import dataclasses
+
+    z, y, x = plan.image_shape
+    return dataclasses.replace(plan, starts=list(plan.starts), candidate=plan.candidate | plan.shell,
+                               box=(0, z, 0, y, 0, x), widened=True)
 
 
 def next_tiles(plan: TilePlan, face: np.ndarray) -> list:

@@ -155,11 +155,19 @@ class NnUNetEngine(Engine):
 
             if reaches_tile_border(plan, face, properties["spacing"]):
                 # Safety net: the face runs into the edge of the region the network saw, so it may go on
-                # outside it (an unusual pose or device misled the region finder). Never leave face behind.
-                log.warning("Warning: the face reaches the edge of the face region; running the model on the "
-                            "whole volume to be sure nothing is left (slower).")
-                plan = self.last_plan = dataclasses.replace(plan, whole_volume=True,
-                                                            reason="face reached the region's edge")
+                # outside it (an unusual pose or device misled the region finder). Never leave face behind:
+                # when growing, follow the face beyond the region's limits; else predict the whole volume.
+                if self.grow and plan.shell is not None:
+                    from ..roi import widen
+
+                    log.warning("Warning: the face reaches the edge of the face region; following it beyond "
+                                "(slower).")
+                    plan = self.last_plan = widen(plan)
+                else:
+                    log.warning("Warning: the face reaches the edge of the face region; running the model on the "
+                                "whole volume to be sure nothing is left (slower).")
+                    plan = self.last_plan = dataclasses.replace(plan, whole_volume=True,
+                                                                reason="face reached the region's edge")
                 face = run(self._predictor)
         self.last_tiles = self._predictor.last_tile_count
         mask = sitk.GetImageFromArray(face.astype(np.uint8))
