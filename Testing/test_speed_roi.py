@@ -155,10 +155,9 @@ def test_fast_path_matches_whole_volume(synthetic_model):
 
 def _shifted_whole_volume(engine, image, shift: int = 16):
     """Whole-volume inference with nnU-Net's tile grid moved by `shift` voxels (air added before the image)."""
-    array = np.pad(sitk.GetArrayFromImage(image), ((shift, 0),) * 3, constant_values=-1024)
-    padded = sitk.GetImageFromArray(array)
-    padded.SetSpacing(image.GetSpacing())
-    return sitk.GetArrayFromImage(engine.predict(padded)).astype(bool)[shift:, shift:, shift:]
+    from tiles_model import pad_before
+
+    return sitk.GetArrayFromImage(engine.predict(pad_before(image, shift))).astype(bool)[shift:, shift:, shift:]
 
 
 @pytest.mark.parametrize("spec", [PhantomSpec.random(5000, "small"),  # unseen seeds: tilted, no neck
@@ -275,9 +274,8 @@ def test_growing_safety_net_follows_the_face_beyond_a_misplaced_slab(tiles_model
     phantom = make_phantom(PhantomSpec(seed=5006, pose_deg=(5, -5, 0)))
     image = to_canonical(phantom.image)
     truth = sitk.GetArrayFromImage(to_canonical(phantom.face)).astype(bool)
-    normal_engine = create_engine("nnunet", model=tiles_model, device="cpu")
-    normal = sitk.GetArrayFromImage(normal_engine.predict(image)).astype(bool)
     engine = create_engine("nnunet", model=tiles_model, device="cpu")
+    normal = sitk.GetArrayFromImage(engine.predict(image)).astype(bool)
     real_plan = roi.plan_face_tiles
 
     def low_slab(img, tile, **kwargs):

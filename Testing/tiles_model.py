@@ -9,10 +9,7 @@ installed with the package; rebuilt by Testing/train_synthetic_model.py (its doc
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import zipfile
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 ZIP = os.path.join(DATA, "synthetic-tiles-model.zip")
@@ -21,15 +18,21 @@ MANIFEST = os.path.join(DATA, "synthetic-tiles-model.json")
 
 def extract_tiles_model(destination: str) -> str:
     """Unzip the model into `destination` (checking every file's sha256); returns its results folder."""
-    with open(MANIFEST, encoding="utf-8") as handle:
-        manifest = json.load(handle)
-    with zipfile.ZipFile(ZIP) as archive:
-        for entry in manifest["files"]:
-            data = archive.read(entry["path"])
-            if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-                raise RuntimeError(f"{ZIP}: {entry['path']} does not match its manifest")
-            target = os.path.join(destination, entry["path"])
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            with open(target, "wb") as handle:
-                handle.write(data)
-    return os.path.dirname(os.path.dirname(os.path.join(destination, manifest["files"][-1]["path"])))
+    from CTADefaceLib.models.bundled import entry_from_manifest
+    from CTADefaceLib.models.install import unpack_verified
+
+    entry = entry_from_manifest("synthetic-tiles-test", "Tiling test model (phantoms only, tests only)", ZIP, MANIFEST)
+    return unpack_verified(ZIP, destination, entry)
+
+
+def pad_before(image, shift: int = 16):
+    """`image` with `shift` voxels of air (-1024 HU) added before its first voxel on every axis, same spacing and
+    direction: nnU-Net's tile grid then falls `shift` voxels further into the anatomy. Crop a mask predicted on
+    it with [shift:, shift:, shift:] to compare it with one predicted on `image`."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    padded = sitk.GetImageFromArray(np.pad(sitk.GetArrayFromImage(image), ((shift, 0),) * 3, constant_values=-1024))
+    padded.SetSpacing(image.GetSpacing())
+    padded.SetDirection(image.GetDirection())
+    return padded

@@ -34,7 +34,7 @@ plan says `whole_volume=True` and the caller runs the model everywhere, as upstr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -270,10 +270,8 @@ def widen(plan: TilePlan) -> TilePlan:
     place): on a CPU, following the face from the tiles already run costs a few tiles, where predicting the
     whole volume again costs hundreds (a tilted head whose tube was taken for the nose tip: 33 -> 36 tiles,
     against about 430 for the whole volume). The box becomes the whole image, so the safety net has no side left."""
-    import dataclasses
-
     z, y, x = plan.image_shape
-    return dataclasses.replace(plan, starts=list(plan.starts), candidate=plan.candidate | plan.shell,
+    return replace(plan, starts=list(plan.starts), candidate=plan.candidate | plan.shell,
                                box=(0, z, 0, y, 0, x), widened=True)
 
 

@@ -38,8 +38,10 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LIB = os.path.join(REPO, "CTADeface")
-if LIB not in sys.path:
-    sys.path.insert(0, LIB)
+TESTING = os.path.join(REPO, "Testing")  # tiles_model: the tiling test model
+for path in (LIB, TESTING):
+    if path not in sys.path:
+        sys.path.insert(0, path)
 
 CTA_SHAPE, CTA_SPACING = (512, 512, 300), (0.45, 0.45, 0.6)
 # --smoke: the same steps on a small phantom and a tiny random network, for the test that the benchmark runs
@@ -175,6 +177,7 @@ def child_agreement(args) -> dict:
     from CTADefaceLib.models.install import install, is_installed
     from CTADefaceLib.phantom import PhantomSpec, make_phantom
     from CTADefaceLib.pipeline import DefaceSettings, compute_mask
+    from tiles_model import pad_before
 
     if args.model == "synthetic-test" and not is_installed("synthetic-test"):
         install("synthetic-test", progress=False)
@@ -192,9 +195,7 @@ def child_agreement(args) -> dict:
         plan = e_fast.last_plan
         # the reference: upstream against itself with its tile grid moved by 16 voxels (air added before the image)
         shift = 16
-        moved = sitk.GetImageFromArray(np.pad(sitk.GetArrayFromImage(ph.image), ((shift, 0),) * 3, constant_values=-1024))
-        moved.SetSpacing(ph.image.GetSpacing())
-        moved.SetDirection(ph.image.GetDirection())
+        moved = pad_before(ph.image, shift)
         a_moved = sitk.GetArrayFromImage(compute_mask(moved, upstream, e_up)[0]).astype(bool)[shift:, shift:, shift:]
         rows.append({"seed": seed, "pose": ph.spec.pose_deg, "neck": ph.spec.neck, "dice_a_b": d(a, b),
                      "dice_a_moved": d(a, a_moved),
@@ -331,7 +332,6 @@ def run(args) -> int:
                   f"round; stages: {stages}")
     agreement = ""
     if args.agreement_seeds:
-        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         from tiles_model import extract_tiles_model
 
         models = (("bundled synthetic-test model, 256 mm patch", "synthetic-test"),

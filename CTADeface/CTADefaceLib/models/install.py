@@ -259,6 +259,13 @@ def _extract_zip(zip_path: str, staging: str, entry: ModelEntry) -> None:
                 shutil.copyfileobj(src, dst, _CHUNK)
 
 
+def unpack_verified(zip_path: str, folder: str, entry: ModelEntry) -> str:
+    """Unzip `entry`'s files into `folder` (not the cache) and check every sha256; returns the results folder."""
+    _extract_zip(zip_path, folder, entry)
+    verify_folder(entry, folder, full=True)
+    return os.path.join(folder, entry.results_folder)
+
+
 def _copy_folder(folder: str, staging: str, entry: ModelEntry) -> None:
     names = [os.path.relpath(os.path.join(d, f), folder).replace(os.sep, "/")
              for d, _, files in os.walk(folder) for f in files]
