@@ -70,9 +70,15 @@ def read_image(path: str):
         raise InputError(
             f"{path} is not a supported image file (use .nii.gz, .nii, .nrrd, .mha, .mhd or a DICOM folder)."
         )
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(path)
     try:
+        reader.ReadImageInformation()
+        if reader.GetDimension() == 3:
+            # From the header, before any voxel is read: an absurd size must not be allocated first.
+            check_geometry(reader.GetSize(), reader.GetSpacing(), path)
         check_complete(path)
-        image = sitk.ReadImage(path)
+        image = reader.Execute()
     except RuntimeError as err:
         raise InputError(f"{path} could not be read as an image ({_last_line(err)}).") from None
     check_image(image, path)
@@ -85,14 +91,15 @@ def _last_line(err) -> str:
 
 
 def check_complete(path: str) -> None:
-    """Refuse a NIfTI file whose data is shorter than its header says (a cut-off copy or download).
+    """Refuse a NIfTI file whose data is cut short, damaged, or holds NaN/infinite voxels.
 
-    ITK's NIfTI reader fills missing voxels with zeros without a word, so a truncated .nii.gz would be
-    defaced as if the scan ended in air. NRRD and MetaImage readers already fail on short data. The
-    header's own numbers (vox_offset, dim, bitpix, read by ITK) give the expected length; a .nii.gz is
-    decompressed to its end with the gzip module, which also checks the stream's CRC and length.
+    ITK's NIfTI reader fills missing voxels with zeros and turns NaN and infinite voxels into 0, all
+    without a word: a truncated .nii.gz would be defaced as if the scan ended in air. So the data is
+    checked here, on the file itself: its length against the header's own numbers (vox_offset, dim,
+    bitpix, read by ITK), the gzip stream read to its end by the gzip module (which checks its CRC
+    and length), and float voxels for finiteness. NRRD and MetaImage readers already fail on short
+    data and keep NaN as NaN (`check_image` refuses it).
     """
-    import gzip
     import zlib
 
     if not path.lower().endswith((".nii", ".nii.gz")):
@@ -102,29 +109,54 @@ def check_complete(path: str) -> None:
     reader.ReadImageInformation()  # RuntimeError (unreadable header) is reported by the caller
     meta = {k: reader.GetMetaData(k) for k in reader.GetMetaDataKeys()}
     try:
-        ndim = int(meta["dim[0]"])
         voxels = 1
-        for axis in range(1, ndim + 1):
+        for axis in range(1, int(meta["dim[0]"]) + 1):
             voxels *= int(meta[f"dim[{axis}]"])
-        expected = int(float(meta["vox_offset"])) + voxels * int(meta["bitpix"]) // 8
+        offset = int(float(meta["vox_offset"]))
+        itemsize = int(meta["bitpix"]) // 8
+        datatype = int(meta["datatype"])
     except (KeyError, ValueError):
         return  # not a header this check understands; the reader's own checks apply
-    with open(path, "rb") as handle:
-        compressed = handle.read(2) == b"\x1f\x8b"
-    if not compressed:
-        available = os.path.getsize(path)
-    else:
-        available = 0
-        try:
-            with gzip.open(path, "rb") as stream:
-                for block in iter(lambda: stream.read(1 << 22), b""):
-                    available += len(block)
-        except (EOFError, OSError, zlib.error) as err:
-            raise InputError(f"{path} is incomplete or damaged (its compressed data is cut off or corrupt: "
-                             f"{err}); copy it again from the source.") from None
+    expected = offset + voxels * itemsize
+    # NIfTI float32 (16) and float64 (64) are the types that can hold NaN or infinity.
+    floating = {16: "f4", 64: "f8"}.get(datatype)
+    order = _nifti_byte_order(path) if floating else ""
+    available, nonfinite, carry = 0, 0, b""
+    try:
+        for block in _uncompressed_blocks(path):
+            first, available = available, available + len(block)
+            if floating is None:
+                continue
+            data = carry + block[max(0, offset - first): max(0, expected - first)]
+            usable = len(data) - len(data) % itemsize
+            values = np.frombuffer(data[:usable], dtype=order + floating)
+            nonfinite += int(np.count_nonzero(~np.isfinite(values)))
+            carry = data[usable:]
+    except (EOFError, OSError, zlib.error) as err:
+        raise InputError(f"{path} is incomplete or damaged (its compressed data is cut off or corrupt: "
+                         f"{err}); copy it again from the source.") from None
     if available < expected:
         raise InputError(f"{path} is incomplete: its header describes {expected} bytes of data but the file "
                          f"holds {available}; copy it again from the source.")
+    if nonfinite:
+        raise InputError(f"{path} has {nonfinite} voxels that are not numbers (NaN or infinite); a CT holds "
+                         "finite values in Hounsfield units.")
+
+
+def _uncompressed_blocks(path: str, size: int = 1 << 22):
+    """The file's bytes, decompressed when it is gzip (recognised by its magic number, whatever the name)."""
+    import gzip
+
+    with open(path, "rb") as handle:
+        compressed = handle.read(2) == b"\x1f\x8b"
+    with (gzip.open(path, "rb") if compressed else open(path, "rb")) as stream:
+        yield from iter(lambda: stream.read(size), b"")
+
+
+def _nifti_byte_order(path: str) -> str:
+    """'<' or '>': a NIfTI header starts with its own size (348 or 540) in the file's byte order."""
+    head = next(_uncompressed_blocks(path, 4), b"")
+    return "<" if int.from_bytes(head[:4], "little") in (348, 540) else ">"
 
 
 def check_image(image, name: str = "the image") -> None:
@@ -136,7 +168,7 @@ def check_image(image, name: str = "the image") -> None:
         )
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(f"{name} has {image.GetNumberOfComponentsPerPixel()} components per voxel; a CT has one.")
-    check_geometry(image, name)
+    check_geometry(image.GetSize(), image.GetSpacing(), name)
     array = sitk.GetArrayViewFromImage(image)
     if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
         bad = int(np.count_nonzero(~np.isfinite(array)))
@@ -150,13 +182,12 @@ def check_image(image, name: str = "the image") -> None:
         )
 
 
-def check_geometry(image, name: str = "the image") -> None:
+def check_geometry(size, spacing_mm, name: str = "the image") -> None:
     """Refuse voxel spacings and sizes outside what a head CT can have (see the constants above)."""
-    for axis, spacing in zip("xyz", image.GetSpacing()):
+    for axis, spacing in zip("xyz", spacing_mm):
         if not (MIN_SPACING_MM <= spacing <= MAX_SPACING_MM):
             raise InputError(f"{name} has a voxel spacing of {spacing:g} mm along {axis}, outside the "
                              f"{MIN_SPACING_MM:g}-{MAX_SPACING_MM:g} mm a head CT can have; check the file's header.")
-    size = image.GetSize()
     for axis, count in zip("xyz", size):
         if count > MAX_VOXELS_PER_AXIS:
             raise InputError(f"{name} has {count} voxels along {axis}, more than the {MAX_VOXELS_PER_AXIS} "
