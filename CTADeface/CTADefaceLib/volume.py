@@ -248,6 +248,9 @@ def without_metadata(image):
     if not keys:
         return image
     clean = _sitk().Image(image)
+    # A copied sitk.Image shares its ITK image, meta-data included, until made unique: erasing
+    # keys without this would strip the caller's image too.
+    clean.MakeUnique()
     for key in keys:
         clean.EraseMetaData(key)
     return clean
