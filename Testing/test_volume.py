@@ -98,7 +98,7 @@ def test_atomic_write_never_overwrites_without_permission_and_never_an_input(tmp
     with pytest.raises(OutputError, match="input file"):
         write_image_atomic(image, path, overwrite=True, protect=(path,))
     assert open(path, "rb").read() == before
-    assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".ctadeface-tmp-")]
 
 
 def test_split_suffix():

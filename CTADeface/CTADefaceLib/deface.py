@@ -1,4 +1,8 @@
-"""Applying a face mask: mask voxels get the fill value, every other voxel stays bit-identical."""
+"""Applying a face mask: mask voxels get the fill value, every other voxel stays bit-identical.
+
+The defaced image carries the input's grid but none of its meta-data (names, IDs in NRRD/MetaImage
+headers): a defacing tool must not copy identifying fields into its output.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +15,22 @@ FILL_POLICIES = ("p10", "air")
 
 
 def parse_fill(text) -> str | float:
-    """'p10' | 'air' | a number (HU) -> the policy; anything else is a user error."""
+    """'p10' | 'air' | a finite number (HU) -> the policy; anything else is a user error."""
     if isinstance(text, (int, float)):
-        return float(text)
-    value = str(text).strip().lower()
-    if value in FILL_POLICIES:
-        return value
-    try:
-        return float(value)
-    except ValueError:
-        raise DefaceError(f"--fill must be p10, air or a number in HU, not '{text}'.") from None
+        number = float(text)
+    else:
+        value = str(text).strip().lower()
+        if value in FILL_POLICIES:
+            return value
+        try:
+            number = float(value)
+        except ValueError:
+            raise DefaceError(f"--fill must be p10, air or a number in HU, not '{text}'.") from None
+    if not np.isfinite(number):
+        # float() accepts 'nan' and 'inf'; written into the face they would corrupt it (or become 0 in
+        # an integer image), so they are refused like any other non-number.
+        raise DefaceError(f"--fill must be p10, air or a finite number in HU, not '{text}'.")
+    return number
 
 
 def fill_value(image, policy) -> float:
@@ -28,11 +38,15 @@ def fill_value(image, policy) -> float:
     import SimpleITK as sitk
 
     policy = parse_fill(policy)
-    if policy == "p10":
-        return float(np.percentile(sitk.GetArrayViewFromImage(image), 10))
     if policy == "air":
         return AIR_HU
-    return float(policy)
+    if policy != "p10":
+        return float(policy)
+    value = float(np.percentile(sitk.GetArrayViewFromImage(image), 10))
+    if not np.isfinite(value):
+        raise DefaceError("The image's 10th percentile is not a finite number (the image holds NaN or infinite "
+                          "voxels), so it cannot be the fill value; use --fill air or a number.")
+    return value
 
 
 def apply_mask(image, mask, value: float):
@@ -51,7 +65,5 @@ def apply_mask(image, mask, value: float):
         value = float(np.clip(np.round(value), info.min, info.max))
     array[inside] = array.dtype.type(value)
     out = sitk.GetImageFromArray(array)
-    out.CopyInformation(image)
-    for key in image.GetMetaDataKeys():
-        out.SetMetaData(key, image.GetMetaData(key))
+    out.CopyInformation(image)  # geometry only: the input's meta-data (patient name, IDs...) is not carried over
     return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import EmptyMaskError
+from .errors import DefaceError, EmptyMaskError
 
 FACE_LABEL = 1
 
@@ -22,10 +22,24 @@ def binary_face(mask, label: int = FACE_LABEL):
     return out
 
 
+def check_margin(margin_mm) -> float:
+    """A safety margin is a distance to grow the mask by: a finite number of mm, zero or more."""
+    try:
+        value = float(margin_mm)
+    except (TypeError, ValueError):
+        raise DefaceError(f"--margin-mm must be a number of millimetres, not '{margin_mm}'.") from None
+    if not np.isfinite(value) or value < 0:
+        # A negative margin would shrink nothing (it used to be ignored): refuse it rather than pretend.
+        raise DefaceError(f"--margin-mm must be zero or a positive number of millimetres, not {margin_mm}.")
+    return value
+
+
 def postprocess(mask, *, largest_component: bool = False, fill_holes: bool = False, margin_mm: float = 0.0):
     """Clean a binary face mask; each step is off unless asked for, so the model's mask is kept as is."""
     import SimpleITK as sitk
     from scipy import ndimage
+
+    margin_mm = check_margin(margin_mm)
 
     array = sitk.GetArrayViewFromImage(mask) > 0
     if largest_component and array.any():

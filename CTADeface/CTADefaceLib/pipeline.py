@@ -23,7 +23,7 @@ from . import __version__
 from .deface import apply_mask, fill_value, parse_fill
 from .errors import DefaceError, OutputError
 from .mask import binary_face, mask_volume_ml, mask_voxels, postprocess, require_face
-from .volume import IMAGE_SUFFIXES, from_canonical, read_image, same_grid, split_suffix, to_canonical, write_image_atomic
+from .volume import IMAGE_SUFFIXES, from_canonical, input_digest, read_image, same_grid, split_suffix, to_canonical, write_image_atomic
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ def deface_file(input_path: str, outdir: str, settings: DefaceSettings | None = 
     protect = (input_path,) if os.path.isfile(input_path) else ()
     input_info = {
         "path": os.path.abspath(input_path),
-        "sha256": file_sha256(input_path),
+        "sha256": input_digest(input_path),
         "size": list(image.GetSize()),
         "spacing": list(image.GetSpacing()),
         "pixel_type": image.GetPixelIDTypeAsString(),

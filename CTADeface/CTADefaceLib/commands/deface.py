@@ -72,9 +72,11 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..deface import parse_fill
+    from ..mask import check_margin
     from ..pipeline import deface_batch
 
-    parse_fill(args.fill)  # a bad --fill is reported before any model loads
+    parse_fill(args.fill)  # a bad --fill or --margin-mm is reported before any model loads
+    check_margin(args.margin_mm)
     settings = settings_from_args(args)
     report = deface_batch(args.inputs, args.output, settings, overwrite=args.overwrite,
                           progress=not args.no_progress, check=args.check)
