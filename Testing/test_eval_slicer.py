@@ -248,7 +248,6 @@ layout = Layout()
 ui = types.SimpleNamespace(
     originalVolumeSelector=types.SimpleNamespace(currentNode=lambda: ORIGINAL),
     defacedVolumesSelector=types.SimpleNamespace(checkedNodes=lambda: [ORIGINAL, DEFACED]),
-    sizeSelector=types.SimpleNamespace(currentText="256"),
     resultsFrame=types.SimpleNamespace(layout=lambda: layout),
     methodsTable=Table(), originalsFolderSelector=types.SimpleNamespace(currentPath={tmp!r}),
     outputFolderSelector=types.SimpleNamespace(currentPath=os.path.join({tmp!r}, "out")),
@@ -260,6 +259,9 @@ ORIGINAL, DEFACED = Node("head"), Node("head defaced")
 import CTADefaceEval
 widget = CTADefaceEval.CTADefaceEvalWidget()
 widget.ui, widget.logic, widget._timer = ui, CTADefaceEval.CTADefaceEvalLogic(), Stub()
+import vtk
+widget._parameterNode = CTADefaceEval.CTADefaceEvalParameterNode(vtk.vtkObject())  # what the widget reads
+widget._parameterNode.originalVolume, widget._parameterNode.pictureSize = ORIGINAL, 256
 widget._ensureDependencies = lambda: True
 seen = []
 def scoreVolumes(original, defaced, folder, size):

@@ -113,16 +113,30 @@ def exercise_deface(module, standins, slicer):
     widget.onInstallModelFromFile()
     expect((len(errors), len(ui.logTextEdit.lines)) == before, "a cancelled dialog must do nothing")
     widget.onCancel()  # nothing running: nothing happens
-    # with a volume but without the nnU-Net packages, Deface says what is missing, on every click
+    # with a volume but without the model's packages, Deface says what is missing, on every click
+    from CTADefaceLib import dependencies
+
     volume = slicer.vtkMRMLScalarVolumeNode()
     slicer.mrmlScene.nodes.append(volume)
     node.inputVolume = volume
     node.model = "cta-deface"
     expect(ui.defaceButton.enabled, "Deface is enabled once a volume is selected")
-    for _ in range(2):
-        before = len(errors)
-        widget.onDeface()
-        expect(len(errors) == before + 1 and "PyTorch" in errors[-1], f"a click that cannot deface must say why: {errors[-1:]}")
+    available = dependencies.is_available
+    try:
+        dependencies.is_available = lambda name: name not in ("torch", "nnunetv2")  # no PyTorch extension either
+        for _ in range(2):
+            before = len(errors)
+            widget.onDeface()
+            expect(len(errors) == before + 1 and "PyTorch" in errors[-1], f"must say why: {errors[-1:]}")
+        dependencies.is_available = lambda name: name != "nnunetv2"  # torch there; the user declines the rest
+        standins.ANSWERS["confirmOkCancelDisplay"] = False
+        for click in range(2):
+            before = len(errors)
+            widget.onDeface()
+            expect(len(standins.RECORD["confirm"]) == click + 1, "the installation is offered on every click")
+            expect(len(errors) == before + 1 and "nnunetv2" in errors[-1], f"a declined install says why: {errors}")
+    finally:
+        dependencies.is_available = available
     expect(widget._process is None, "nothing started")
     # scene close: the parameter node is let go and a fresh one taken (the module is shown)
     slicer.mrmlScene.close()
@@ -151,10 +165,17 @@ def exercise_eval(module, standins, slicer):
     volume = slicer.vtkMRMLScalarVolumeNode()
     widget._parameterNode.originalVolume = volume
     expect(ui.scoreButton.enabled, "Render and score is enabled with an original volume")
-    for handler in (widget.onRenderAndScore, widget.onRunCompare):  # no torch here: says how to get it
-        before = len(errors)
-        handler()
-        expect(len(errors) == before + 1 and "PyTorch" in errors[-1], f"{handler.__name__} must say why: {errors[-1:]}")
+    from CTADefaceLib import dependencies
+
+    available = dependencies.is_available
+    try:
+        dependencies.is_available = lambda name: name not in ("torch", "torchvision")  # no PyTorch extension
+        for handler in (widget.onRenderAndScore, widget.onRunCompare):
+            before = len(errors)
+            handler()
+            expect(len(errors) == before + 1 and "PyTorch" in errors[-1], f"{handler.__name__}: {errors[-1:]}")
+    finally:
+        dependencies.is_available = available
     expect("VTK_DEFAULT_OPENGL_WINDOW" not in os.environ, "Slicer's process must keep its own render window")
     standins.ANSWERS["getExistingDirectory"] = ""
     rows = ui.methodsTable.rowCount
