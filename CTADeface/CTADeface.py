@@ -367,11 +367,67 @@ def ensurePackages(report, recheck, log, task):
 
 
 class CTADefaceTest(ScriptedLoadableModuleTest):
-    """Runs inside Slicer (Reload and Test): edit a face segment and apply; no model needed."""
+    """Runs inside Slicer (Reload and Test; ctest through slicer_add_python_unittest in CMakeLists.txt)."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
 
     def runTest(self):
-        slicer.mrmlScene.Clear()
+        self.setUp()
         self.test_ApplyChangesOnlyTheEditedFace()
+        self.setUp()
+        self.test_DefaceTheBundledSampleAndApply()
+
+    def test_DefaceTheBundledSampleAndApply(self):
+        """The bundled sample head: Deface, Apply; the face voxels hold the fill, every other voxel is unchanged.
+
+        Deface uses the bundled synthetic model when PyTorch and nnU-Net are installed, else the box engine
+        (no model), so the test runs on a fresh Slicer too. The model cache is a temporary folder.
+        """
+        import os
+        import shutil
+        import tempfile
+
+        import numpy as np
+        import SimpleITK as sitk
+
+        from CTADefaceLib import dependencies, slicerbridge
+        from CTADefaceLib.models.bundled import DATA_DIR, SYNTHETIC_NAME
+        from CTADefaceLib.pipeline import DefaceSettings
+        from CTADefaceLib.volume import read_image
+
+        volume = slicerbridge.volume_from_image(read_image(os.path.join(DATA_DIR, "sample_phantom.nii.gz")),
+                                                "CTADefaceSample")
+        original = slicer.util.arrayFromVolume(volume).copy()
+        cache, home = tempfile.mkdtemp(prefix="ctadeface-selftest-"), os.environ.get("CTADEFACE_HOME")
+        os.environ["CTADEFACE_HOME"] = cache
+        try:
+            if dependencies.check("nnunet").complete:
+                from CTADefaceLib.models.install import install
+
+                install(SYNTHETIC_NAME, progress=False)
+                settings = DefaceSettings(engine="nnunet", model=SYNTHETIC_NAME, device="cpu")
+            else:
+                settings = DefaceSettings(engine="box")
+            self.delayDisplay(f"Defacing the sample with the {settings.engine} engine")
+            logic = CTADefaceLogic()
+            segmentation = logic.deface(volume, settings)
+            # the mask on the volume's grid; SimpleITK's array order (k, j, i) is MRML's too
+            face = sitk.GetArrayFromImage(slicerbridge.mask_from_segmentation(segmentation, volume)) > 0
+            defaced = logic.applyDefacing(volume, segmentation, fill=-1024.0)
+        finally:
+            if home is None:
+                os.environ.pop("CTADEFACE_HOME", None)
+            else:
+                os.environ["CTADEFACE_HOME"] = home
+            shutil.rmtree(cache, ignore_errors=True)
+        result = slicer.util.arrayFromVolume(defaced)
+        self.assertGreater(int(face.sum()), 0)
+        self.assertTrue(np.all(result[face] == -1024))
+        self.assertTrue(np.any(original[face] != -1024))  # the face really changed
+        self.assertTrue(np.array_equal(result[~face], original[~face]))  # nothing else did
+        self.assertTrue(np.array_equal(slicer.util.arrayFromVolume(volume), original))  # the input is untouched
+        self.delayDisplay("CTADeface sample test passed")
 
     def test_ApplyChangesOnlyTheEditedFace(self):
         import numpy as np
@@ -394,3 +450,4 @@ class CTADefaceTest(ScriptedLoadableModuleTest):
         self.assertTrue(np.array_equal(result, np.where(face > 0, np.int16(-1024), array)))
         self.assertTrue(np.array_equal(slicer.util.arrayFromVolume(volume), array))
         self.delayDisplay("CTADeface apply test passed")
+

@@ -307,12 +307,49 @@ class CTADefaceEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 
 class CTADefaceEvalTest(ScriptedLoadableModuleTest):
-    """Runs inside Slicer (Reload and Test): the compare command and the drawn box; no face models needed."""
+    """Runs inside Slicer (Reload and Test; ctest through slicer_add_python_unittest in CMakeLists.txt)."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
 
     def runTest(self):
-        slicer.mrmlScene.Clear()
+        self.setUp()
         self.test_CompareCommand()
         self.test_DrawBox()
+        self.setUp()
+        self.test_ScoreTheSampleBeforeAndAfterDefacing()
+
+    def test_ScoreTheSampleBeforeAndAfterDefacing(self):
+        """The bundled sample and its box-defaced copy: rendered and scored in a child process, original first.
+
+        Needs the face models (torch, torchvision, facenet-pytorch, OpenCV); without them it says so and stops.
+        """
+        import os
+        import shutil
+
+        from CTADefaceLib import dependencies, slicerbridge
+        from CTADefaceLib.models.bundled import DATA_DIR
+        from CTADefaceLib.pipeline import DefaceSettings, deface_image
+        from CTADefaceLib.volume import read_image
+
+        if not dependencies.check_eval().complete:
+            self.delayDisplay("Scoring skipped: " + dependencies.check_eval().summary())
+            return
+        image = read_image(os.path.join(DATA_DIR, "sample_phantom.nii.gz"))
+        original = slicerbridge.volume_from_image(image, "sample")
+        defaced = slicerbridge.volume_from_image(deface_image(image, DefaceSettings(engine="box")).defaced,
+                                                 "sample defaced")
+        folder = tempfile.mkdtemp(prefix="ctadeface-eval-selftest-")
+        try:
+            results = CTADefaceEvalLogic().scoreVolumes(original, [defaced], folder, size=256)
+            self.assertEqual([r["role"] for r in results], ["original", "defaced"])
+            self.assertEqual(results[0]["distance"] if results[0]["box"] is not None else 0.0, 0.0)
+            for result in results:
+                self.assertTrue(os.path.getsize(result["png"]) > 0)
+                self.assertTrue(0.0 <= result["probability"] <= 1.0)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        self.delayDisplay("CTADefaceEval scoring test passed")
 
     def test_CompareCommand(self):
         argv = CTADefaceEvalLogic().compareCohortCommand("/o", {"a": "/a"}, "/out")

@@ -17,6 +17,7 @@ import re
 import sys
 import sysconfig
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -138,6 +139,23 @@ def exercise_deface(module, standins, slicer):
     finally:
         dependencies.is_available = available
     expect(widget._process is None, "nothing started")
+    # the progress bar follows the child's tqdm-style percentages while it runs
+    from CTADefaceLib.subprocess_runner import DefaceProcess
+
+    child = ("import sys, time\n"
+             "for p in (10, 40, 70):\n"
+             "    sys.stdout.write(f'\\r{p:3d}%|####      | {p}/100'); sys.stdout.flush(); time.sleep(0.3)\n")
+    finished, seen = [], []
+    widget._runProcess(DefaceProcess([sys.executable, "-c", child]).start(), finished.append)
+    expect(ui.cancelButton.enabled and not ui.defaceButton.enabled, "Cancel (only) is enabled while a child runs")
+    deadline = time.time() + 30
+    while widget._process is not None and time.time() < deadline:
+        widget._pollProcess()
+        seen.append(ui.progressBar.value)
+        time.sleep(0.05)
+    moving = sorted(set(v for v in seen if 0 < v < 100))
+    expect(moving == [10, 40, 70], f"the progress bar showed {sorted(set(seen))}")
+    expect(len(finished) == 1 and not ui.cancelButton.enabled, "the finished child is handed on once")
     # scene close: the parameter node is let go and a fresh one taken (the module is shown)
     slicer.mrmlScene.close()
     expect(widget._parameterNode is not None, "a new parameter node after the scene closed")
