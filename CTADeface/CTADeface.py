@@ -158,6 +158,9 @@ class CTADefaceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             # the widgets carry a "SlicerParameterName" property in the .ui
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+            index = self.ui.modelSelector.findData(self._parameterNode.model)  # the model list is not bound
+            if index >= 0:
+                self.ui.modelSelector.setCurrentIndex(index)
         self._updateButtons()
 
     def onReload(self):

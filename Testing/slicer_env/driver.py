@@ -139,6 +139,28 @@ def exercise_deface(module, standins, slicer):
     finally:
         dependencies.is_available = available
     expect(widget._process is None, "nothing started")
+    # what runs is what the parameter node says: Deface's settings, Export's folder and format
+    calls = []
+
+    def record(name):
+        def method(*args):
+            calls.append((name,) + args)
+            raise RuntimeError(f"{name} recorded")
+        return method
+
+    widget.logic.startDeface, widget.logic.export = record("startDeface"), record("export")
+    node.fillPolicy, node.fillValue, node.device, node.model, node.exportFormat = "value", -900.0, "cpu", "box", ".nrrd"
+    node.faceSegmentation = slicer.vtkMRMLSegmentationNode()
+    widget.onDeface()
+    settings = calls[-1][2]
+    expect(calls[-1][:2] == ("startDeface", volume) and (settings.engine, settings.fill, settings.device)
+           == ("box", -900.0, "cpu"), f"Deface ran with {calls[-1]}")
+    standins.ANSWERS["getExistingDirectory"] = "/chosen/folder"
+    widget.onExport()
+    expect(calls[-1][:5] == ("export", volume, node.faceSegmentation, "/chosen/folder", ".nrrd")
+           and calls[-1][5].fill == -900.0, f"Export ran with {calls[-1]}")
+    standins.ANSWERS["getExistingDirectory"] = ""
+    del widget.logic.startDeface, widget.logic.export
     # the progress bar follows the child's tqdm-style percentages while it runs
     from CTADefaceLib.subprocess_runner import DefaceProcess
 
