@@ -73,7 +73,7 @@ def expect(condition, message):
         raise AssertionError(message)
 
 
-def exercise_deface(module, standins, slicer):
+def exercise_deface(module, standins, slicer, slicer_version):
     widget = module.CTADefaceWidget(None)
     widget.setup()
     ui = widget.ui
@@ -85,9 +85,17 @@ def exercise_deface(module, standins, slicer):
     expect(ui.modelSelector.count >= 1 and ui.modelSelector.itemText(ui.modelSelector.count - 1).startswith("box"),
            "the model list ends with the box engine")
     widget.enter()
-    widget.exit()
-    widget.enter()
     node = widget._parameterNode
+    if slicer_version != "5.8":  # 5.8's connectGui returns no tag, so nothing can be disconnected there
+        expect(len(node._guis) == 1, f"one GUI connection after enter, not {len(node._guis)}")
+        widget.exit()
+        expect(len(node._guis) == 0, "exit() disconnects the GUI")
+    else:
+        widget.exit()
+    widget.enter()
+    node = widget._parameterNode  # a new wrapper of the same MRML node, as in Slicer
+    if slicer_version != "5.8":
+        expect(len(node._guis) == 1, f"entering again connects once, not {len(node._guis)} times")
     node.fillPolicy = "value"
     expect(ui.fillValueSpinBox.enabled, "the fill value box is enabled for fill = value")
     node.fillPolicy = "p10"
@@ -249,7 +257,7 @@ def main(argv=None) -> int:
 
     for parent in (CTADeface, CTADefaceEval):
         getattr(parent, parent.__name__)(standins.QObject())  # the module class, as Slicer instantiates it
-    exercise_deface(CTADeface, standins, slicer)
+    exercise_deface(CTADeface, standins, slicer, slicer_version)
     exercise_eval(CTADefaceEval, standins, slicer)
     foreign = foreign_modules(set(sys.modules) - before, allowed_third_party(), stdlib_names())
     expect(not foreign, f"the module files imported packages Slicer does not bundle: {foreign}")

@@ -408,6 +408,7 @@ def _parameter_node_wrapper_module(slicer_version):
                 store = node.__dict__.setdefault("values", dict(defaults))
                 object.__setattr__(self, "_values", store)
                 object.__setattr__(self, "_guis", {})
+                object.__setattr__(self, "_nextTag", 0)
 
             def __getattr__(self, name):
                 if name in hints:
@@ -448,7 +449,8 @@ def _parameter_node_wrapper_module(slicer_version):
                         for c in choice.choices:
                             widget.addItem(str(c))
                     bound[name] = widget
-                tag = len(self._guis) + 1
+                tag = self._nextTag  # wrapper.py: _nextParameterGUIsTag, never reused
+                object.__setattr__(self, "_nextTag", tag + 1)
                 self._guis[tag] = bound
                 RECORD.setdefault("connected", []).append(sorted(bound))
                 return None if slicer_version == "5.8" else tag  # 5.8's wrapper.py returns nothing
