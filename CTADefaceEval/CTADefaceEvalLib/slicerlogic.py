@@ -11,14 +11,11 @@ Slicer's own process, which has a real window and has rendered long before.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import sys
 
 from CTADefaceLib.subprocess_runner import DefaceProcess  # standard library only
-
-log = logging.getLogger(__name__)
 
 #: The folder that holds CTADefaceEvalLib: the compare child needs it on its path besides CTADefaceLib.
 EVAL_LIBRARY_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

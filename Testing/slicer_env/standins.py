@@ -245,10 +245,6 @@ class QScrollArea(QWidget):
     pass
 
 
-class QSpacerItem(QObject):
-    pass
-
-
 def _qt_module():
     qt = types.ModuleType("qt")
     qt.__doc__ = "TEST STAND-IN for PythonQt's qt module"
