@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q -c requirements/constraints.txt
 
-.PHONY: setup demo test
+.PHONY: setup demo test test-slicer-env
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml requirements/constraints.txt
@@ -24,3 +24,8 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest
+
+# The module files in venvs holding exactly the Python packages Slicer 5.8, 5.10 and main bundle (built once,
+# kept under ~/.cache/ctadeface-ci or $$CTADEFACE_CI_CACHE; needs pyenv's Python 3.9 and 3.12).
+test-slicer-env:
+	$(PYTHON) Testing/slicer_env/build_env.py

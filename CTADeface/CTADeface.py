@@ -7,26 +7,24 @@ instant on a fresh Slicer, and missing packages are offered for installation on 
 """
 
 import logging
-import os
 import sys
+from typing import Annotated
 
 import qt
 import slicer
-import vtk  # noqa: F401  (Slicer modules conventionally have it; VTK is always present)
+import vtk
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
+from CTADefaceLib.settings import DEVICES
 from CTADefaceLib.slicerlogic import EXPORT_FORMATS, DefaceLogic
 
-try:  # Slicer >= 5.2; older Slicers run the widget without a persisted parameter node
-    from slicer.parameterNodeWrapper import parameterNodeWrapper
-except ImportError:
-    parameterNodeWrapper = None
-
+LIBRARY = "CTADefaceLib"  # reloaded with the module by the Reload button
 BOX_ENGINE_ITEM = "box (no model: ICHSEG-style prism)"
-FILL_CHOICES = ("p10", "air")
-DEVICE_CHOICES = ("auto", "cuda", "cpu")
+#: The fill combo box: the two policies, or "value" = the number in the fill value box (HU).
+FILL_CHOICES = ("p10", "air", "value")
 
 
 class CTADeface(ScriptedLoadableModule):
@@ -45,17 +43,35 @@ class CTADeface(ScriptedLoadableModule):
             "Model: CTA-DEFACE (Mahmutoglu et al., CCI Bonn / Heidelberg). nnU-Net v2 by Isensee et al.")
 
 
-if parameterNodeWrapper is not None:
-    @parameterNodeWrapper
-    class CTADefaceParameterNode:
-        inputVolume: slicer.vtkMRMLScalarVolumeNode
-        faceSegmentation: slicer.vtkMRMLSegmentationNode
-        device: str = "auto"
-        tileStep: float = 0.5
-        mirroring: bool = False
-        fill: str = "p10"
-else:
-    CTADefaceParameterNode = None
+# Every field bound to a widget (SlicerParameterName in the .ui) has a type Slicer's GUI connectors accept
+# (Base/Python/slicer/parameterNodeWrapper/guiConnectors.py, 5.8 to main): a QComboBox needs a Choice, a
+# QDoubleSpinBox a float (bounded, or the connector makes the box unbounded), a QCheckBox a bool.
+# Testing/test_slicer_parameter_node.py checks each binding against those rules.
+@parameterNodeWrapper
+class CTADefaceParameterNode:
+    inputVolume: slicer.vtkMRMLScalarVolumeNode
+    faceSegmentation: slicer.vtkMRMLSegmentationNode
+    model: str = "cta-deface"  # the model selector's item data (its items are the installed models: not bound)
+    device: Annotated[str, Choice(DEVICES)] = "auto"
+    tileStep: Annotated[float, WithinRange(0.1, 1.0)] = 0.5
+    mirroring: bool = False
+    fillPolicy: Annotated[str, Choice(FILL_CHOICES)] = "p10"
+    fillValue: Annotated[float, WithinRange(-3024.0, 3071.0)] = -1024.0  # HU, used when fillPolicy is "value"
+    exportFormat: Annotated[str, Choice(EXPORT_FORMATS)] = ".nii.gz"
+
+
+def settingsFromParameterNode(parameterNode):
+    """The DefaceSettings the widget runs with: everything comes from the (saved) parameter node."""
+    from CTADefaceLib.pipeline import DefaceSettings
+
+    model = parameterNode.model or "cta-deface"
+    return DefaceSettings(engine="box" if model == "box" else "nnunet", model=model, device=parameterNode.device,
+                          mirroring=parameterNode.mirroring, tile_step=parameterNode.tileStep,
+                          fill=fillFromParameterNode(parameterNode))
+
+
+def fillFromParameterNode(parameterNode):
+    return float(parameterNode.fillValue) if parameterNode.fillPolicy == "value" else parameterNode.fillPolicy
 
 
 class CTADefaceLogic(ScriptedLoadableModuleLogic, DefaceLogic):
@@ -66,21 +82,20 @@ class CTADefaceLogic(ScriptedLoadableModuleLogic, DefaceLogic):
         DefaceLogic.__init__(self)
 
     def getParameterNode(self):
-        node = ScriptedLoadableModuleLogic.getParameterNode(self)
-        return CTADefaceParameterNode(node) if CTADefaceParameterNode is not None else node
+        return CTADefaceParameterNode(super().getParameterNode())
 
 
 class CTADefaceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def __init__(self, parent=None):
         ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
+        VTKObservationMixin.__init__(self)  # needed for parameter node observation
         self.logic = None
         self._parameterNode = None
+        self._parameterNodeGuiTag = None
         self._process = None  # the running child (deface or model install)
         self._onProcessDone = None
-        self._dependenciesAsked = False
 
-    # ------------------------------------------------------------------ set-up
+    # ------------------------------------------------------------------ set-up (Slicer's scripted-module template)
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/CTADeface.ui"))
@@ -88,24 +103,23 @@ class CTADefaceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = CTADefaceLogic()
-        self.ui.deviceSelector.addItems(list(DEVICE_CHOICES))
-        self.ui.fillSelector.addItems(list(FILL_CHOICES))
-        self._refreshModels()
         self._timer = qt.QTimer()
         self._timer.setInterval(200)
         self._timer.connect("timeout()", self._pollProcess)
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+
         for button, handler in ((self.ui.defaceButton, self.onDeface), (self.ui.applyButton, self.onApply),
                                 (self.ui.exportButton, self.onExport), (self.ui.cancelButton, self.onCancel),
                                 (self.ui.saveGroundTruthButton, self.onSaveGroundTruth),
                                 (self.ui.installModelButton, self.onInstallModel),
                                 (self.ui.installFromFileButton, self.onInstallModelFromFile)):
             button.connect("clicked(bool)", handler)
-        self.ui.modelSelector.connect("currentIndexChanged(int)", self._showModelState)
-        self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self._updateButtons)
-        self.ui.segmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)", self._updateButtons)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-        self.initializeParameterNode()
-        self._updateButtons()
+        self.ui.modelSelector.connect("currentIndexChanged(int)", self.onModelSelected)
+
+        self.initializeParameterNode()  # needed for module reload
+        self._refreshModels()
 
     def cleanup(self):
         self.onCancel()
@@ -114,32 +128,70 @@ class CTADefaceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def enter(self):
         self.initializeParameterNode()
 
+    def exit(self):
+        # Do not react to parameter node changes (the GUI is updated when the user enters the module again)
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+
+    def onSceneStartClose(self, caller, event):
+        self.setParameterNode(None)  # the parameter node is about to go: do not use it any more
+
     def onSceneEndClose(self, caller, event):
         if self.parent.isEntered:
             self.initializeParameterNode()
 
     def initializeParameterNode(self):
-        self._parameterNode = self.logic.getParameterNode()
-        if CTADefaceParameterNode is not None:
-            if not self._parameterNode.inputVolume:
-                self._parameterNode.inputVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
-            self._parameterNode.connectGui(self.ui)  # widgets carry SlicerParameterName in the .ui
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.inputVolume:
+            firstVolumeNode = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            if firstVolumeNode:
+                self._parameterNode.inputVolume = firstVolumeNode
+
+    def setParameterNode(self, inputParameterNode):
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            # the widgets carry a "SlicerParameterName" property in the .ui
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+            index = self.ui.modelSelector.findData(self._parameterNode.model)  # the model list is not bound
+            if index >= 0:
+                self.ui.modelSelector.setCurrentIndex(index)
+        self._updateButtons()
+
+    def onReload(self):
+        """Reload the library too: Slicer's Reload re-reads only this file."""
+        for name in [name for name in sys.modules if name == LIBRARY or name.startswith(LIBRARY + ".")]:
+            del sys.modules[name]
+        ScriptedLoadableModuleWidget.onReload(self)
 
     # ------------------------------------------------------------------ state shown
     def _refreshModels(self):
         from CTADefaceLib.models.install import all_entries, is_installed
 
-        current = self.ui.modelSelector.currentData
-        self.ui.modelSelector.clear()
-        for name, entry in all_entries().items():
+        current = self._parameterNode.model if self._parameterNode else None
+        selector = self.ui.modelSelector
+        wasBlocked = selector.blockSignals(True)
+        selector.clear()
+        for name in all_entries():
             state = "installed" if is_installed(name) else "not installed"
-            self.ui.modelSelector.addItem(f"{name} ({state})", name)
-        self.ui.modelSelector.addItem(BOX_ENGINE_ITEM, "box")
-        index = self.ui.modelSelector.findData(current) if current else 0
-        self.ui.modelSelector.setCurrentIndex(max(index, 0))
+            selector.addItem(f"{name} ({state})", name)
+        selector.addItem(BOX_ENGINE_ITEM, "box")
+        index = selector.findData(current) if current else 0
+        selector.setCurrentIndex(max(index, 0))
+        selector.blockSignals(wasBlocked)
+        self.onModelSelected()
+
+    def onModelSelected(self, *unused):
+        if self._parameterNode and self.ui.modelSelector.currentData:
+            self._parameterNode.model = self.ui.modelSelector.currentData
         self._showModelState()
 
-    def _showModelState(self, *unused):
+    def _showModelState(self):
         from CTADefaceLib.models.install import all_entries, is_installed
 
         name = self.ui.modelSelector.currentData
@@ -154,29 +206,25 @@ class CTADefaceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _updateButtons(self, *unused):
         busy = self._process is not None
-        volume = self.ui.inputVolumeSelector.currentNode()
-        segmentation = self.ui.segmentationSelector.currentNode()
+        node = self._parameterNode
+        volume = node.inputVolume if node else None
+        segmentation = node.faceSegmentation if node else None
         self.ui.defaceButton.enabled = volume is not None and not busy
         for button in (self.ui.applyButton, self.ui.exportButton, self.ui.saveGroundTruthButton):
             button.enabled = volume is not None and segmentation is not None and not busy
         self.ui.cancelButton.enabled = busy
+        self.ui.fillValueSpinBox.enabled = node is not None and node.fillPolicy == "value"
 
     def _log(self, text):
         self.ui.logTextEdit.appendPlainText(text)
         logging.info(text)
 
-    def _settings(self):
-        from CTADefaceLib.pipeline import DefaceSettings
+    def _requireParameterNode(self):
+        from CTADefaceLib.errors import DefaceError
 
-        choice = self.ui.modelSelector.currentData
-        return DefaceSettings(engine="box" if choice == "box" else "nnunet", model=choice or "cta-deface",
-                              device=self.ui.deviceSelector.currentText, mirroring=self.ui.mirroringCheckBox.checked,
-                              tile_step=self.ui.tileStepSpinBox.value, fill=self._fill())
-
-    def _fill(self):
-        from CTADefaceLib.deface import parse_fill
-
-        return parse_fill(self.ui.fillSelector.currentText)  # a typo is a DefaceError shown as one sentence
+        if not self._parameterNode or not self._parameterNode.inputVolume:
+            raise DefaceError("Select an input volume first.")
+        return self._parameterNode
 
     # ------------------------------------------------------------------ child processes
     def _runProcess(self, process, onDone):
@@ -184,6 +232,7 @@ class CTADefaceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.progressBar.value = 0
         self._timer.start()
         self._updateButtons()
+        self._showModelState()
 
     def _pollProcess(self):
         process = self._process
@@ -191,7 +240,7 @@ class CTADefaceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         for line in process.poll():
             self._log(line)
-        self.ui.progressBar.value = int(process.progress * 100)
+        self.ui.progressBar.value = int(round(process.progress * 100))  # the child's tqdm-style percentages
         if process.finished:
             self._timer.stop()
             self._process, onDone = None, self._onProcessDone
@@ -210,38 +259,38 @@ class CTADefaceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # ------------------------------------------------------------------ actions
     def onDeface(self):
         with slicer.util.tryWithErrorDisplay("Defacing could not start.", waitCursor=True):
-            settings = self._settings()
-            if not self._ensureDependencies(settings.engine):
-                return
-            volume = self.ui.inputVolumeSelector.currentNode()
+            parameterNode = self._requireParameterNode()
+            settings = settingsFromParameterNode(parameterNode)
+            self._ensureDependencies(settings.engine)
+            volume = parameterNode.inputVolume
             self._log(f"Defacing {volume.GetName()} with {settings.engine} {settings.model} on {settings.device}...")
             process = self.logic.startDeface(volume, settings)
             self._runProcess(process, lambda done: self._defaceFinished(done, volume))
 
     def _defaceFinished(self, process, volume):
         segmentation = self.logic.finishDeface(process, volume)
-        self.ui.segmentationSelector.setCurrentNode(segmentation)
+        if self._parameterNode:
+            self._parameterNode.faceSegmentation = segmentation
         self.ui.progressBar.value = 100
         self._log("Face segmented: check and correct the 'Face' segment in Segment Editor, then Apply defacing.")
 
     def onApply(self):
         with slicer.util.tryWithErrorDisplay("Applying the defacing failed.", waitCursor=True):
-            volume = self.ui.inputVolumeSelector.currentNode()
-            defaced = self.logic.applyDefacing(volume, self.ui.segmentationSelector.currentNode(), self._fill())
+            parameterNode = self._requireParameterNode()
+            defaced = self.logic.applyDefacing(parameterNode.inputVolume, parameterNode.faceSegmentation,
+                                               fillFromParameterNode(parameterNode))
             slicer.util.setSliceViewerLayers(background=defaced, fit=True)
             self._log(f"Created {defaced.GetName()}; the original volume is unchanged.")
 
     def onExport(self):
+        # The file format is a combo box in the panel: the only dialog is the folder, whose Cancel gives "".
         folder = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(), "Export defaced volume to")
         if not folder:
             return
-        fileFormat = qt.QInputDialog.getItem(slicer.util.mainWindow(), "Export", "File format:",
-                                             list(EXPORT_FORMATS), 0, False)
         with slicer.util.tryWithErrorDisplay("Export failed.", waitCursor=True):
-            settings = self._settings()
-            sidecar = self.logic.export(self.ui.inputVolumeSelector.currentNode(),
-                                        self.ui.segmentationSelector.currentNode(), folder, fileFormat or ".nii.gz",
-                                        settings)
+            parameterNode = self._requireParameterNode()
+            sidecar = self.logic.export(parameterNode.inputVolume, parameterNode.faceSegmentation, folder,
+                                        parameterNode.exportFormat, settingsFromParameterNode(parameterNode))
             self._log("Exported " + ", ".join(sidecar["outputs"].values()))
 
     def onSaveGroundTruth(self):
@@ -250,8 +299,8 @@ class CTADefaceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not folder:
             return
         with slicer.util.tryWithErrorDisplay("Saving the ground truth failed.", waitCursor=True):
-            case = self.logic.saveGroundTruth(self.ui.inputVolumeSelector.currentNode(),
-                                              self.ui.segmentationSelector.currentNode(), folder)
+            parameterNode = self._requireParameterNode()
+            case = self.logic.saveGroundTruth(parameterNode.inputVolume, parameterNode.faceSegmentation, folder)
             self._log(f"Saved ground-truth case {case} in {folder}.")
 
     def onInstallModel(self, source=None):
@@ -283,65 +332,105 @@ class CTADefaceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # ------------------------------------------------------------------ first-use dependencies
     def _ensureDependencies(self, engine):
-        """Offer, once, to install what the model needs; False when it cannot run yet."""
+        """Return when `engine` can run; otherwise offer the installation and raise a DefaceError saying why not.
+
+        Asked on every click until installed: a declined or failed installation is never a silent no-op.
+        """
         from CTADefaceLib import dependencies
 
-        report = dependencies.check(engine)
-        asked, ready = ensureDependencies(report, lambda: dependencies.check(engine),
-                                          needsPip=report.missing_nnunet or report.missing_core,
-                                          alreadyAsked=self._dependenciesAsked, log=self._log,
-                                          restartMessage="PyTorch was installed: restart Slicer, then click Deface again.")
-        self._dependenciesAsked = asked
-        return ready
+        ensurePackages(dependencies.check(engine), lambda: dependencies.check(engine), self._log,
+                       "Defacing with the model")
 
 
-def ensureDependencies(report, recheck, needsPip, alreadyAsked, log, restartMessage):
-    """First-use installs shared by both modules' widgets: torch through the PyTorch extension, the rest
-    through pip without replacing Slicer's own packages. Asks once. Returns (asked, ready)."""
+def ensurePackages(report, recheck, log, task):
+    """The dialogs around CTADefaceLib.dependencies' installer (torch through the PyTorch extension)."""
     from CTADefaceLib import dependencies
+    from CTADefaceLib.errors import DefaceError
 
     if report.complete:
-        return alreadyAsked, True
-    if report.missing_torch or getattr(report, "missing_torchvision", False):
+        return
+    if report.missing_torch or report.missing_torchvision:
         try:
             import PyTorchUtils  # the PyTorch extension picks the right CUDA/CPU build of torch + torchvision
         except ImportError:
-            slicer.util.errorDisplay(dependencies.torch_install_hint())
-            return alreadyAsked, False
-        if not PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True):
-            return alreadyAsked, False
-    if needsPip:
-        if alreadyAsked or not slicer.util.confirmOkCancelDisplay(report.summary() + " Install now?"):
-            return True, False
-        alreadyAsked = True
-        _pipInstall(dependencies, report, log)
+            raise DefaceError(dependencies.torch_install_hint()) from None
+        if not PyTorchUtils.PyTorchUtilsLogic().installTorch(
+                askConfirmation=True, torchVersionRequirement=dependencies.torch_requirement()):
+            raise DefaceError(f"{task} needs PyTorch, which was not installed.")
     after = recheck()
-    if dependencies.restart_needed(report, after):
-        slicer.util.infoDisplay(restartMessage)
-        return alreadyAsked, False
     if not after.complete:
-        slicer.util.errorDisplay(after.summary() + " Installation did not complete; see the Python console.")
-    return alreadyAsked, after.complete
-
-
-def _pipInstall(dependencies, report, log):
-    import tempfile
-
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as constraints:
-        constraints.write("\n".join(dependencies.owned_constraints()) + "\n")
-    with slicer.util.WaitCursor():
-        for argv in dependencies.pip_commands(report, sys.executable, constraints.name):
-            log(" ".join(argv))
-            slicer.util.logProcessOutput(slicer.util.launchConsoleProcess(argv))
-    os.remove(constraints.name)
+        if not slicer.util.confirmOkCancelDisplay(after.summary() + " Install now?"):
+            raise DefaceError(f"{task} needs packages that are not installed: {after.summary()}")
+        with slicer.util.WaitCursor():
+            after = dependencies.run_install(after, python=sys.executable, log=log)
+    if dependencies.restart_needed(report, after):
+        raise DefaceError("PyTorch was installed: restart Slicer, then try again.")
+    if not after.complete:
+        raise DefaceError(after.summary() + " Installation did not complete; see the Python console.")
 
 
 class CTADefaceTest(ScriptedLoadableModuleTest):
-    """Runs inside Slicer (Reload and Test): edit a face segment and apply; no model needed."""
+    """Runs inside Slicer (Reload and Test; ctest through slicer_add_python_unittest in CMakeLists.txt)."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
 
     def runTest(self):
-        slicer.mrmlScene.Clear()
+        self.setUp()
         self.test_ApplyChangesOnlyTheEditedFace()
+        self.setUp()
+        self.test_DefaceTheBundledSampleAndApply()
+
+    def test_DefaceTheBundledSampleAndApply(self):
+        """The bundled sample head: Deface, Apply; the face voxels hold the fill, every other voxel is unchanged.
+
+        Deface uses the bundled synthetic model when PyTorch and nnU-Net are installed, else the box engine
+        (no model), so the test runs on a fresh Slicer too. The model cache is a temporary folder.
+        """
+        import os
+        import shutil
+        import tempfile
+
+        import numpy as np
+        import SimpleITK as sitk
+
+        from CTADefaceLib import dependencies, slicerbridge
+        from CTADefaceLib.models.bundled import DATA_DIR, SYNTHETIC_NAME
+        from CTADefaceLib.pipeline import DefaceSettings
+        from CTADefaceLib.volume import read_image
+
+        volume = slicerbridge.volume_from_image(read_image(os.path.join(DATA_DIR, "sample_phantom.nii.gz")),
+                                                "CTADefaceSample")
+        original = slicer.util.arrayFromVolume(volume).copy()
+        cache, home = tempfile.mkdtemp(prefix="ctadeface-selftest-"), os.environ.get("CTADEFACE_HOME")
+        os.environ["CTADEFACE_HOME"] = cache
+        try:
+            if dependencies.check("nnunet").complete:
+                from CTADefaceLib.models.install import install
+
+                install(SYNTHETIC_NAME, progress=False)
+                settings = DefaceSettings(engine="nnunet", model=SYNTHETIC_NAME, device="cpu")
+            else:
+                settings = DefaceSettings(engine="box")
+            self.delayDisplay(f"Defacing the sample with the {settings.engine} engine")
+            logic = CTADefaceLogic()
+            segmentation = logic.deface(volume, settings)
+            # the mask on the volume's grid; SimpleITK's array order (k, j, i) is MRML's too
+            face = sitk.GetArrayFromImage(slicerbridge.mask_from_segmentation(segmentation, volume)) > 0
+            defaced = logic.applyDefacing(volume, segmentation, fill=-1024.0)
+        finally:
+            if home is None:
+                os.environ.pop("CTADEFACE_HOME", None)
+            else:
+                os.environ["CTADEFACE_HOME"] = home
+            shutil.rmtree(cache, ignore_errors=True)
+        result = slicer.util.arrayFromVolume(defaced)
+        self.assertGreater(int(face.sum()), 0)
+        self.assertTrue(np.all(result[face] == -1024))
+        self.assertTrue(np.any(original[face] != -1024))  # the face really changed
+        self.assertTrue(np.array_equal(result[~face], original[~face]))  # nothing else did
+        self.assertTrue(np.array_equal(slicer.util.arrayFromVolume(volume), original))  # the input is untouched
+        self.delayDisplay("CTADeface sample test passed")
 
     def test_ApplyChangesOnlyTheEditedFace(self):
         import numpy as np
@@ -364,3 +453,4 @@ class CTADefaceTest(ScriptedLoadableModuleTest):
         self.assertTrue(np.array_equal(result, np.where(face > 0, np.int16(-1024), array)))
         self.assertTrue(np.array_equal(slicer.util.arrayFromVolume(volume), array))
         self.delayDisplay("CTADeface apply test passed")
+

@@ -13,23 +13,21 @@ import logging
 import os
 import sys
 import tempfile
+from typing import Annotated
 
 import qt
 import slicer
-import vtk  # noqa: F401  (Slicer modules conventionally have it; VTK is always present)
+import vtk
+from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
 from CTADefaceEvalLib.slicerlogic import EvalLogic, caption
 
-try:  # Slicer >= 5.2; older Slicers run the widget without a persisted parameter node
-    from slicer.parameterNodeWrapper import parameterNodeWrapper
-except ImportError:
-    parameterNodeWrapper = None
-
+LIBRARIES = ("CTADefaceEvalLib",)  # reloaded with the module by the Reload button
 PICTURE_WIDTH = 220  # pixels of each picture in the module panel
-SIZE_CHOICES = ("512", "320", "256")
+SIZE_CHOICES = (512, 320, 256)
 
 
 class CTADefaceEval(ScriptedLoadableModule):
@@ -37,7 +35,7 @@ class CTADefaceEval(ScriptedLoadableModule):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = "CTA Deface Evaluation"
         self.parent.categories = ["Segmentation"]
-        self.parent.dependencies = []
+        self.parent.dependencies = ["CTADeface"]  # CTADefaceLib (errors, installer, child processes) is its library
         self.parent.contributors = ["SlicerCTADeface contributors"]
         self.parent.helpText = (
             "Checks how well defacing hides the face, as in the CTA-DEFACE paper: each volume is rendered from the "
@@ -50,12 +48,11 @@ class CTADefaceEval(ScriptedLoadableModule):
             "Method of the CTA-DEFACE paper (Mahmutoglu et al.).")
 
 
-if parameterNodeWrapper is not None:
-    @parameterNodeWrapper
-    class CTADefaceEvalParameterNode:
-        originalVolume: slicer.vtkMRMLScalarVolumeNode
-else:
-    CTADefaceEvalParameterNode = None
+# Bound widgets follow Slicer's GUI connector rules (see CTADeface.py): the size combo box needs a Choice.
+@parameterNodeWrapper
+class CTADefaceEvalParameterNode:
+    originalVolume: slicer.vtkMRMLScalarVolumeNode
+    pictureSize: Annotated[int, Choice(SIZE_CHOICES)] = 512
 
 
 class CTADefaceEvalLogic(ScriptedLoadableModuleLogic, EvalLogic):
@@ -66,22 +63,21 @@ class CTADefaceEvalLogic(ScriptedLoadableModuleLogic, EvalLogic):
         EvalLogic.__init__(self)
 
     def getParameterNode(self):
-        node = ScriptedLoadableModuleLogic.getParameterNode(self)
-        return CTADefaceEvalParameterNode(node) if CTADefaceEvalParameterNode is not None else node
+        return CTADefaceEvalParameterNode(super().getParameterNode())
 
 
 class CTADefaceEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def __init__(self, parent=None):
         ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
+        VTKObservationMixin.__init__(self)  # needed for parameter node observation
         self.logic = None
         self._parameterNode = None
+        self._parameterNodeGuiTag = None
         self._process = None  # the running comparison
         self._renderFolder = None
         self._resultWidgets = []
-        self._dependenciesAsked = False
 
-    # ------------------------------------------------------------------ set-up
+    # ------------------------------------------------------------------ set-up (Slicer's scripted-module template)
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/CTADefaceEval.ui"))
@@ -89,12 +85,15 @@ class CTADefaceEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = CTADefaceEvalLogic()
-        self.ui.sizeSelector.addItems(list(SIZE_CHOICES))
         self.ui.methodsTable.setHorizontalHeaderLabels(["Method name", "Folder of defaced images"])
         self.ui.methodsTable.horizontalHeader().setStretchLastSection(True)
         self._timer = qt.QTimer()
         self._timer.setInterval(300)
         self._timer.connect("timeout()", self._pollProcess)
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+
         for button, handler in ((self.ui.scoreButton, self.onRenderAndScore),
                                 (self.ui.addMethodButton, self.onAddMethod),
                                 (self.ui.removeMethodButton, self.onRemoveMethod),
@@ -102,12 +101,9 @@ class CTADefaceEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                 (self.ui.cancelCompareButton, self.onCancel),
                                 (self.ui.openReportButton, self.onOpenReport)):
             button.connect("clicked(bool)", handler)
-        self.ui.originalVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self._updateButtons)
-        self.ui.defacedVolumesSelector.connect("checkedNodesChanged()", self._updateButtons)
         self.ui.outputFolderSelector.connect("currentPathChanged(QString)", self._updateButtons)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-        self.initializeParameterNode()
-        self._updateButtons()
+
+        self.initializeParameterNode()  # needed for module reload
 
     def cleanup(self):
         self.onCancel()
@@ -116,22 +112,47 @@ class CTADefaceEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def enter(self):
         self.initializeParameterNode()
 
-    def onSceneEndClose(self, caller, event):
+    def exit(self):
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+
+    def onSceneStartClose(self, caller, event):
+        self.setParameterNode(None)
         self._clearResults()
+
+    def onSceneEndClose(self, caller, event):
         if self.parent.isEntered:
             self.initializeParameterNode()
 
     def initializeParameterNode(self):
-        self._parameterNode = self.logic.getParameterNode()
-        if CTADefaceEvalParameterNode is not None:
-            if not self._parameterNode.originalVolume:
-                self._parameterNode.originalVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
-            self._parameterNode.connectGui(self.ui)  # widgets carry SlicerParameterName in the .ui
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.originalVolume:
+            firstVolumeNode = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            if firstVolumeNode:
+                self._parameterNode.originalVolume = firstVolumeNode
+
+    def setParameterNode(self, inputParameterNode):
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+        self._updateButtons()
+
+    def onReload(self):
+        """Reload the library too: Slicer's Reload re-reads only this file."""
+        for name in [n for n in sys.modules if any(n == lib or n.startswith(lib + ".") for lib in LIBRARIES)]:
+            del sys.modules[name]
+        ScriptedLoadableModuleWidget.onReload(self)
 
     # ------------------------------------------------------------------ state shown
     def _updateButtons(self, *unused):
         busy = self._process is not None
-        self.ui.scoreButton.enabled = self.ui.originalVolumeSelector.currentNode() is not None
+        self.ui.scoreButton.enabled = bool(self._parameterNode and self._parameterNode.originalVolume)
         self.ui.runCompareButton.enabled = not busy
         self.ui.cancelCompareButton.enabled = busy
         folder = self.ui.outputFolderSelector.currentPath
@@ -142,17 +163,20 @@ class CTADefaceEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         logging.info(text)
 
     def _size(self):
-        return int(self.ui.sizeSelector.currentText)
+        return int(self._parameterNode.pictureSize) if self._parameterNode else SIZE_CHOICES[0]
 
     # ------------------------------------------------------------------ render and score
     def onRenderAndScore(self):
-        if not self._ensureDependencies():
-            return
-        original = self.ui.originalVolumeSelector.currentNode()
-        defaced = [node for node in self.ui.defacedVolumesSelector.checkedNodes() if node is not original]
-        if self._renderFolder is None:
-            self._renderFolder = tempfile.mkdtemp(prefix="ctadeface-eval-")
         with slicer.util.tryWithErrorDisplay("Rendering and scoring failed.", waitCursor=True):
+            from CTADefaceLib.errors import DefaceError
+
+            original = self._parameterNode.originalVolume if self._parameterNode else None
+            if original is None:
+                raise DefaceError("Select the original (undefaced) volume.")
+            self._ensureDependencies()
+            defaced = [node for node in self.ui.defacedVolumesSelector.checkedNodes() if node is not original]
+            if self._renderFolder is None:
+                self._renderFolder = tempfile.mkdtemp(prefix="ctadeface-eval-")
             self._log(f"Rendering and scoring {original.GetName()} and {len(defaced)} defaced volume(s)...")
             results = self.logic.scoreVolumes(original, defaced, self._renderFolder, size=self._size())
             self._showResults(results)
@@ -209,9 +233,8 @@ class CTADefaceEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return methods
 
     def onRunCompare(self):
-        if not self._ensureDependencies():
-            return
         with slicer.util.tryWithErrorDisplay("The comparison could not start.", waitCursor=True):
+            self._ensureDependencies()
             outdir = self.ui.outputFolderSelector.currentPath
             process = self.logic.startCompare(self.ui.originalsFolderSelector.currentPath, self._methods(), outdir,
                                               size=self._size())
@@ -253,26 +276,80 @@ class CTADefaceEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # ------------------------------------------------------------------ first-use dependencies
     def _ensureDependencies(self):
-        """Offer, once, to install MTCNN, FaceNet and OpenCV; False when scoring cannot run yet."""
-        from CTADeface import ensureDependencies  # the sister module's first-use installer (same extension)
+        """Return when scoring can run; otherwise offer the installation and raise a DefaceError saying why not.
+
+        Asked on every click until installed: a declined or failed installation is never a silent no-op.
+        """
         from CTADefaceLib import dependencies
+        from CTADefaceLib.errors import DefaceError
 
         report = dependencies.check_eval()
-        asked, ready = ensureDependencies(report, dependencies.check_eval,
-                                          needsPip=report.missing_eval or report.missing_core,
-                                          alreadyAsked=self._dependenciesAsked, log=self._log,
-                                          restartMessage="PyTorch was installed: restart Slicer, then try again.")
-        self._dependenciesAsked = asked
-        return ready
+        if report.complete:
+            return
+        if report.missing_torch or report.missing_torchvision:
+            try:
+                import PyTorchUtils  # the PyTorch extension picks the right CUDA/CPU build of torch + torchvision
+            except ImportError:
+                raise DefaceError(dependencies.torch_install_hint()) from None
+            if not PyTorchUtils.PyTorchUtilsLogic().installTorch(
+                    askConfirmation=True, torchVersionRequirement=dependencies.torch_requirement()):
+                raise DefaceError("The face models need PyTorch and torchvision, which were not installed.")
+        after = dependencies.check_eval()
+        if not after.complete:
+            if not slicer.util.confirmOkCancelDisplay(after.summary() + " Install now?"):
+                raise DefaceError("The evaluation needs packages that are not installed: " + after.summary())
+            with slicer.util.WaitCursor():
+                after = dependencies.run_install(after, python=sys.executable, log=self._log)
+        if dependencies.restart_needed(report, after):
+            raise DefaceError("PyTorch was installed: restart Slicer, then try again.")
+        if not after.complete:
+            raise DefaceError(after.summary() + " Installation did not complete; see the Python console.")
 
 
 class CTADefaceEvalTest(ScriptedLoadableModuleTest):
-    """Runs inside Slicer (Reload and Test): the compare command and the drawn box; no face models needed."""
+    """Runs inside Slicer (Reload and Test; ctest through slicer_add_python_unittest in CMakeLists.txt)."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
 
     def runTest(self):
-        slicer.mrmlScene.Clear()
+        self.setUp()
         self.test_CompareCommand()
         self.test_DrawBox()
+        self.setUp()
+        self.test_ScoreTheSampleBeforeAndAfterDefacing()
+
+    def test_ScoreTheSampleBeforeAndAfterDefacing(self):
+        """The bundled sample and its box-defaced copy: rendered and scored in a child process, original first.
+
+        Needs the face models (torch, torchvision, facenet-pytorch, OpenCV); without them it says so and stops.
+        """
+        import os
+        import shutil
+
+        from CTADefaceLib import dependencies, slicerbridge
+        from CTADefaceLib.models.bundled import DATA_DIR
+        from CTADefaceLib.pipeline import DefaceSettings, deface_image
+        from CTADefaceLib.volume import read_image
+
+        if not dependencies.check_eval().complete:
+            self.delayDisplay("Scoring skipped: " + dependencies.check_eval().summary())
+            return
+        image = read_image(os.path.join(DATA_DIR, "sample_phantom.nii.gz"))
+        original = slicerbridge.volume_from_image(image, "sample")
+        defaced = slicerbridge.volume_from_image(deface_image(image, DefaceSettings(engine="box")).defaced,
+                                                 "sample defaced")
+        folder = tempfile.mkdtemp(prefix="ctadeface-eval-selftest-")
+        try:
+            results = CTADefaceEvalLogic().scoreVolumes(original, [defaced], folder, size=256)
+            self.assertEqual([r["role"] for r in results], ["original", "defaced"])
+            self.assertEqual(results[0]["distance"] if results[0]["box"] is not None else 0.0, 0.0)
+            for result in results:
+                self.assertTrue(os.path.getsize(result["png"]) > 0)
+                self.assertTrue(0.0 <= result["probability"] <= 1.0)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        self.delayDisplay("CTADefaceEval scoring test passed")
 
     def test_CompareCommand(self):
         argv = CTADefaceEvalLogic().compareCohortCommand("/o", {"a": "/a"}, "/out")

@@ -2,8 +2,12 @@
 
 `PRELUDE` is Python source run at the top of a fresh interpreter before a module file is imported;
 `qt` members beyond QTimer are added by the test that needs them. Everything else (slicer, MRML,
-vtk) is the real slicer-core.
+vtk) is the real slicer-core, except slicer.parameterNodeWrapper (slicer-core lacks it: it needs Qt), which
+is the rule-enforcing stand-in of Testing/slicer_env/standins.py.
 """
+import os
+
+SLICER_ENV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "slicer_env")
 
 PRELUDE = r'''
 import sys, types
@@ -13,11 +17,20 @@ class _Base:
     def __init__(self, *args, **kwargs):
         pass
 slm = types.ModuleType("slicer.ScriptedLoadableModule")
-for name in ("ScriptedLoadableModule", "ScriptedLoadableModuleWidget", "ScriptedLoadableModuleLogic",
-             "ScriptedLoadableModuleTest"):
+for name in ("ScriptedLoadableModule", "ScriptedLoadableModuleWidget", "ScriptedLoadableModuleLogic"):
     setattr(slm, name, type(name, (_Base,), {}))
+import unittest
+class ScriptedLoadableModuleTest(unittest.TestCase):  # Slicer's is a unittest.TestCase with delayDisplay
+    def __init__(self, *args, **kwargs):
+        unittest.TestCase.__init__(self, "runTest")
+    def delayDisplay(self, message, msec=None):
+        print(message, flush=True)
+slm.ScriptedLoadableModuleTest = ScriptedLoadableModuleTest
 sys.modules["slicer.ScriptedLoadableModule"] = slm
 # --- end of stand-ins ---
 import slicer
 slicer.ScriptedLoadableModule = slm
-'''
+sys.path.insert(0, %r)
+import standins
+slicer.parameterNodeWrapper = sys.modules["slicer.parameterNodeWrapper"] = standins._parameter_node_wrapper_module("5.10")
+''' % SLICER_ENV

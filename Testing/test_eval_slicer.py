@@ -64,6 +64,16 @@ def test_module_imports_with_stand_ins_and_loads_nothing_heavy():
     assert "HEAVY []" in result.stdout
 
 
+def test_module_file_does_not_import_the_sister_module_and_declares_it():
+    """CTADefaceLib comes with the CTADeface module: declared as a dependency, CTADeface.py itself not imported."""
+    assert "CTADeface" not in _top_level_imports(MODULE_FILE)
+    tree = ast.parse(open(MODULE_FILE, encoding="utf-8").read())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | \
+        {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert "CTADeface" not in imported
+    assert 'self.parent.dependencies = ["CTADeface"]' in open(MODULE_FILE, encoding="utf-8").read()
+
+
 def test_ui_names_every_widget_the_module_uses():
     """Each self.ui.<name> in CTADefaceEval.py is a named widget in the .ui (a typo would only show in Slicer)."""
     import re
@@ -132,8 +142,11 @@ def heads():
     return head, deface_image(head.image, mask=head.face).defaced  # defaced with its own ground-truth mask
 
 
-def test_score_volumes_original_has_a_face_and_defaced_has_none(heads, tmp_path):
+def test_score_volumes_original_has_a_face_and_defaced_has_none(heads, tmp_path, monkeypatch):
+    """Scored in a child process: Slicer's own process gets no offscreen-rendering settings."""
     from slicer_bootstrap import bootstrap
+
+    monkeypatch.delenv("VTK_DEFAULT_OPENGL_WINDOW", raising=False)
 
     bootstrap()
     from CTADefaceEvalLib.slicerlogic import EvalLogic, caption
@@ -154,6 +167,7 @@ def test_score_volumes_original_has_a_face_and_defaced_has_none(heads, tmp_path)
         assert os.path.isfile(result["png"]) and os.path.getsize(result["png"]) > 1000
         assert result["nodeID"].startswith("vtkMRMLScalarVolumeNode")
     assert "original" in caption(first) and "no face found" in caption(second)
+    assert "VTK_DEFAULT_OPENGL_WINDOW" not in os.environ  # set only in the child that rendered
 
     import matplotlib.image as mpimg
     import numpy as np
@@ -248,7 +262,6 @@ layout = Layout()
 ui = types.SimpleNamespace(
     originalVolumeSelector=types.SimpleNamespace(currentNode=lambda: ORIGINAL),
     defacedVolumesSelector=types.SimpleNamespace(checkedNodes=lambda: [ORIGINAL, DEFACED]),
-    sizeSelector=types.SimpleNamespace(currentText="256"),
     resultsFrame=types.SimpleNamespace(layout=lambda: layout),
     methodsTable=Table(), originalsFolderSelector=types.SimpleNamespace(currentPath={tmp!r}),
     outputFolderSelector=types.SimpleNamespace(currentPath=os.path.join({tmp!r}, "out")),
@@ -260,6 +273,9 @@ ORIGINAL, DEFACED = Node("head"), Node("head defaced")
 import CTADefaceEval
 widget = CTADefaceEval.CTADefaceEvalWidget()
 widget.ui, widget.logic, widget._timer = ui, CTADefaceEval.CTADefaceEvalLogic(), Stub()
+import vtk
+widget._parameterNode = CTADefaceEval.CTADefaceEvalParameterNode(vtk.vtkObject())  # what the widget reads
+widget._parameterNode.originalVolume, widget._parameterNode.pictureSize = ORIGINAL, 256
 widget._ensureDependencies = lambda: True
 seen = []
 def scoreVolumes(original, defaced, folder, size):

@@ -4,22 +4,18 @@ MRML is reached only through `CTADefaceLib.slicerbridge` (volume node -> SimpleI
 and scoring are `cohort.score_image` (render + MTCNN + FaceNet), the same code as `ctadeface eval`,
 and a cohort comparison is the `ctadeface eval compare` command run in a child process.
 
-Import order (render.py, FACTS.md): torch/torchvision must be imported before VTK renders through
-Mesa in the same process. `render.render_volume` does that itself before its first render, but
-inside Slicer the 3D view may already have rendered: `scoreVolumes` imports torch first thing, and
-the module imports nothing heavy before it is used.
+Rendering and scoring run in a child process: offscreen rendering needs torch/torchvision imported
+before VTK's first render and an EGL window (render.py), neither of which may be arranged inside
+Slicer's own process, which has a real window and has rendered long before.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import sys
 
 from CTADefaceLib.subprocess_runner import DefaceProcess  # standard library only
-
-log = logging.getLogger(__name__)
 
 #: The folder that holds CTADefaceEvalLib: the compare child needs it on its path besides CTADefaceLib.
 EVAL_LIBRARY_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -75,45 +71,59 @@ class EvalLogic:
     def __init__(self, size: int = 512):
         self.size = size
 
-    def scoreVolumes(self, originalNode, defacedNodes, outFolder: str, size: int | None = None) -> list[dict]:
+    def scoreVolumes(self, originalNode, defacedNodes, outFolder: str, size: int | None = None,
+                     timeout: float | None = None) -> list[dict]:
         """Render each volume from the anterior (CT-Muscle), score it, save the picture with the MTCNN box.
 
+        The rendering and the face models run in a child process (`python -m CTADefaceEvalLib.slicerlogic`):
+        offscreen VTK rendering needs settings (EGL window, torch imported before VTK) that must not be made
+        inside Slicer's own process, which has a real window and has rendered already.
         Returns one dict per volume, the original first: name, nodeID, role ("original"/"defaced"),
         probability (highest MTCNN probability, 0.0 when no face), box ([x1, y1, x2, y2] or None),
         distance (FaceNet distance to the original's face; 0.0 for the original itself; None when either
         picture has no face: nothing to re-identify), png (path of the picture with the box drawn),
         render_s.
         """
-        from . import render
+        import json
 
-        render.import_torch_before_vtk()  # first, before anything here can render (see the module docstring)
-        from .cohort import score_image
+        from CTADefaceLib.errors import DefaceError
+        from CTADefaceLib.volume import write_image_atomic
 
         if originalNode is None:
-            raise ValueError("Select the original (undefaced) volume.")
+            raise DefaceError("Select the original (undefaced) volume.")
         bridge = _bridge()
-        size = size or self.size
         os.makedirs(outFolder, exist_ok=True)
         nodes = [originalNode] + [n for n in (defacedNodes or []) if n is not None and n is not originalNode]
-        results, reference, used = [], None, set()
+        jobs, used = [], set()
         for index, node in enumerate(nodes):
-            role = ORIGINAL_ROLE if index == 0 else "defaced"
-            scored = score_image(bridge.image_from_volume(node), reference, size=size)
-            if index == 0:
-                reference = scored["embedding"]
-                distance = 0.0 if reference is not None else None
-            else:
-                distance = scored["embedding_distance"]  # None when this picture (or the original) has no face
             base = f"{index:02d}_{_safe_file_name(bridge.node_name(node))}"
             while base in used:
                 base += "_"
             used.add(base)
-            png = render.save_png(draw_box(scored["picture"], scored["box"]), os.path.join(outFolder, base + ".png"))
-            results.append({"name": bridge.node_name(node), "nodeID": bridge.node_id(node), "role": role,
-                            "probability": float(scored["face_probability"]), "box": scored["box"],
-                            "distance": distance, "png": png, "render_s": scored["render_s"]})
-            log.info("%s", caption(results[-1]).replace("\n", ": "))
-        return results
+            image = os.path.join(outFolder, base + ".nrrd")  # NRRD keeps the exact geometry
+            write_image_atomic(bridge.image_from_volume(node), image, overwrite=True)
+            jobs.append({"name": bridge.node_name(node), "nodeID": bridge.node_id(node),
+                         "role": ORIGINAL_ROLE if index == 0 else "defaced", "image": image,
+                         "png": os.path.join(outFolder, base + ".png")})
+        manifest, answer = os.path.join(outFolder, "score-jobs.json"), os.path.join(outFolder, "score-results.json")
+        with open(manifest, "w", encoding="utf-8") as handle:
+            json.dump({"size": int(size or self.size), "jobs": jobs}, handle)
+        if os.path.exists(answer):
+            os.remove(answer)
+        process = DefaceProcess([sys.executable, "-m", "CTADefaceEvalLib.slicerlogic", manifest, answer],
+                                env=self.childEnvironment()).start()
+        try:
+            process.wait(timeout)
+        finally:
+            process.cancel()
+            for job in jobs:
+                if os.path.exists(job["image"]):
+                    os.remove(job["image"])
+        message = process.error_message()
+        if message:
+            raise DefaceError(message.replace("The defacing process", "Rendering and scoring"))
+        with open(answer, encoding="utf-8") as handle:
+            return json.load(handle)
 
     # ------------------------------------------------------------------ cohort
     @staticmethod
@@ -184,3 +194,42 @@ class CompareProcess(DefaceProcess):
             return "The comparison was cancelled."
         message = super().error_message()
         return message.replace("The defacing process", "The comparison") if message else None
+
+
+# ------------------------------------------------------------------------------------ the scoring child
+def score_jobs(manifest: str, answer: str) -> None:
+    """In the child: score the images `scoreVolumes` wrote, save the pictures, write the results as JSON."""
+    import json
+
+    from . import render
+
+    render.import_torch_before_vtk()  # first, before anything here can render
+    from CTADefaceLib.volume import read_image
+
+    from .cohort import score_image
+
+    with open(manifest, encoding="utf-8") as handle:
+        data = json.load(handle)
+    results, reference = [], None
+    for index, job in enumerate(data["jobs"]):
+        scored = score_image(read_image(job["image"]), reference, size=data["size"])
+        if index == 0:
+            reference = scored["embedding"]
+            distance = 0.0 if reference is not None else None
+        else:
+            distance = scored["embedding_distance"]  # None when this picture (or the original) has no face
+        png = render.save_png(draw_box(scored["picture"], scored["box"]), job["png"])
+        box = None if scored["box"] is None else [float(v) for v in scored["box"]]
+        results.append({"name": job["name"], "nodeID": job["nodeID"], "role": job["role"],
+                        "probability": float(scored["face_probability"]), "box": box,
+                        "distance": None if distance is None else float(distance), "png": png,
+                        "render_s": scored["render_s"]})
+        print(f"[{index + 1}/{len(data['jobs'])}] " + caption(results[-1]).replace("\n", ": "), flush=True)
+    partial = answer + ".partial"
+    with open(partial, "w", encoding="utf-8") as handle:
+        json.dump(results, handle)
+    os.replace(partial, answer)
+
+
+if __name__ == "__main__":
+    score_jobs(sys.argv[1], sys.argv[2])

@@ -28,12 +28,21 @@ _CHUNK = 1 << 20
 
 def cache_root() -> str:
     """Per-user cache, or $CTADEFACE_HOME; never inside the package or the Slicer extension."""
-    root = os.environ.get(CACHE_ENV)
-    if not root:
-        import platformdirs
-
-        root = platformdirs.user_cache_dir("ctadeface", appauthor=False)
+    root = os.environ.get(CACHE_ENV) or _user_cache_dir("ctadeface")
     return os.path.abspath(root)
+
+
+def _user_cache_dir(app: str) -> str:
+    """platformdirs.user_cache_dir(app, appauthor=False), in the standard library: Slicer does not bundle
+    platformdirs, and the Slicer module lists the installed models as it loads."""
+    import sys
+
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or os.path.expanduser(r"~\AppData\Local")
+        return os.path.join(base, app, "Cache")
+    if sys.platform == "darwin":
+        return os.path.join(os.path.expanduser("~/Library/Caches"), app)
+    return os.path.join(os.environ.get("XDG_CACHE_HOME", "").strip() or os.path.expanduser("~/.cache"), app)
 
 
 def models_dir() -> str:
