@@ -71,10 +71,15 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    import math
+
     from ..deface import parse_fill
+    from ..errors import DefaceError
     from ..pipeline import deface_batch
 
-    parse_fill(args.fill)  # a bad --fill is reported before any model loads
+    fill = parse_fill(args.fill)  # a bad --fill is reported before any model loads
+    if isinstance(fill, float) and not math.isfinite(fill):
+        raise DefaceError(f"--fill must be p10, air or a finite number in HU, not '{args.fill}'.")
     settings = settings_from_args(args)
     report = deface_batch(args.inputs, args.output, settings, overwrite=args.overwrite,
                           progress=not args.no_progress, check=args.check)
@@ -82,6 +87,7 @@ def run(args) -> int:
 
 
 def print_summary(report: list[dict], as_json: bool = False) -> int:
+    """One line per input (done / skipped / FAILED, with the reason) and the counts; 1 if any case failed."""
     failed = [r for r in report if r["status"] == "failed"]
     if as_json:
         json.dump(report, sys.stdout, indent=2)
