@@ -211,8 +211,10 @@ def deface_file(input_path: str, outdir: str, settings: DefaceSettings | None = 
             return deface_file(input_path, outdir, settings, engine=engine, overwrite=overwrite, check=check,
                                claimed=True)
     start = time.perf_counter()
+    log.debug("%s: reading", input_path)
     image = read_image(input_path)
     load_s = time.perf_counter() - start
+    log.debug("%s: finding the face", input_path)
     result = deface_image(image, settings, engine=engine, name=input_path)
     result.provenance["timings_s"] = {"load": round(load_s, 3), **result.provenance["timings_s"]}
     protect = (input_path,) if os.path.isfile(input_path) else ()
@@ -228,6 +230,7 @@ def deface_file(input_path: str, outdir: str, settings: DefaceSettings | None = 
         started = time.perf_counter()
         extra["reidentification_check"] = reidentification_check(result.defaced, check)
         result.provenance["timings_s"]["check"] = round(time.perf_counter() - started, 3)
+    log.debug("%s: writing the outputs", input_path)
     return write_outputs(result, paths, overwrite=overwrite, protect=protect, extra=extra, started=start)
 
 
@@ -386,6 +389,7 @@ def deface_batch(inputs: list[str], outdir: str, settings: DefaceSettings | None
                 # One engine for the whole batch, loaded for the first case that needs it; a model
                 # that cannot load stops the batch here (every case would fail the same way).
                 if engine is None:
+                    log.debug("Loading the %s engine (model %s)", settings.engine, settings.model)
                     engine = settings.create_engine()
                 try:
                     sidecar = deface_file(path, outdir, settings, engine=engine, overwrite=overwrite, check=check,
