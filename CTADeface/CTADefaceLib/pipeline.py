@@ -33,7 +33,6 @@ __all__ = ["DefaceSettings", "DefaceResult", "deface_image", "deface_file", "def
            "find_inputs", "output_paths", "write_outputs", "write_json_atomic", "file_sha256", "case_name"]
 
 
-
 @dataclass
 class DefaceSettings:
     """Everything that decides the result; stored in the sidecar as `settings`."""
