@@ -154,6 +154,14 @@ def strict_json(data: dict, what: str) -> str:
 
 
 def _umask() -> int:
+    # Linux reports it without changing it; elsewhere set and restore it at once (umask has no getter).
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
