@@ -212,8 +212,12 @@ def examine_case(input_path: str, paths: dict, digest=file_sha256) -> tuple[str,
         return ("incomplete", leftovers) if leftovers else ("new", None)
     try:
         with open(sidecar_path, encoding="utf-8") as handle:
-            recorded = json.load(handle)["input"]
+            sidecar = json.load(handle)
+        recorded = sidecar["input"]
         recorded_path, recorded_sha = recorded.get("path"), recorded.get("sha256")
+        hashes = sidecar.get("outputs_sha256") or {}
+        if not isinstance(recorded, dict) or not isinstance(hashes, dict):
+            raise TypeError("not a sidecar's layout")
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return "foreign", (f"{sidecar_path} exists and is not a ctadeface sidecar for {input_path}; it is never "
                            "replaced, so deface this input into another output folder.")
@@ -221,14 +225,14 @@ def examine_case(input_path: str, paths: dict, digest=file_sha256) -> tuple[str,
     current_sha = digest(input_path) if recorded_sha else None
     same_bytes = bool(recorded_sha) and current_sha == recorded_sha
     if not same_path and not same_bytes:
-        return "foreign", (f"{sidecar_path} holds the outputs of another input ({recorded_path or 'unknown'}); "
+        owner = recorded_path or (f"the Slicer volume {recorded['slicer_node']}" if recorded.get("slicer_node")
+                                  else "unknown")
+        return "foreign", (f"{sidecar_path} holds the outputs of another input ({owner}); "
                            "another case's outputs are never replaced, so deface this input into another "
                            "output folder.")
     if recorded_sha and current_sha and not same_bytes:
         return "changed", (f"{input_path} has changed since its outputs in {os.path.dirname(sidecar_path)} were "
                            "made (its sha256 differs); pass --overwrite to deface it again.")
-    with open(sidecar_path, encoding="utf-8") as handle:
-        hashes = json.load(handle).get("outputs_sha256") or {}
     for key in IMAGE_KEYS:
         if not os.path.isfile(paths[key]) or (hashes.get(key) and file_sha256(paths[key]) != hashes[key]):
             return "changed", (f"{paths[key]} is missing or no longer matches its sidecar; pass --overwrite to "
