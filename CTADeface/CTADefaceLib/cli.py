@@ -2,7 +2,8 @@
 
 Each module in COMMANDS has `register(subparsers)`, which adds its subcommand and sets
 `func(args) -> int`. User errors (DefaceError) become one sentence on stderr and a
-non-zero exit; anything else is a bug and keeps its traceback.
+non-zero exit; anything else is a bug and keeps its traceback. Ctrl-C and SIGTERM stop the
+run the same way (the case being written is cleaned up) and print only what is true of it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 
 from . import __version__
@@ -49,7 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(KeyboardInterrupt):
+    pass
+
+
+def _stop_on_sigterm(signum, frame):
+    # A batch system's kill (SIGTERM) gets the same clean-up as Ctrl-C: the case being written is removed.
+    raise _Terminated
+
+
 def main(argv=None) -> int:
+    try:
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    except ValueError:
+        pass  # not the main thread (e.g. called from a test runner's thread): keep the default
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -64,9 +79,11 @@ def main(argv=None) -> int:
     except DefaceError as err:
         print(f"ctadeface: error: {err}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
-        print("ctadeface: interrupted; no partial output was left behind.", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        # A batch says which case it stopped in and what of it remains; elsewhere nothing more is known.
+        print(f"ctadeface: {err if str(err) else 'interrupted.'}", file=sys.stderr)
+        terminated = isinstance(err, _Terminated) or isinstance(err.__context__, _Terminated)
+        return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
 
 
 if __name__ == "__main__":

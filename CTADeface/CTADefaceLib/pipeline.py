@@ -11,23 +11,26 @@ bad one.
 from __future__ import annotations
 
 import datetime
-import hashlib
-import json
 import logging
 import os
-import tempfile
 import time
+import traceback
 from dataclasses import asdict, dataclass, field
 
 from . import __version__
+from .caseoutputs import (OutputsExist, case_leftovers, claim_case, file_sha256, output_folder_lock,
+                          own_staging_folders, prepare_output_folder, remove_stale_temporaries, write_case,
+                          write_json_atomic)
 from .deface import apply_mask, fill_value, parse_fill
 from .errors import DefaceError, OutputError
 from .mask import binary_face, mask_volume_ml, mask_voxels, postprocess, require_face
-from .volume import IMAGE_SUFFIXES, from_canonical, input_digest, read_image, same_grid, split_suffix, to_canonical, write_image_atomic
+from .volume import IMAGE_SUFFIXES, from_canonical, input_digest, read_image, same_grid, split_suffix, to_canonical
 
 log = logging.getLogger(__name__)
 
-OUTPUT_TAGS = ("_defaced", "_facemask", "_deface")
+# file_sha256 and write_json_atomic live in caseoutputs; other modules import them from here too.
+__all__ = ["DefaceSettings", "DefaceResult", "deface_image", "deface_file", "deface_batch", "expand_inputs",
+           "find_inputs", "output_paths", "write_outputs", "write_json_atomic", "file_sha256", "case_name"]
 
 
 @dataclass
@@ -159,42 +162,23 @@ def output_paths(input_path: str, outdir: str, output_format: str | None = None)
     }
 
 
-def file_sha256(path: str) -> str | None:
-    if not os.path.isfile(path):
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def write_json_atomic(data: dict, path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, default=str)
-        handle.write("\n")
-    os.replace(tmp, path)
-
-
 def write_outputs(result: DefaceResult, paths: dict, *, overwrite: bool = False, protect: tuple = (),
-                  extra: dict | None = None) -> dict:
-    """Write defaced image, mask and sidecar atomically; the sidecar is written last (it marks completion)."""
-    for key in ("defaced", "mask", "sidecar"):
-        target = os.path.abspath(paths[key])
-        if any(os.path.exists(p) and os.path.exists(target) and os.path.samefile(p, target) for p in protect):
-            raise OutputError(f"Refusing to write {paths[key]}: it is an input file.")
+                  extra: dict | None = None, started: float | None = None) -> dict:
+    """Write defaced image, mask and sidecar all-or-nothing (caseoutputs.write_case): the sidecar comes last.
+
+    `started`: when the case began (time.perf_counter()); the sidecar then records the total time.
+    """
     start = time.perf_counter()
-    write_image_atomic(result.defaced, paths["defaced"], overwrite=overwrite, protect=protect)
-    write_image_atomic(result.mask, paths["mask"], overwrite=overwrite, protect=protect)
-    result.provenance["timings_s"]["write"] = round(time.perf_counter() - start, 3)
     sidecar = dict(result.provenance)
-    sidecar["outputs"] = {k: os.path.abspath(v) for k, v in paths.items()}
     sidecar.update(extra or {})
-    write_json_atomic(sidecar, paths["sidecar"])
-    return sidecar
+
+    def finish(data: dict) -> None:
+        data["timings_s"] = dict(data["timings_s"], write=round(time.perf_counter() - start, 3))
+        if started is not None:
+            data["timings_s"]["total"] = round(time.perf_counter() - started, 3)
+
+    return write_case({"defaced": result.defaced, "mask": result.mask}, sidecar, paths, overwrite=overwrite,
+                      protect=protect, before_sidecar=finish)
 
 
 def reidentification_check(defaced, threshold: float) -> dict:
@@ -208,21 +192,28 @@ def reidentification_check(defaced, threshold: float) -> dict:
 
 
 def deface_file(input_path: str, outdir: str, settings: DefaceSettings | None = None, *, engine=None,
-                overwrite: bool = False, check: float | None = None) -> dict:
+                overwrite: bool = False, check: float | None = None, claimed: bool = False) -> dict:
     """Deface one file (or DICOM folder) into outdir; returns the sidecar dict.
 
     `check`: a face-probability threshold; when given, the result is rendered and scored by MTCNN
     and the verdict (PASS/REVIEW) is stored in the sidecar under `reidentification_check`.
+    `claimed`: the caller (deface_batch) holds the output folder's lock and has already called
+    `claim_case` for this input; otherwise this function does both.
     """
     settings = settings or DefaceSettings()
     paths = output_paths(input_path, outdir, settings.output_format)
-    if not overwrite:
-        existing = [p for p in paths.values() if os.path.exists(p)]
-        if existing:
-            raise OutputError(f"{existing[0]} already exists; pass --overwrite to replace it.")
+    if not claimed:
+        prepare_output_folder(outdir)
+        with output_folder_lock(outdir):
+            remove_stale_temporaries(outdir)
+            claim_case(input_path, paths, overwrite=overwrite)
+            return deface_file(input_path, outdir, settings, engine=engine, overwrite=overwrite, check=check,
+                               claimed=True)
     start = time.perf_counter()
+    log.debug("%s: reading", input_path)
     image = read_image(input_path)
     load_s = time.perf_counter() - start
+    log.debug("%s: finding the face", input_path)
     result = deface_image(image, settings, engine=engine, name=input_path)
     result.provenance["timings_s"] = {"load": round(load_s, 3), **result.provenance["timings_s"]}
     protect = (input_path,) if os.path.isfile(input_path) else ()
@@ -238,63 +229,179 @@ def deface_file(input_path: str, outdir: str, settings: DefaceSettings | None = 
         started = time.perf_counter()
         extra["reidentification_check"] = reidentification_check(result.defaced, check)
         result.provenance["timings_s"]["check"] = round(time.perf_counter() - started, 3)
-    sidecar = write_outputs(result, paths, overwrite=overwrite, protect=protect, extra=extra)
-    sidecar["timings_s"]["total"] = round(time.perf_counter() - start, 3)
-    write_json_atomic(sidecar, paths["sidecar"])
-    return sidecar
+    log.debug("%s: writing the outputs", input_path)
+    return write_outputs(result, paths, overwrite=overwrite, protect=protect, extra=extra, started=start)
+
+
+# ---------------------------------------------------------------------------- batches
+#: Files in an input folder that are not taken as inputs: this tool's outputs and ground-truth masks.
+EXCLUDED_ENDINGS = {
+    "_defaced": "named like a defaced output (*_defaced)",
+    "_facemask": "named like a face-mask output (*_facemask)",
+    "_deface": "named like a ctadeface output (*_deface)",
+    "_gt": "named like a ground-truth mask (*_gt)",
+}
+
+
+def find_inputs(inputs: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """(cases, excluded). Files are taken as given; a folder gives its image files, or is one DICOM series.
+
+    Image files in a folder whose names end in EXCLUDED_ENDINGS are excluded, with the reason, so that
+    a summary can list them; a file named on the command line is always taken. The same file given
+    twice (e.g. by name and through its folder) is one case.
+    """
+    from .dicom import looks_like_dicom_folder
+
+    found, excluded, seen = [], [], set()
+    for item in inputs:
+        if os.path.isdir(item):
+            images = []
+            for name in sorted(os.listdir(item)):
+                stem, suffix = split_suffix(name)
+                if suffix not in IMAGE_SUFFIXES or name.startswith("."):
+                    continue
+                ending = next((e for e in EXCLUDED_ENDINGS if stem.endswith(e)), None)
+                if ending:
+                    excluded.append((os.path.join(item, name), f"excluded: {EXCLUDED_ENDINGS[ending]}; name the "
+                                                               "file itself to deface it"))
+                else:
+                    images.append(os.path.join(item, name))
+            if images:
+                candidates = images
+            elif looks_like_dicom_folder(item):
+                candidates = [item]
+            else:
+                candidates = [item]  # reported as a bad case with a clear message
+        else:
+            candidates = [item]
+        for path in candidates:
+            key = os.path.normcase(os.path.realpath(path))
+            if key not in seen:
+                seen.add(key)
+                found.append(path)
+    return found, excluded
 
 
 def expand_inputs(inputs: list[str]) -> list[str]:
-    """Files as given; a folder gives its image files (not our own outputs nor *_gt masks), or is one DICOM series."""
-    from .dicom import looks_like_dicom_folder
+    """The cases `find_inputs` finds (without the excluded files)."""
+    return find_inputs(inputs)[0]
 
-    found = []
-    for item in inputs:
-        if os.path.isdir(item):
-            images = sorted(
-                os.path.join(item, n) for n in os.listdir(item)
-                if split_suffix(n)[1] in IMAGE_SUFFIXES and not n.startswith(".")
-                and not split_suffix(n)[0].endswith(OUTPUT_TAGS + ("_gt",))
-            )
-            if images:
-                found.extend(images)
-            elif looks_like_dicom_folder(item):
-                found.append(item)
-            else:
-                found.append(item)  # reported as a bad case with a clear message
-        else:
-            found.append(item)
-    return found
+
+def plan_outputs(cases: list[str], outdir: str, output_format: str | None = None) -> dict:
+    """Each case's output paths; OutputError (naming both) if two cases would share an output name.
+
+    Policy: output names are `<input name>_defaced...` in ONE folder, so `siteA/scan.nii.gz` and
+    `siteB/scan.nii.gz` cannot both go into it; the batch refuses before anything runs rather than
+    invent names. Names that differ only in letter case count as the same (one file on macOS and
+    Windows). An output name that is one of the inputs is refused too.
+    """
+    def key(path: str) -> str:
+        return os.path.normcase(os.path.realpath(path)).lower()
+
+    inputs = {key(p): p for p in cases}
+    owners: dict[str, str] = {}
+    plan = {}
+    for path in cases:
+        paths = output_paths(path, outdir, output_format)
+        for out in paths.values():
+            k = key(out)
+            if k in owners and owners[k] != path:
+                raise OutputError(f"{owners[k]} and {path} would both be written as {os.path.basename(out)} in "
+                                  f"{outdir}; deface them into separate output folders (or rename one).")
+            if k in inputs:
+                raise OutputError(f"The output {out} of {path} would replace the input {inputs[k]}; choose "
+                                  "another output folder.")
+            owners[k] = path
+        plan[path] = paths
+    return plan
+
+
+def describe_failure(path: str, err: BaseException) -> str:
+    """One sentence for a case that failed; an unexpected error is also logged with its traceback (a bug)."""
+    if isinstance(err, DefaceError):
+        return str(err)
+    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":  # torch's GPU one too
+        return ("There was not enough memory for this case; close other programs, or run it on a machine with "
+                "more memory (on a GPU, try --device cpu).")
+    if isinstance(err, OSError):
+        where = f" ({err.filename})" if err.filename else ""
+        return f"A file could not be read or written: {err.strerror or err}{where}."
+    first = (str(err).strip().splitlines() or [""])[0]
+    log.error("%s: internal error. This is a bug in ctadeface; please report it with this traceback:\n%s", path,
+              "".join(traceback.format_exception(type(err), err, err.__traceback__)).rstrip())
+    return f"internal error ({type(err).__name__}: {first}); this is a bug, its traceback is in the log above."
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) during a batch; its message says what of the current case remains."""
+
+
+def describe_interruption(current: str | None, paths: dict | None, outdir: str, report: list[dict]) -> str:
+    """What is true on disk after an interrupted case was cleaned up (write_case removes what it can)."""
+    done = sum(r["status"] == "done" for r in report)
+    before = f" {done} case(s) finished before it and are complete." if done else ""
+    if current is None:
+        return "interrupted before any case started; nothing was written."
+    if os.path.lexists(paths["sidecar"]):
+        return f"interrupted at {current}; its outputs in {outdir} are complete (its sidecar is there).{before}"
+    left = case_leftovers(paths) + own_staging_folders(outdir)
+    if left:
+        return (f"interrupted while defacing {current}; these incomplete files of it remain, and the next run "
+                f"into {outdir} removes them: {', '.join(left)}.{before}")
+    return f"interrupted while defacing {current}; nothing of it was left in {outdir}.{before}"
 
 
 def deface_batch(inputs: list[str], outdir: str, settings: DefaceSettings | None = None, *,
                  overwrite: bool = False, progress: bool = True, engine=None,
                  check: float | None = None) -> list[dict]:
-    """Deface many inputs with one loaded engine; a bad case is recorded and the rest still run."""
+    """Deface many inputs with one loaded engine; a bad case is recorded and the rest still run.
+
+    Before anything runs: the inputs' output names must not collide, and the output folder must
+    be creatable and writable (OutputError otherwise). The model loads once, for the first case
+    that needs it. Records: status done / skipped / failed with a one-sentence message.
+    """
     from tqdm import tqdm
 
     settings = settings or DefaceSettings()
-    cases = expand_inputs(inputs)
-    report = []
-    # One engine for the whole batch (the model loads once); a missing model stops the batch here.
-    engine = engine or settings.create_engine()
-    bar = tqdm(cases, unit="case", disable=not progress or len(cases) < 2, desc="defacing")
-    for path in bar:
-        record = {"input": path, "status": None, "message": ""}
-        paths = output_paths(path, outdir, settings.output_format)
-        if not overwrite and all(os.path.exists(p) for p in paths.values()):
-            record.update(status="skipped", message="outputs exist (use --overwrite to redo)")
-            report.append(record)
-            continue
+    cases, excluded = find_inputs(inputs)
+    plan = plan_outputs(cases, outdir, settings.output_format)
+    prepare_output_folder(outdir)
+    report = [{"input": path, "status": "skipped", "message": reason} for path, reason in excluded]
+    with output_folder_lock(outdir):
+        remove_stale_temporaries(outdir)
+        bar = tqdm(cases, unit="case", disable=not progress or len(cases) < 2, desc="defacing")
+        current = None
         try:
-            sidecar = deface_file(path, outdir, settings, engine=engine, overwrite=overwrite, check=check)
-            record.update(status="done", outputs=sidecar["outputs"], mask_volume_ml=sidecar["mask_volume_ml"],
-                          seconds=sidecar["timings_s"].get("total"))
-            if "reidentification_check" in sidecar:
-                record["check"] = sidecar["reidentification_check"]["check"]
-                record["face_probability"] = sidecar["reidentification_check"]["face_probability"]
-        except DefaceError as err:
-            record.update(status="failed", message=str(err))
-            log.error("%s: %s", path, err)
-        report.append(record)
+            for path in bar:
+                current = path
+                record = {"input": path, "status": None, "message": ""}
+                report.append(record)
+                try:
+                    claim_case(path, plan[path], overwrite=overwrite)
+                except OutputsExist:
+                    record.update(status="skipped", message="outputs exist (use --overwrite to redo)")
+                    continue
+                except Exception as err:
+                    record.update(status="failed", message=describe_failure(path, err))
+                    log.error("%s: %s", path, record["message"])
+                    continue
+                # One engine for the whole batch, loaded for the first case that needs it; a model
+                # that cannot load stops the batch here (every case would fail the same way).
+                if engine is None:
+                    log.debug("Loading the %s engine (model %s)", settings.engine, settings.model)
+                    engine = settings.create_engine()
+                try:
+                    sidecar = deface_file(path, outdir, settings, engine=engine, overwrite=overwrite, check=check,
+                                          claimed=True)
+                except Exception as err:
+                    record.update(status="failed", message=describe_failure(path, err))
+                    log.error("%s: %s", path, record["message"])
+                    continue
+                record.update(status="done", outputs=sidecar["outputs"], mask_volume_ml=sidecar["mask_volume_ml"],
+                              seconds=sidecar["timings_s"].get("total"))
+                if "reidentification_check" in sidecar:
+                    record["check"] = sidecar["reidentification_check"]["check"]
+                    record["face_probability"] = sidecar["reidentification_check"]["face_probability"]
+        except KeyboardInterrupt:
+            raise BatchInterrupted(describe_interruption(current, plan.get(current), outdir, report[:-1])) from None
     return report

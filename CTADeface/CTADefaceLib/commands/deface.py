@@ -84,6 +84,7 @@ def run(args) -> int:
 
 
 def print_summary(report: list[dict], as_json: bool = False) -> int:
+    """One line per input (done / skipped / FAILED, with the reason) and the counts; 1 if any case failed."""
     failed = [r for r in report if r["status"] == "failed"]
     if as_json:
         json.dump(report, sys.stdout, indent=2)
