@@ -278,13 +278,19 @@ def test_internal_error_in_one_case_is_reported_as_a_bug_and_the_rest_run(scans,
 
 # ---------------------------------------------------------------------------- sidecars
 def test_nan_in_the_sidecar_is_one_sentence_and_nothing_is_left(scans, tmp_path):
-    from CTADefaceLib.errors import OutputError
-    from CTADefaceLib.pipeline import DefaceSettings, deface_file
+    from CTADefaceLib.errors import DefaceError, OutputError
+    from CTADefaceLib.pipeline import DefaceSettings, deface_file, write_json_atomic
 
-    floating = tmp_path / "float.nrrd"  # a float CT accepts a NaN fill, which JSON cannot hold
-    sitk.WriteImage(sitk.Cast(sitk.ReadImage(scans["a"]), sitk.sitkFloat32), str(floating))
     out = tmp_path / "out"
+    out.mkdir()
+    # The sidecar writer itself refuses what JSON cannot hold, whatever put it there.
     with pytest.raises(OutputError, match="not a finite number"):
+        write_json_atomic({"fill_value": float("nan")}, str(out / "a_deface.json"))
+    assert os.listdir(out) == []
+    # A NaN fill is stopped before it gets that far: on a float CT, where it could be stored.
+    floating = tmp_path / "float.nrrd"
+    sitk.WriteImage(sitk.Cast(sitk.ReadImage(scans["a"]), sitk.sitkFloat32), str(floating))
+    with pytest.raises(DefaceError, match="finite"):
         deface_file(str(floating), str(out), DefaceSettings(engine="box", fill=float("nan")))
     assert os.listdir(out) == []
     result = ctadeface("deface", floating, "-o", out, *BOX, "--fill", "nan")

@@ -7,6 +7,7 @@ DICOM patient frame); every output goes back onto the input's exact voxel grid
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -297,6 +298,9 @@ def write_image_atomic(image, path: str, *, overwrite: bool = False, protect: tu
                 _remove_quietly(final)
         if isinstance(err, (OSError, RuntimeError, _WriteCheckFailed)):
             reason = err.strerror if isinstance(err, OSError) and err.strerror else _last_line(err)
+            if not isinstance(err, OSError) and _disk_nearly_full(folder):
+                # ITK's writers report a full disk only on the console; the short file is what we see.
+                reason = os.strerror(errno.ENOSPC)
             raise OutputError(f"{path} could not be written ({reason}): the disk is full or the write failed.") from None
         raise
     finally:
@@ -325,6 +329,13 @@ def _flush_to_disk(path: str) -> None:
         os.close(fd)
 
 
+def _disk_nearly_full(folder: str) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < (1 << 20)
+    except OSError:
+        return False
+
+
 def _remove_quietly(path: str) -> None:
     try:
         os.remove(path)
@@ -343,8 +354,8 @@ def _verify_written(expected, path: str) -> None:
     try:
         check_complete(path)
         back = sitk.ReadImage(path)
-    except (RuntimeError, InputError) as err:
-        raise _WriteCheckFailed(f"reading it back failed: {_last_line(err)}") from None
+    except (RuntimeError, InputError):
+        raise _WriteCheckFailed("the file read back is incomplete") from None
     problems = []
     if back.GetSize() != expected.GetSize():
         problems.append(f"size {back.GetSize()} instead of {expected.GetSize()}")
