@@ -78,6 +78,6 @@ def run_path(args) -> int:
 def run_remove(args) -> int:
     from ..models.install import remove
 
-    remove(args.name)
-    print(f"removed {args.name}")
+    folder = remove(args.name)
+    print(f"removed the model '{args.name}' ({folder})")
     return 0
