@@ -253,11 +253,25 @@ def install(name: str, source: str | None = None, *, overwrite: bool = False, pr
     else:
         raise ModelError(f"--from {source} is neither a URL, a zip file nor a folder.")
     verify_folder(entry, staging, full=True)  # a bad file stops here, before anything is installed
+    if custom:
+        _check_loadable(entry, staging)
     _keep_only(entry, staging)  # downloads, part files and anything else unverified never reach the cache
     _record(entry, staging, custom=custom, source=str(source))
     _put_in_place(staging, final)
     log.info("Installed and verified the model '%s' in %s.", name, final)
     return final
+
+
+def _check_loadable(entry: ModelEntry, staging: str) -> None:
+    """A user-supplied model is refused at install when loading it would run code it holds (checkpoint.py)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return  # without PyTorch nothing can load it here; the engine checks again before loading
+    from .checkpoint import check_untrusted_model
+
+    checkpoints = [os.path.join(staging, f.path) for f in entry.files if f.path.endswith("/" + entry.checkpoint)]
+    check_untrusted_model(os.path.dirname(os.path.dirname(checkpoints[0])), checkpoints)
 
 
 def _delete(path: str) -> None:
