@@ -53,9 +53,17 @@ def run_list(args) -> int:
 
 
 def run_install(args) -> int:
+    import sys
+
     from ..models.install import install
 
-    folder = install(args.name, args.source, overwrite=args.overwrite, progress=not args.no_progress)
+    try:
+        folder = install(args.name, args.source, overwrite=args.overwrite, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        # Nothing is under the model's name yet; a partial download stays hidden in the cache for the rerun.
+        print(f"ctadeface: interrupted; the model '{args.name}' was not installed (run the same command again: a "
+              "download resumes where it stopped).", file=sys.stderr)
+        return 130
     print(folder)
     return 0
 

@@ -69,8 +69,9 @@ def check_members(archive: zipfile.ZipFile, label: str) -> list[zipfile.ZipInfo]
             raise ModelError(f"{label} is encrypted ({info.filename}); give an unencrypted zip.")
         total += info.file_size
     if total > MAX_UNPACKED_BYTES:
-        raise ModelError(f"{label} would unpack to {total / 1e9:.1f} GB, more than the {MAX_UNPACKED_BYTES / 1e9:.1f} "
-                         "GB a face model can need (a zip bomb?); it was refused and nothing was installed.")
+        raise ModelError(f"{label} would unpack to {total / 2 ** 30:.1f} GiB, more than the "
+                         f"{MAX_UNPACKED_BYTES / 2 ** 30:.0f} GiB a face model can need (a zip bomb?); it was refused "
+                         "and nothing was installed.")
     return [i for i in infos if not i.is_dir()]
 
 

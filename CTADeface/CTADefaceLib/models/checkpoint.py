@@ -57,30 +57,40 @@ def weights_only_loading():
                 os.environ[_ENV] = before
 
 
-def check_checkpoint(path: str) -> None:
+def _reason(err: Exception) -> str:
+    """The line of torch's long weights_only message that names what was refused."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    for line in lines:
+        if "WeightsUnpickler error:" in line:
+            return line.split("WeightsUnpickler error:", 1)[1].split(". ")[0].strip().rstrip(".")[:160]
+    return (lines[0][:160] if lines else type(err).__name__).rstrip(".")
+
+
+def check_checkpoint(path: str, label: str | None = None) -> None:
     """Load the checkpoint with the restricted unpickler; one sentence if it holds anything but data."""
     import torch
 
+    label = label or path
     try:
         with weights_only_loading():
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - whatever a hostile or broken file raises, it is not loaded
-        first = str(err).strip().splitlines()[-1][:200] if str(err).strip() else type(err).__name__
-        raise ModelError(f"The checkpoint {path} is not a plain nnU-Net checkpoint (it holds objects that could run "
-                         f"code when loaded, or it is damaged: {first}); a model from outside the registry is only "
-                         "loaded when its checkpoints hold nothing but data, so it was not loaded.") from None
+        raise ModelError(f"The checkpoint {label} is not a plain nnU-Net checkpoint ({_reason(err)}): loading it "
+                         "could run code it holds, and a model from outside the registry is only loaded when its "
+                         "checkpoints hold nothing but data, so it was not loaded.") from None
     if not (isinstance(checkpoint, dict) and "network_weights" in checkpoint and "init_args" in checkpoint):
-        raise ModelError(f"The checkpoint {path} is not an nnU-Net v2 checkpoint (no network_weights).")
+        raise ModelError(f"The checkpoint {label} is not an nnU-Net v2 checkpoint (no network_weights).")
 
 
-def check_plans(results_folder: str) -> None:
+def check_plans(results_folder: str, label: str | None = None) -> None:
     """The network class and the layers plans.json names are ones nnU-Net models use, nothing else."""
+    name = f"plans.json of {label}" if label else os.path.join(results_folder, "plans.json")
     try:
         with open(os.path.join(results_folder, "plans.json"), encoding="utf-8") as handle:
             plans = json.load(handle)
         configurations = plans["configurations"].values()
     except (OSError, ValueError, KeyError, AttributeError, TypeError):
-        raise ModelError(f"{results_folder}/plans.json is not a readable nnU-Net v2 plans file.") from None
+        raise ModelError(f"The {name} is not a readable nnU-Net v2 plans file.") from None
     for config in configurations:
         arch = config.get("architecture") if isinstance(config, dict) else None
         if not isinstance(arch, dict):
@@ -90,11 +100,12 @@ def check_plans(results_folder: str) -> None:
         named = [kwargs.get(k) for k in arch.get("_kw_requires_import") or ()]
         bad = [n for n in named if n is not None and not str(n).startswith("torch.nn.")]
         if not network.startswith("dynamic_network_architectures.") or bad:
-            raise ModelError(f"{results_folder}/plans.json names code that is not an nnU-Net network or layer "
+            raise ModelError(f"The {name} names code that is not an nnU-Net network or layer "
                              f"({', '.join([network] + [str(b) for b in bad])}); it was not loaded.")
 
 
-def check_untrusted_model(results_folder: str, checkpoints: list[str]) -> None:
-    check_plans(results_folder)
+def check_untrusted_model(results_folder: str, checkpoints: list[str], label: str | None = None) -> None:
+    """label: how to name the files to the user (the staging folder of an install means nothing to them)."""
+    check_plans(results_folder, label)
     for path in checkpoints:
-        check_checkpoint(path)
+        check_checkpoint(path, f"{os.path.relpath(path, results_folder)} of {label}" if label else None)

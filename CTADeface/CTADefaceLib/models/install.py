@@ -271,7 +271,8 @@ def _check_loadable(entry: ModelEntry, staging: str) -> None:
     from .checkpoint import check_untrusted_model
 
     checkpoints = [os.path.join(staging, f.path) for f in entry.files if f.path.endswith("/" + entry.checkpoint)]
-    check_untrusted_model(os.path.dirname(os.path.dirname(checkpoints[0])), checkpoints)
+    check_untrusted_model(os.path.dirname(os.path.dirname(checkpoints[0])), checkpoints,
+                          label=f"the model '{entry.name}'")
 
 
 def _delete(path: str) -> None:
@@ -344,7 +345,7 @@ def _download_from_mirrors(entry: ModelEntry, staging: str, progress: bool) -> N
     if not entry.mirrors:
         raise ModelError(f"The model '{entry.name}' has no download address; install it with --from FOLDER_OR_ZIP.")
     for item in entry.files:
-        target = os.path.join(staging, item.path)
+        target = join_inside(staging, item.path, f"The model '{entry.name}'")
         if os.path.isfile(target) and os.path.getsize(target) == item.size and sha256_of(target) == item.sha256:
             continue  # already fetched by an earlier, interrupted install
         errors = []
