@@ -151,7 +151,7 @@ def test_evil_checkpoint_given_as_model_path_runs_nothing(tmp_path, home):
     line = one_sentence(result)
     assert "not a plain nnU-Net checkpoint" in line, line
     assert not marker.exists()
-    assert not any(p.endswith(".nii.gz") for p in listing(tmp_path / "out")) if (tmp_path / "out").exists() else True
+    assert not (tmp_path / "out").exists() or listing(tmp_path / "out") == set()
 
 
 @pytest.mark.parametrize("form", ["folder", "zip"])
@@ -304,22 +304,40 @@ def corrupt_keeping_size_and_mtime(path):
 
 
 def test_corrupted_checkpoint_with_same_size_and_mtime_is_not_used(tmp_path, home):
+    from CTADefaceLib.errors import ChecksumError
     from CTADefaceLib.models.bundled import SYNTHETIC_NAME
-    from CTADefaceLib.models.install import install, installed_results_folder
+    from CTADefaceLib.models.install import installed_results_folder
+    from CTADefaceLib.phantom import PhantomSpec, make_phantom, write_phantom
 
+    write_phantom(make_phantom(PhantomSpec.random(8003, size="small")), str(tmp_path / "in"), "case")
     assert ctadeface("models", "install", SYNTHETIC_NAME, "--no-progress").returncode == 0
     results, entry = installed_results_folder(SYNTHETIC_NAME)
     checkpoint = os.path.join(results, "fold_all", "checkpoint_final.pth")
     corrupt_keeping_size_and_mtime(checkpoint)
     for args in (("models", "path", SYNTHETIC_NAME),
-                 ("deface", str(tmp_path / "x.nii.gz"), "-o", str(tmp_path / "out"), "--model", SYNTHETIC_NAME)):
+                 ("deface", str(tmp_path / "in" / "case.nii.gz"), "-o", str(tmp_path / "out"), "--model",
+                  SYNTHETIC_NAME, "--device", "cpu", "--no-progress")):
         line = one_sentence(ctadeface(*args))
         assert "checksum" in line and "checkpoint_final.pth" in line, line
-    assert install.__module__  # the installer is importable in process too
-    from CTADefaceLib.errors import ChecksumError
-
-    with pytest.raises(ChecksumError):
+    assert not (tmp_path / "out").exists() or listing(tmp_path / "out") == set()
+    with pytest.raises(ChecksumError):  # in process too, although this process hashed the good file before
         installed_results_folder(SYNTHETIC_NAME)
+
+
+def test_a_verified_file_is_hashed_once_per_process_while_unchanged(tmp_path, home, monkeypatch):
+    from CTADefaceLib.models import install as installer
+
+    installer.install("toy", str(make_results_folder(tmp_path)), progress=False)
+    hashed = []
+    real = installer.sha256_of
+    monkeypatch.setattr(installer, "sha256_of", lambda path: hashed.append(path) or real(path))
+    installer._HASHED.clear()  # as in a fresh process
+    for _ in range(3):
+        installer.installed_results_folder("toy")
+    assert len(hashed) == len(installer.entry_for("toy").files)  # each file once, not once per use
+    os.utime(hashed[0])  # touched: hashed again
+    installer.installed_results_folder("toy")
+    assert len(hashed) == len(installer.entry_for("toy").files) + 1
 
 
 def test_engine_records_the_sha256_it_computed_from_the_file(tmp_path, home):

@@ -21,7 +21,9 @@ def register(subparsers) -> None:
             "Install NAME from its registered download addresses, or --from a URL (zip or mirror base), a local "
             "zip or a local folder (for hospitals without internet: download the files elsewhere and copy them "
             "over). Any other NAME with --from a folder or zip installs a user-supplied nnU-Net v2 results folder "
-            "under that name. Interrupted downloads resume."
+            "under that name; its checkpoints are loaded with PyTorch's weights_only loader, so one that holds more "
+            "than data is refused. NAME is a name (letters, digits, '-', '_', '.'), never a path. Interrupted "
+            "downloads resume."
         ),
     )
     install.add_argument("name", nargs="?", default="cta-deface", help="model name (default: cta-deface)")
