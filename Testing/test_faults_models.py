@@ -348,7 +348,15 @@ def test_engine_records_the_sha256_it_computed_from_the_file(tmp_path, home):
     checkpoint = model / "fold_all" / "checkpoint_final.pth"
     engine = NnUNetEngine(model=str(model), device="cpu")
     assert engine.describe()["model_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
-    assert not engine.trusted
+    assert not engine.trusted  # a folder path: loaded with the restricted unpickler
+    from CTADefaceLib.models.bundled import SYNTHETIC_NAME
+    from CTADefaceLib.models.install import install
+
+    install(SYNTHETIC_NAME, progress=False)
+    registered = NnUNetEngine(model=SYNTHETIC_NAME, device="cpu")
+    installed = os.path.join(registered.results_folder, "fold_all", "checkpoint_final.pth")
+    assert registered.trusted  # the registry's own model, every file verified against its sha256
+    assert registered.describe()["model_sha256"] == hashlib.sha256(open(installed, "rb").read()).hexdigest()
 
 
 # ---------------------------------------------------------------- 11, 20: downloads from a real server on 127.0.0.1

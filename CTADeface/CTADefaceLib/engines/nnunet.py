@@ -61,9 +61,9 @@ class NnUNetEngine(Engine):
         # Only the registry's own models, whose every file installed_results_folder just checked against the
         # registered sha256, are loaded as nnU-Net loads them (plain pickle); any other checkpoint could run
         # code when unpickled, so it is loaded with PyTorch's restricted unpickler (models/checkpoint.py).
-        verified = {f.path for f in self.entry.files} if self.entry is not None and is_registered(self.entry) else set()
-        self.trusted = all(f"{self.entry.results_folder}/fold_{f}/checkpoint_final.pth" in verified
-                           for f in self.folds) if verified else False
+        verified = {f.path for f in self.entry.files} if self.entry is not None and is_registered(self.entry) else ()
+        self.trusted = bool(verified) and all(
+            f"{self.entry.results_folder}/fold_{f}/checkpoint_final.pth" in verified for f in self.folds)
         if not self.trusted:
             from ..models.checkpoint import check_untrusted_model
 
