@@ -8,6 +8,7 @@ import os
 import threading
 import zipfile
 
+import numpy as np
 import pytest
 
 from CTADefaceLib.errors import ChecksumError, ModelError
@@ -23,13 +24,25 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
-def make_results_folder(root):
-    """Files in nnU-Net's results layout (their content does not matter to the installer)."""
+def bundled_json(name):
+    """plans.json or dataset.json of the bundled synthetic model: a real nnU-Net v2 plans file."""
+    from CTADefaceLib.models.bundled import SYNTHETIC_ZIP
+
+    with zipfile.ZipFile(SYNTHETIC_ZIP) as archive:
+        return archive.read(next(n for n in archive.namelist() if n.endswith("/" + name)))
+
+
+def make_results_folder(root, checkpoint_bytes=300_000):
+    """A model in nnU-Net's results layout: real plans, a checkpoint of plain data (random weights)."""
+    import torch
+
     base = root / "model" / RESULTS
     (base / "fold_all").mkdir(parents=True)
-    (base / "plans.json").write_text(json.dumps({"plans": 1}))
-    (base / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "face": 1}}))
-    (base / "fold_all" / "checkpoint_final.pth").write_bytes(os.urandom(300_000))
+    (base / "plans.json").write_bytes(bundled_json("plans.json"))
+    (base / "dataset.json").write_bytes(bundled_json("dataset.json"))
+    weights = {"w": torch.from_numpy(np.random.default_rng(len(str(root))).random(checkpoint_bytes // 4, np.float32))}
+    torch.save({"network_weights": weights, "init_args": {"configuration": "3d_fullres"},
+                "trainer_name": "nnUNetTrainer"}, base / "fold_all" / "checkpoint_final.pth")
     return root / "model"
 
 

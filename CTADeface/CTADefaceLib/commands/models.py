@@ -21,7 +21,9 @@ def register(subparsers) -> None:
             "Install NAME from its registered download addresses, or --from a URL (zip or mirror base), a local "
             "zip or a local folder (for hospitals without internet: download the files elsewhere and copy them "
             "over). Any other NAME with --from a folder or zip installs a user-supplied nnU-Net v2 results folder "
-            "under that name. Interrupted downloads resume."
+            "under that name; its checkpoints are loaded with PyTorch's weights_only loader, so one that holds more "
+            "than data is refused. NAME is a name (letters, digits, '-', '_', '.'), never a path. Interrupted "
+            "downloads resume."
         ),
     )
     install.add_argument("name", nargs="?", default="cta-deface", help="model name (default: cta-deface)")
@@ -53,9 +55,17 @@ def run_list(args) -> int:
 
 
 def run_install(args) -> int:
+    import sys
+
     from ..models.install import install
 
-    folder = install(args.name, args.source, overwrite=args.overwrite, progress=not args.no_progress)
+    try:
+        folder = install(args.name, args.source, overwrite=args.overwrite, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        # Nothing is under the model's name yet; a partial download stays hidden in the cache for the rerun.
+        print(f"ctadeface: interrupted; the model '{args.name}' was not installed (run the same command again: a "
+              "download resumes where it stopped).", file=sys.stderr)
+        return 130
     print(folder)
     return 0
 
@@ -78,6 +88,6 @@ def run_path(args) -> int:
 def run_remove(args) -> int:
     from ..models.install import remove
 
-    remove(args.name)
-    print(f"removed {args.name}")
+    folder = remove(args.name)
+    print(f"removed the model '{args.name}' ({folder})")
     return 0

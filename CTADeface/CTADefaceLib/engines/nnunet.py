@@ -47,15 +47,27 @@ class NnUNetEngine(Engine):
     def __init__(self, model: str = "cta-deface", device: str = "auto", mirroring: bool = False,
                  tile_step: float = 0.5, folds: tuple[str, ...] | None = None, threads: int | None = None,
                  label: int = 1, roi: bool = True, safety_net: bool = True, grow: bool | None = None):
-        from ..models.install import installed_results_folder, sha256_of
+        from ..models.install import installed_results_folder, is_registered, sha256_once
 
         self.results_folder, self.entry = installed_results_folder(model)
         self.model_name = self.entry.name if self.entry else os.path.abspath(model)
         self.folds = tuple(folds) if folds else (self.entry.folds if self.entry else self._folds_on_disk())
-        checkpoint = os.path.join(self.results_folder, f"fold_{self.folds[0]}", "checkpoint_final.pth")
-        if not os.path.isfile(checkpoint):
-            raise ModelError(f"The model has no {checkpoint}.")
-        self.model_sha256 = self.entry.checkpoint_file.sha256 if self.entry else sha256_of(checkpoint)
+        checkpoints = [os.path.join(self.results_folder, f"fold_{f}", "checkpoint_final.pth") for f in self.folds]
+        for checkpoint in checkpoints:
+            if not os.path.isfile(checkpoint):
+                raise ModelError(f"The model has no {checkpoint}.")
+        # The sha256 of the file that is loaded, not the registered one (hashed once per process).
+        self.model_sha256 = sha256_once(checkpoints[0])
+        # Only the registry's own models, whose every file installed_results_folder just checked against the
+        # registered sha256, are loaded as nnU-Net loads them (plain pickle); any other checkpoint could run
+        # code when unpickled, so it is loaded with PyTorch's restricted unpickler (models/checkpoint.py).
+        verified = {f.path for f in self.entry.files} if self.entry is not None and is_registered(self.entry) else ()
+        self.trusted = bool(verified) and all(
+            f"{self.entry.results_folder}/fold_{f}/checkpoint_final.pth" in verified for f in self.folds)
+        if not self.trusted:
+            from ..models.checkpoint import check_untrusted_model
+
+            check_untrusted_model(self.results_folder, checkpoints)
         if not 0 < tile_step <= 1:
             raise DefaceError(f"The tile step must be in (0, 1], not {tile_step}.")
         self.requested_device = device
@@ -100,8 +112,11 @@ class NnUNetEngine(Engine):
                 verbose=False, verbose_preprocessing=False, allow_tqdm=False,
             )
         folds = tuple(int(f) if f.isdigit() else f for f in self.folds)
-        predictor.initialize_from_trained_model_folder(self.results_folder, use_folds=folds,
-                                                       checkpoint_name="checkpoint_final.pth")
+        from ..models.checkpoint import weights_only_loading
+
+        with contextlib.nullcontext() if self.trusted else weights_only_loading():
+            predictor.initialize_from_trained_model_folder(self.results_folder, use_folds=folds,
+                                                           checkpoint_name="checkpoint_final.pth")
         self._predictor = predictor
         return predictor
 

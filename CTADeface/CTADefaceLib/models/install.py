@@ -1,9 +1,12 @@
 """Installing and verifying models in the per-user cache.
 
 Layout: <cache>/models/<name>/<DatasetNNN_Name>/nnUNetTrainer__nnUNetPlans__3d_fullres/...
-plus <cache>/models/<name>/ctadeface-model.json (what was verified, with sizes and mtimes so
-that later checks only re-hash files that changed). Downloads land in <name>.partial/ and
-resume from there; the finished folder appears in one rename. Network is touched only here.
+plus <cache>/models/<name>/ctadeface-model.json (what was verified). Downloads land in
+.<name>.partial/ and resume from there; the finished folder appears in one rename, holding only
+files whose size and sha256 were checked. Network is touched only here.
+
+A model name is only a name (never a path), and only folders that hold our manifest are ever
+replaced or deleted. Zips and folders given with --from are hostile until checked (archive.py).
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import zipfile
 
 from ..errors import ChecksumError, ModelError
+from .archive import BrokenZipError, copy_member, join_inside, open_zip, safe_relative
 from .registry import ModelEntry, ModelFile, get_entry, is_model_folder, registry
 
 log = logging.getLogger(__name__)
@@ -24,6 +29,16 @@ log = logging.getLogger(__name__)
 CACHE_ENV = "CTADEFACE_HOME"
 MANIFEST = "ctadeface-model.json"
 _CHUNK = 1 << 20
+# A model name becomes one folder name in the cache: letters, digits, '-', '_' and '.', no leading dot
+# (hidden names are the installer's own staging folders), so it can never be a path.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ModelError(f"'{name}' is not a model name: use up to 64 letters, digits, '-', '_' or '.', not starting "
+                         "with a dot (a folder or zip goes after --from).")
+    return name
 
 
 def cache_root() -> str:
@@ -50,7 +65,12 @@ def models_dir() -> str:
 
 
 def model_dir(name: str) -> str:
-    return os.path.join(models_dir(), name)
+    return os.path.join(models_dir(), check_name(name))
+
+
+def staging_dir(name: str) -> str:
+    """Where an install is assembled (and an interrupted download waits to resume): never the final name."""
+    return os.path.join(models_dir(), f".{check_name(name)}.partial")
 
 
 def sha256_of(path: str) -> str:
@@ -61,13 +81,39 @@ def sha256_of(path: str) -> str:
     return digest.hexdigest()
 
 
+# sha256 of files hashed in this process, keyed by what changes whenever the content may have changed
+# (a write or os.utime always moves st_ctime, which no user can set back): each file is hashed once per
+# process, and a file changed behind our back is hashed again.
+_HASHED: dict[tuple, str] = {}
+
+
+def _stat_key(path: str) -> tuple:
+    st = os.stat(path)
+    return (os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
+def sha256_once(path: str) -> str:
+    """sha256 of the file as it is now, hashed at most once per process while it is unchanged."""
+    key = _stat_key(path)
+    if key not in _HASHED:
+        digest = sha256_of(path)
+        if _stat_key(path) == key:  # not changed while it was read
+            _HASHED[key] = digest
+        return digest
+    return _HASHED[key]
+
+
 # ---------------------------------------------------------------- state of installed models
 def _read_manifest(folder: str) -> dict | None:
     path = os.path.join(folder, MANIFEST)
-    if not os.path.isfile(path):
+    if os.path.islink(folder) or not os.path.isfile(path):
         return None
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("files"), list) else None
 
 
 def _write_manifest(folder: str, data: dict) -> None:
@@ -84,6 +130,8 @@ def custom_entries() -> dict[str, ModelEntry]:
     if not os.path.isdir(root):
         return entries
     for name in sorted(os.listdir(root)):
+        if not _NAME.match(name):
+            continue  # staging folders and anything else that is not a model name
         manifest = _read_manifest(os.path.join(root, name))
         if manifest and manifest.get("custom"):
             files = tuple(ModelFile(f["path"], f["size"], f["sha256"]) for f in manifest["files"])
@@ -106,10 +154,9 @@ def entry_for(name: str) -> ModelEntry:
 
 
 def verify_folder(entry: ModelEntry, folder: str, *, full: bool = True) -> None:
-    """Check every file's size and sha256; `full=False` re-hashes only files changed since the last check."""
-    previous = {f["path"]: f for f in (_read_manifest(folder) or {}).get("files", [])}
+    """Check every file's size and sha256; `full=False` skips files already hashed in this process, unchanged."""
     for item in entry.files:
-        path = os.path.join(folder, item.path)
+        path = join_inside(folder, item.path, f"The model '{entry.name}'")
         if not os.path.isfile(path):
             raise ModelError(f"The model '{entry.name}' is incomplete: {item.path} is missing; reinstall it with "
                              f"'ctadeface models install {entry.name}'.")
@@ -117,10 +164,10 @@ def verify_folder(entry: ModelEntry, folder: str, *, full: bool = True) -> None:
         if stat.st_size != item.size:
             raise ChecksumError(f"The model file {path} has {stat.st_size} bytes, expected {item.size}; "
                                 f"reinstall it with 'ctadeface models install {entry.name} --overwrite'.")
-        seen = previous.get(item.path, {})
-        if not full and seen.get("mtime_ns") == stat.st_mtime_ns and seen.get("sha256") == item.sha256:
-            continue
-        if sha256_of(path) != item.sha256:
+        digest = sha256_once(path) if not full else sha256_of(path)
+        if full:
+            _HASHED[_stat_key(path)] = digest
+        if digest != item.sha256:
             raise ChecksumError(f"The model file {path} does not match its sha256 checksum; it is corrupted or "
                                 f"not the registered file: reinstall with 'ctadeface models install {entry.name} --overwrite'.")
 
@@ -135,8 +182,13 @@ def _record(entry: ModelEntry, folder: str, custom: bool, source: str) -> None:
 
 
 def is_installed(name: str) -> bool:
-    folder = model_dir(name)
-    return _read_manifest(folder) is not None
+    """A folder of ours under that name: a real folder (not a link) holding our manifest."""
+    return _read_manifest(model_dir(name)) is not None
+
+
+def is_registered(entry: ModelEntry) -> bool:
+    """One of the registry's own models (its files' sha256 come with this package), not a user-supplied one."""
+    return registry().get(entry.name) == entry
 
 
 def installed_results_folder(name_or_path: str) -> tuple[str, ModelEntry | None]:
@@ -164,18 +216,25 @@ def install(name: str, source: str | None = None, *, overwrite: bool = False, pr
     source: None (the registry's bundled copy or mirrors), an http(s) URL of a zip or of a mirror
     base, a local zip, or a local folder (a model root or a results folder).
     """
+    check_name(name)
     known = all_entries()
     entry = known.get(name)
     if entry is None and source is None:
         get_entry(name)  # raises "unknown model"
     final = model_dir(name)
+    if os.path.lexists(final) and not is_installed(name):
+        raise ModelError(f"{final} exists but is not a model installed by ctadeface, so it was left alone; move it "
+                         "away or choose another name.")
     if is_installed(name) and not overwrite:
         if entry is not None:
             verify_folder(entry, final, full=True)
-        log.info("The model '%s' is already installed in %s.", name, final)
+        log.info("The model '%s' is already installed in %s (--overwrite reinstalls it).", name, final)
         return final
     os.makedirs(models_dir(), exist_ok=True)
-    staging = final + ".partial"
+    staging = staging_dir(name)
+    downloads = (source is None and not (entry and entry.bundled)) or str(source).startswith(("http://", "https://"))
+    if os.path.lexists(staging) and (not downloads or not os.path.isdir(staging) or os.path.islink(staging)):
+        _delete(staging)  # only a download resumes; any other install starts from an empty folder
     os.makedirs(staging, exist_ok=True)
     custom = entry is None or name in custom_entries()
     if source is None and entry.bundled:
@@ -186,33 +245,101 @@ def install(name: str, source: str | None = None, *, overwrite: bool = False, pr
         source = "mirrors"
     elif source.startswith(("http://", "https://")):
         if source.lower().split("?")[0].endswith(".zip"):
-            zip_path = os.path.join(staging, ".download.zip")
-            from .download import download
-
-            download(source, zip_path, progress=progress)
-            entry = entry or _entry_from_zip(name, zip_path)
-            _extract_zip(zip_path, staging, entry)
-            os.remove(zip_path)
+            entry = _download_zip(name, source, staging, None if custom else entry, progress)
         else:
-            if entry is None:
+            if entry is None or custom:
                 raise ModelError(f"'{name}' is not a registered model: give --from a zip URL, a zip or a folder.")
             entry = _with_mirrors(entry, (source.rstrip("/"),))
             _download_from_mirrors(entry, staging, progress)
-    elif os.path.isfile(source) and zipfile.is_zipfile(source):
-        entry = entry if (entry and not custom) else _entry_from_zip(name, source)
-        _extract_zip(source, staging, entry)
     elif os.path.isdir(source):
         entry = entry if (entry and not custom) else _entry_from_folder(name, source)
         _copy_folder(source, staging, entry)
+    elif os.path.isfile(source):
+        if not zipfile.is_zipfile(source):
+            raise ModelError(f"--from {source} is not a zip file (give a zip, a folder or a URL).")
+        entry = entry if (entry and not custom) else _entry_from_zip(name, source)
+        _extract_zip(source, staging, entry)
     else:
         raise ModelError(f"--from {source} is neither a URL, a zip file nor a folder.")
     verify_folder(entry, staging, full=True)  # a bad file stops here, before anything is installed
+    if custom:
+        _check_loadable(entry, staging)
+    _keep_only(entry, staging)  # downloads, part files and anything else unverified never reach the cache
     _record(entry, staging, custom=custom, source=str(source))
-    if os.path.exists(final):
-        shutil.rmtree(final)
-    os.replace(staging, final)
+    _put_in_place(staging, final)
     log.info("Installed and verified the model '%s' in %s.", name, final)
     return final
+
+
+def _check_loadable(entry: ModelEntry, staging: str) -> None:
+    """A user-supplied model is refused at install when loading it would run code it holds (checkpoint.py)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return  # without PyTorch nothing can load it here; the engine checks again before loading
+    from .checkpoint import check_untrusted_model
+
+    checkpoints = [os.path.join(staging, f.path) for f in entry.files if f.path.endswith("/" + entry.checkpoint)]
+    check_untrusted_model(os.path.dirname(os.path.dirname(checkpoints[0])), checkpoints,
+                          label=f"the model '{entry.name}'")
+
+
+def _delete(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
+def _put_in_place(staging: str, final: str) -> None:
+    """The verified folder takes the final name in one rename; an older install of ours is moved aside first."""
+    old = None
+    if os.path.lexists(final):
+        old = os.path.join(os.path.dirname(final), f".{os.path.basename(final)}.old-{os.getpid()}")
+        _delete(old)
+        os.replace(final, old)
+    os.replace(staging, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _keep_only(entry: ModelEntry, staging: str) -> None:
+    """Delete everything in staging that is not one of the entry's (verified) files."""
+    wanted = {os.path.normpath(os.path.join(staging, item.path)) for item in entry.files}
+    for dirpath, dirnames, filenames in os.walk(staging, topdown=False):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if os.path.normpath(path) not in wanted:
+                os.remove(path)
+        for name in dirnames:
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                os.remove(path)
+            elif not os.listdir(path):
+                os.rmdir(path)
+
+
+def _download_zip(name: str, url: str, staging: str, entry: ModelEntry | None, progress: bool) -> ModelEntry:
+    """Fetch a model zip into staging (resuming a part file of the same URL), then unpack what it holds."""
+    import hashlib as _hashlib
+
+    from .download import download
+
+    zip_path = os.path.join(staging, f".download-{_hashlib.sha256(url.encode()).hexdigest()[:16]}.zip")
+    if not os.path.isfile(zip_path):
+        download(url, zip_path, progress=progress)
+    try:
+        entry = entry or _entry_from_zip(name, zip_path, label=f"The zip downloaded from {url}")
+        _extract_zip(zip_path, staging, entry, label=f"The zip downloaded from {url}")
+    except BrokenZipError as err:
+        os.remove(zip_path)  # a broken download must not be used again: the next run fetches it anew
+        raise ModelError(f"{str(err).rstrip('.')}; it was deleted: run the same command again to download it "
+                         "anew.") from None
+    except ModelError:
+        os.remove(zip_path)
+        raise
+    os.remove(zip_path)
+    return entry
 
 
 def _with_mirrors(entry: ModelEntry, mirrors: tuple[str, ...]) -> ModelEntry:
@@ -227,7 +354,7 @@ def _download_from_mirrors(entry: ModelEntry, staging: str, progress: bool) -> N
     if not entry.mirrors:
         raise ModelError(f"The model '{entry.name}' has no download address; install it with --from FOLDER_OR_ZIP.")
     for item in entry.files:
-        target = os.path.join(staging, item.path)
+        target = join_inside(staging, item.path, f"The model '{entry.name}'")
         if os.path.isfile(target) and os.path.getsize(target) == item.size and sha256_of(target) == item.sha256:
             continue  # already fetched by an earlier, interrupted install
         errors = []
@@ -255,17 +382,18 @@ def _locate(names: list[str], wanted: str) -> str | None:
     return None
 
 
-def _extract_zip(zip_path: str, staging: str, entry: ModelEntry) -> None:
-    with zipfile.ZipFile(zip_path) as archive:
-        names = [n for n in archive.namelist() if not n.endswith("/")]
+def _extract_zip(zip_path: str, staging: str, entry: ModelEntry, label: str | None = None) -> None:
+    """Unpack the entry's files (only those) from a checked zip into staging."""
+    label = label or zip_path
+    with open_zip(zip_path, label) as (archive, members):
+        by_name = {info.filename: info for info in members}
         for item in entry.files:
-            member = _locate(names, item.path)
+            member = _locate(list(by_name), item.path)
             if member is None:
-                raise ModelError(f"{zip_path} does not contain {item.path}.")
-            target = os.path.join(staging, item.path)
+                raise ModelError(f"{label} does not contain {item.path}.")
+            target = join_inside(staging, item.path, label)
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            with archive.open(member) as src, open(target, "wb") as dst:
-                shutil.copyfileobj(src, dst, _CHUNK)
+            copy_member(archive, by_name[member], target, label)
 
 
 def unpack_verified(zip_path: str, folder: str, entry: ModelEntry) -> str:
@@ -282,7 +410,7 @@ def _copy_folder(folder: str, staging: str, entry: ModelEntry) -> None:
         member = _locate(names, item.path)
         if member is None:
             raise ModelError(f"{folder} does not contain {item.path}.")
-        target = os.path.join(staging, item.path)
+        target = join_inside(staging, item.path, folder)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         shutil.copyfile(os.path.join(folder, member), target)
 
@@ -292,9 +420,15 @@ def _custom_entry(name: str, listing: list[tuple[str, int]], opener) -> ModelEnt
     plans = [p for p, _ in listing if p.endswith("plans.json") and not p.endswith("dataset_plans.json")]
     if not plans:
         raise ModelError(f"No nnU-Net results folder (plans.json) was found for the model '{name}'.")
+    for path, _ in listing:
+        safe_relative(path, f"The model '{name}'")  # a hostile name is refused before it becomes a path
     results = os.path.dirname(min(plans, key=len))
     dataset = os.path.basename(os.path.dirname(results)) if "/" in results else "Dataset999_Custom"
     config = os.path.basename(results) or "nnUNetTrainer__nnUNetPlans__3d_fullres"
+    for part in (dataset, config):
+        if not _NAME.match(part):
+            raise ModelError(f"The model '{name}' has a results folder named '{part}', which is not a plain folder "
+                             "name; it was refused.")
     keep, folds = [], []
     for path, size in listing:
         rel = os.path.relpath(path, results).replace(os.sep, "/") if results else path
@@ -316,9 +450,9 @@ def _custom_entry(name: str, listing: list[tuple[str, int]], opener) -> ModelEnt
                       licence="user-supplied", folds=tuple(sorted(folds, key=lambda f: (f != "all", f))))
 
 
-def _entry_from_zip(name: str, zip_path: str) -> ModelEntry:
-    with zipfile.ZipFile(zip_path) as archive:
-        listing = [(i.filename, i.file_size) for i in archive.infolist() if not i.is_dir()]
+def _entry_from_zip(name: str, zip_path: str, label: str | None = None) -> ModelEntry:
+    with open_zip(zip_path, label) as (archive, members):
+        listing = [(i.filename, i.file_size) for i in members]
 
         def digest(member):
             h = hashlib.sha256()
@@ -351,7 +485,15 @@ def verify(name: str) -> str:
     return folder
 
 
-def remove(name: str) -> None:
-    folder = model_dir(name)
-    if os.path.isdir(folder):
+def remove(name: str) -> str:
+    """Delete an installed model (and any interrupted install of it); only folders of ours are deleted."""
+    folder, staging = model_dir(name), staging_dir(name)
+    if os.path.lexists(folder) and not is_installed(name):
+        raise ModelError(f"{folder} is not a model installed by ctadeface, so it was left alone.")
+    found = os.path.lexists(folder) or os.path.lexists(staging)
+    if not found:
+        raise ModelError(f"The model '{name}' is not installed in {models_dir()}; nothing was removed.")
+    if os.path.lexists(folder):
         shutil.rmtree(folder)
+    _delete(staging)
+    return folder
