@@ -31,15 +31,6 @@ def test_pyproject_and_installer_give_nnunet_the_same_bounds():
     assert not any(r.startswith("platformdirs") for r in project["dependencies"])
 
 
-def test_cache_folder_is_where_platformdirs_puts_it(monkeypatch):
-    platformdirs = pytest.importorskip("platformdirs")
-    from CTADefaceLib.models.install import user_cache_dir
-
-    assert user_cache_dir() == platformdirs.user_cache_dir("ctadeface", appauthor=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", "/elsewhere/cache")
-    assert user_cache_dir() == platformdirs.user_cache_dir("ctadeface", appauthor=False)
-
-
 @pytest.fixture(scope="module")
 def bare_python_with_nnunet(tmp_path_factory):
     """A Python that has only nnunetv2 (installed --no-deps, as the installer's first step does) and pip."""

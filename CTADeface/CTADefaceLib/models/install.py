@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import zipfile
 
@@ -29,19 +28,12 @@ _CHUNK = 1 << 20
 
 def cache_root() -> str:
     """Per-user cache, or $CTADEFACE_HOME; never inside the package or the Slicer extension."""
-    return os.path.abspath(os.environ.get(CACHE_ENV) or user_cache_dir())
+    root = os.environ.get(CACHE_ENV)
+    if not root:
+        import platformdirs
 
-
-def user_cache_dir(app: str = "ctadeface") -> str:
-    """The per-user cache folder, where platformdirs.user_cache_dir(app, appauthor=False) puts it, with the standard
-    library only: Slicer ships no platformdirs, and the module computes this path when it loads."""
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or os.path.join(os.path.expanduser("~"), "AppData", "Local")
-        return os.path.join(base, app, "Cache")
-    if sys.platform == "darwin":
-        return os.path.join(os.path.expanduser("~/Library/Caches"), app)
-    base = os.environ.get("XDG_CACHE_HOME", "").strip() or os.path.expanduser("~/.cache")
-    return os.path.join(base, app)
+        root = platformdirs.user_cache_dir("ctadeface", appauthor=False)
+    return os.path.abspath(root)
 
 
 def models_dir() -> str:
