@@ -9,6 +9,7 @@ Nothing here imports the packages it checks (find_spec only), so checking is ins
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import re
@@ -227,7 +228,7 @@ def pip_commands(report: DependencyReport, python: str | None = None,
     if report.missing_core:
         commands.append([python, "-m", "pip", "install", *report.missing_core])
     wanted = list(report.missing_nnunet)
-    nnunet = [r for r in wanted if canonical_name(re.split(r"[<>=!~; ]", r, 1)[0]) == "nnunetv2"]
+    nnunet = [r for r in wanted if _is_nnunet(r)]
     others = [r for r in wanted if r not in nnunet]
     if nnunet:
         commands.append([python, "-m", "pip", "install", "--no-deps", *nnunet])
@@ -240,6 +241,10 @@ def pip_commands(report: DependencyReport, python: str | None = None,
     if eval_others:
         commands.append([python, "-m", "pip", "install", *constrain, *eval_others])
     return commands
+
+
+def _is_nnunet(requirement: str) -> bool:
+    return canonical_name(re.split(r"[<>=!~; \[]", requirement, 1)[0]) == "nnunetv2"
 
 
 def run_install(report: DependencyReport, python: str = sys.executable, log=print) -> DependencyReport:
@@ -260,15 +265,20 @@ def run_install(report: DependencyReport, python: str = sys.executable, log=prin
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write("\n".join(owned_constraints()) + "\n")
-        for argv in pip_commands(report, python, constraints):
-            _run_pip(argv, log, hidden_window_options())
-            if "--no-deps" in argv and any(canonical_name(a).startswith("nnunetv2") for a in argv):
-                # nnunetv2 is in: install what its own metadata asks for (read in the Python that pip installed
-                # into, which is this one in Slicer).
-                later = [r for r in _requirements_of_nnunet(python) if r not in report.missing_nnunet]
-                if later:
-                    _run_pip([python, "-m", "pip", "install", "-c", constraints, *later], log,
-                             hidden_window_options())
+        window = hidden_window_options()
+        if report.missing_core:
+            _run_pip([python, "-m", "pip", "install", *report.missing_core], log, window)
+        first = [r for r in report.missing_nnunet if _is_nnunet(r)]
+        rest = [r for r in report.missing_nnunet if not _is_nnunet(r)]
+        if first:
+            # --no-deps: nnunetv2's metadata would pull torch, SimpleITK, numpy, requests over Slicer's own
+            _run_pip([python, "-m", "pip", "install", "--no-deps", *first], log, window)
+            # now nnunetv2 is in: what ITS metadata asks for (read in the Python pip installed into), all in one
+            # pip run with the rest, so pip resolves them together
+            rest += [r for r in _requirements_of_nnunet(python) if r not in rest]
+        plan = dataclasses.replace(report, missing_core=[], missing_nnunet=rest)
+        for argv in pip_commands(plan, python, constraints):
+            _run_pip(argv, log, window)
     finally:
         os.remove(constraints)
     if python != sys.executable:

@@ -53,10 +53,12 @@ for tag in 5.8:3.9 5.10:3.12; do
     printf 'numpy==2.0.2\nscipy==1.13.1\nrequests==2.32.3\nSimpleITK==2.5.2\n' > "$constraints"
   fi
   echo "torch==2.6.0" >> "$constraints"  # a torch the PyTorch extension installs for both Pythons
-  common=(install --dry-run --ignore-installed --only-binary=:all: --python-version "$py" "${PIP[@]}")
-  "$RUN/bin/python" -m pip "${common[@]}" --no-deps "$NNUNET"
+  # --target: pip takes --python-version only there; with --dry-run nothing is written to it
+  common=(install --dry-run --target "$RUN/dry-run-target" --only-binary=:all: --python-version "$py"
+          --disable-pip-version-check --cache-dir "$CACHE/pip")
+  "$RUN/bin/python" -m pip "${common[@]}" --no-deps "$NNUNET" > "$CACHE/dry-run-$slicer.log"
   # shellcheck disable=SC2086
-  "$RUN/bin/python" -m pip "${common[@]}" -c "$constraints" $REQS > "$CACHE/dry-run-$slicer.log"
-  echo "[full-run] Slicer $slicer (Python $py): the installer's plan resolves ($(grep -c . "$CACHE/dry-run-$slicer.log") lines, $CACHE/dry-run-$slicer.log)"
+  "$RUN/bin/python" -m pip "${common[@]}" -c "$constraints" $REQS >> "$CACHE/dry-run-$slicer.log"
+  echo "[full-run] Slicer $slicer (Python $py): the installer's plan resolves: $(grep '^Would install' "$CACHE/dry-run-$slicer.log" | tr '\n' ' ' | cut -c1-400)"
 done
 echo "[full-run] total: $(( $(date +%s) - start )) s"
