@@ -37,10 +37,10 @@ start=$(date +%s)
 "$RUN/bin/python" "$REPO/Testing/slicer_env/full_run.py" "$SLICER_PINS"
 echo "[full-run] installer + children: $(( $(date +%s) - start )) s"
 
-# The same plan, resolved for Slicer 5.8 (Python 3.9) and 5.10 (Python 3.12) without installing anything:
-# nnunetv2 --no-deps, then its own requirements under the constraints that pin Slicer's packages.
-REQS="$("$RUN/bin/python" -c "import sys; sys.path.insert(0, '$REPO/CTADeface'); from CTADefaceLib import dependencies as d; print(' '.join(d.nnunet_requirements()))")"
-NNUNET="$("$RUN/bin/python" -c "import sys; sys.path.insert(0, '$REPO/CTADeface'); from CTADefaceLib import dependencies as d; print(d.NNUNET_REQUIREMENT)")"
+# The same plan for Slicer 5.8 (Python 3.9) and 5.10 (Python 3.12), in venvs on those Pythons (pyenv): the
+# installer's first step for real (nnunetv2 --no-deps: pip picks the newest release for that Python, e.g.
+# 2.8.x needs Python >= 3.10), then the rest of its plan as a dry run, under constraints pinning Slicer's packages
+# and a torch the PyTorch extension installs (only metadata is downloaded).
 for tag in 5.8:3.9 5.10:3.12; do
   slicer="${tag%%:*}"; py="${tag##*:}"
   constraints="$CACHE/constraints-$slicer.txt"
@@ -52,13 +52,16 @@ for tag in 5.8:3.9 5.10:3.12; do
   else
     printf 'numpy==2.0.2\nscipy==1.13.1\nrequests==2.32.3\nSimpleITK==2.5.2\n' > "$constraints"
   fi
-  echo "torch==2.6.0" >> "$constraints"  # a torch the PyTorch extension installs for both Pythons
-  # --target: pip takes --python-version only there; with --dry-run nothing is written to it
-  common=(install --dry-run --target "$RUN/dry-run-target" --only-binary=:all: --python-version "$py"
-          --disable-pip-version-check --cache-dir "$CACHE/pip")
-  "$RUN/bin/python" -m pip "${common[@]}" --no-deps "$NNUNET" > "$CACHE/dry-run-$slicer.log"
+  echo "torch==2.6.0" >> "$constraints"
+  pyexe="$(PYENV_VERSION="$(pyenv versions --bare | grep -E "^$py\." | tail -1)" pyenv which python)"
+  V="$RUN/py$py"
+  "$pyexe" -m venv "$V"
+  "$V/bin/python" -m pip install "${PIP[@]}" --upgrade pip  # a pip that reads wheel metadata without the wheel
+  "$V/bin/python" -m pip install "${PIP[@]}" --no-deps "$("$V/bin/python" -c "import sys; sys.path.insert(0, '$REPO/CTADeface'); from CTADefaceLib.dependencies import NNUNET_REQUIREMENT as r; print(r)")"
+  REQS="$("$V/bin/python" -c "import sys; sys.path.insert(0, '$REPO/CTADeface'); from CTADefaceLib import dependencies as d; print(' '.join(d.nnunet_requirements()))")"
   # shellcheck disable=SC2086
-  "$RUN/bin/python" -m pip "${common[@]}" -c "$constraints" $REQS >> "$CACHE/dry-run-$slicer.log"
-  echo "[full-run] Slicer $slicer (Python $py): the installer's plan resolves: $(grep '^Would install' "$CACHE/dry-run-$slicer.log" | tr '\n' ' ' | cut -c1-400)"
+  "$V/bin/python" -m pip install --dry-run --disable-pip-version-check --cache-dir "$CACHE/pip" -c "$constraints" \
+    $REQS > "$CACHE/dry-run-$slicer.log"
+  echo "[full-run] Slicer $slicer (Python $py, nnunetv2 $("$V/bin/python" -c 'from importlib.metadata import version; print(version("nnunetv2"))')): the plan resolves: $(grep '^Would install' "$CACHE/dry-run-$slicer.log" | cut -c1-300)"
 done
 echo "[full-run] total: $(( $(date +%s) - start )) s"
