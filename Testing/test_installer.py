@@ -84,7 +84,7 @@ def test_pip_plan_installs_nnunet_without_its_dependencies_and_the_rest_constrai
     report = dependencies.DependencyReport(missing_nnunet=["nnunetv2>=2.5,<2.9", "matplotlib", "acvl-utils<0.3"])
     commands = dependencies.pip_commands(report, "/slicer/python", "/tmp/c.txt")
     assert commands == [["/slicer/python", "-m", "pip", "install", "--no-deps", "nnunetv2>=2.5,<2.9"],
-                        ["/slicer/python", "-m", "pip", "install", "-c", "/tmp/c.txt", "matplotlib", "acvl-utils<0.3"]]
+                        ["/slicer/python", "-m", "pip", "install", "--prefer-binary", "-c", "/tmp/c.txt", "matplotlib", "acvl-utils<0.3"]]
 
 
 def test_run_install_failure_is_one_sentence_and_leaves_no_constraints_file(tmp_path):

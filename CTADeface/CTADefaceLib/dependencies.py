@@ -223,7 +223,10 @@ def pip_commands(report: DependencyReport, python: str | None = None,
     made before nnunetv2 is installed holds only the requirements known then.
     """
     python = python or sys.executable
-    constrain = ["-c", constraints_file] if constraints_file else []
+    # --prefer-binary: the newest release that has a wheel for this Python rather than a newer source archive to
+    # build (Slicer users have no compiler; on Python 3.9 the newest python-gdcm, pulled by nnunetv2 2.6's
+    # dicom2nifti, is source only and fails to build)
+    constrain = ["--prefer-binary", *(["-c", constraints_file] if constraints_file else [])]
     commands = []
     if report.missing_core:
         commands.append([python, "-m", "pip", "install", *report.missing_core])

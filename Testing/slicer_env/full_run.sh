@@ -60,7 +60,8 @@ for tag in 5.8:3.9 5.10:3.12; do
   "$V/bin/python" -m pip install "${PIP[@]}" --no-deps "$("$V/bin/python" -c "import sys; sys.path.insert(0, '$REPO/CTADeface'); from CTADefaceLib.dependencies import NNUNET_REQUIREMENT as r; print(r)")"
   REQS="$("$V/bin/python" -c "import sys; sys.path.insert(0, '$REPO/CTADeface'); from CTADefaceLib import dependencies as d; print(' '.join(d.nnunet_requirements()))")"
   # shellcheck disable=SC2086
-  "$V/bin/python" -m pip install --dry-run --disable-pip-version-check --cache-dir "$CACHE/pip" -c "$constraints" \
+  "$V/bin/python" -m pip install --dry-run --disable-pip-version-check --cache-dir "$CACHE/pip" --prefer-binary \
+    -c "$constraints" \
     $REQS > "$CACHE/dry-run-$slicer.log"
   echo "[full-run] Slicer $slicer (Python $py, nnunetv2 $("$V/bin/python" -c 'from importlib.metadata import version; print(version("nnunetv2"))')): the plan resolves: $(grep '^Would install' "$CACHE/dry-run-$slicer.log" | cut -c1-300)"
 done
