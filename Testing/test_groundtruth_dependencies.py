@@ -53,19 +53,17 @@ def test_other_dataset_is_refused(tmp_path):
         groundtruth.add_case(str(tmp_path), image, label)
 
 
-def test_missing_packages_become_selective_pip_commands(monkeypatch):
-    absent = {"nnunetv2", "acvl_utils", "torch"}
-    monkeypatch.setattr(dependencies, "is_available", lambda name: name not in absent)
-    report = dependencies.check("nnunet")
-    assert report.missing_torch and report.missing_nnunet == ["nnunetv2>=2.5", "acvl-utils"]
+def test_missing_packages_become_selective_pip_commands():
+    """(check() against real Pythons: test_installer.py.)"""
+    report = dependencies.DependencyReport(missing_torch=True, missing_nnunet=["nnunetv2>=2.5,<2.9", "acvl-utils"])
     assert "PyTorch" in report.summary() and "nnU-Net" in report.summary()
     commands = dependencies.pip_commands(report, "/slicer/python", "/tmp/c.txt")
-    assert commands == [["/slicer/python", "-m", "pip", "install", "--no-deps", "nnunetv2>=2.5"],
-                        ["/slicer/python", "-m", "pip", "install", "-c", "/tmp/c.txt", "acvl-utils"]]
+    assert commands == [["/slicer/python", "-m", "pip", "install", "--no-deps", "nnunetv2>=2.5,<2.9"],
+                        ["/slicer/python", "-m", "pip", "install", "--prefer-binary", "-c", "/tmp/c.txt", "acvl-utils"]]
     flat = " ".join(" ".join(c) for c in commands)
     for owned in ("torch", "SimpleITK", "numpy", "requests"):
         assert f" {owned}" not in flat
-    assert dependencies.check("box").complete
+    assert dependencies.check("box").complete  # this environment has the core and tqdm
 
 
 def test_owned_constraints_pin_what_is_installed():

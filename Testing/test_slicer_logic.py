@@ -120,9 +120,10 @@ def test_gui_path_child_process_failure_is_one_readable_error(tmp_path):
     volume = slicerbridge.volume_from_image(synthetic_ct(), "childhead")
     settings = DefaceSettings(model=str(tmp_path / "absent-model"), device="cpu")
     process = DefaceLogic().startDeface(volume, settings, workFolder=str(tmp_path / "work"))
-    assert os.path.isfile(tmp_path / "work" / "input.nii.gz")  # the volume went to the child as a file
+    assert os.path.isfile(os.path.join(process.workFolder, "input.nii.gz"))  # the volume went to the child as a file
     with pytest.raises(DefaceError, match="absent-model is not an nnU-Net v2 results folder"):
         DefaceLogic().finishDeface(process, volume)
+    assert os.listdir(tmp_path / "work") == []  # its copy of the CT is deleted
 
 
 def test_gui_path_finished_child_outputs_become_the_face_segment(tmp_path):

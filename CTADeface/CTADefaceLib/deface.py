@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import DefaceError
+from .settings import FILL_POLICIES  # noqa: F401  (defined once, in settings.py)
 
 AIR_HU = -1024.0
-FILL_POLICIES = ("p10", "air")
 
 
 def parse_fill(text) -> str | float:

@@ -23,17 +23,33 @@ MARKER = "CTADEFACE_MALLOC_SET"
 OPT_OUT = "CTADEFACE_MALLOC_TUNING"
 
 
+def cuda_driver_present() -> bool:
+    """An NVIDIA driver is loaded (cheap: no torch import). With one, device auto will most likely run on CUDA."""
+    return os.path.exists("/proc/driver/nvidia/version")
+
+
+def requested_device(argv) -> str:
+    """The --device value in argv (auto when absent, as the parser's default)."""
+    device = "auto"
+    for i, arg in enumerate(argv):
+        if arg.startswith("--device="):
+            device = arg.split("=", 1)[1]
+        elif arg == "--device" and i + 1 < len(argv):
+            device = argv[i + 1]
+    return device
+
+
 def wanted(env=None, argv=None) -> bool:
-    """On glibc Linux, unless opted out or the model runs on a GPU (where host allocation is not the cost)."""
+    """On glibc Linux, unless opted out or the model runs on a GPU (where host allocation is not the cost, and a
+    heap that never shrinks only costs memory): device cuda/mps, or auto on a machine with an NVIDIA driver."""
     env = os.environ if env is None else env
     argv = sys.argv[1:] if argv is None else argv
     if not sys.platform.startswith("linux") or env.get(OPT_OUT, "1").lower() in ("0", "false", "no", "off"):
         return False
-    for i, arg in enumerate(argv):
-        value = arg.split("=", 1)[1] if arg.startswith("--device=") else argv[i + 1] if arg == "--device" and i + 1 < len(argv) else None
-        if value in ("cuda", "mps"):
-            return False
-    return True
+    device = requested_device(argv)
+    if device in ("cuda", "mps"):
+        return False
+    return not (device == "auto" and cuda_driver_present())
 
 
 def malloc_environment(env: dict, argv=None) -> dict:

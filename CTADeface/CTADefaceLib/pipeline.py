@@ -15,7 +15,7 @@ import logging
 import os
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from . import __version__
 from .caseoutputs import (OutputsExist, case_leftovers, claim_case, file_sha256, output_folder_lock,
@@ -24,6 +24,7 @@ from .caseoutputs import (OutputsExist, case_leftovers, claim_case, file_sha256,
 from .deface import apply_mask, fill_value, parse_fill
 from .errors import DefaceError, OutputError
 from .mask import binary_face, mask_volume_ml, mask_voxels, postprocess, require_face
+from .settings import DefaceSettings  # noqa: F401  (defined once, in settings.py)
 from .volume import IMAGE_SUFFIXES, from_canonical, input_digest, read_image, same_grid, split_suffix, to_canonical
 
 log = logging.getLogger(__name__)
@@ -31,39 +32,6 @@ log = logging.getLogger(__name__)
 # file_sha256 and write_json_atomic live in caseoutputs; other modules import them from here too.
 __all__ = ["DefaceSettings", "DefaceResult", "deface_image", "deface_file", "deface_batch", "expand_inputs",
            "find_inputs", "output_paths", "write_outputs", "write_json_atomic", "file_sha256", "case_name"]
-
-
-@dataclass
-class DefaceSettings:
-    """Everything that decides the result; stored in the sidecar as `settings`."""
-
-    engine: str = "nnunet"
-    model: str = "cta-deface"
-    fill: str | float = "p10"
-    device: str = "auto"
-    mirroring: bool = False
-    tile_step: float = 0.5
-    roi: bool = True  # run the model only on tiles covering where the face can be (roi.py); whole volume if False
-    largest_component: bool = False
-    fill_holes: bool = False
-    margin_mm: float = 0.0
-    # A model's mask smaller than this is treated as "no face found" (a stray false positive on a scan
-    # without a face must not pass as a defaced case). Masks given by a person are taken as they are.
-    min_face_ml: float = 20.0
-    output_format: str | None = None  # ".nii.gz", ".nrrd", ...; None = the input's own
-    engine_options: dict = field(default_factory=dict)
-
-    def create_engine(self):
-        from .engines import create_engine
-
-        options = dict(self.engine_options)
-        if self.engine == "nnunet":
-            options.setdefault("model", self.model)
-            options.setdefault("device", self.device)
-            options.setdefault("mirroring", self.mirroring)
-            options.setdefault("tile_step", self.tile_step)
-            options.setdefault("roi", self.roi)
-        return create_engine(self.engine, **options)
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 from dataclasses import replace
 
@@ -46,36 +47,53 @@ class DefaceLogic:
     def startDeface(self, volumeNode, settings: DefaceSettings | None = None, workFolder: str | None = None):
         """Start the engine in a child process (the GUI's way: responsive, cancellable).
 
+        The volume goes to the child as a file in a fresh temporary folder (inside `workFolder` when given);
+        that folder holds a copy of the undefaced CT, so it is deleted when the run is over: by finishDeface,
+        by the process's cancel(), or here if the child cannot start.
         Returns a `subprocess_runner.DefaceProcess`; when it has finished, call `finishDeface`.
         """
         from .subprocess_runner import DefaceProcess, build_deface_command
         from .volume import write_image_atomic
 
         settings = replace(settings or DefaceSettings(), output_format=".nii.gz")
-        workFolder = workFolder or tempfile.mkdtemp(prefix="ctadeface-")
-        inputPath = os.path.join(workFolder, "input.nii.gz")
-        write_image_atomic(_bridge().image_from_volume(volumeNode), inputPath, overwrite=True)
-        outputFolder = os.path.join(workFolder, "out")
-        process = DefaceProcess(build_deface_command(inputPath, outputFolder, settings))
-        process.paths = output_paths(inputPath, outputFolder, ".nii.gz")
-        return process.start()
+        if workFolder:
+            os.makedirs(workFolder, exist_ok=True)
+        runFolder = tempfile.mkdtemp(prefix="ctadeface-", dir=workFolder or None)
+        try:
+            inputPath = os.path.join(runFolder, "input.nii.gz")
+            write_image_atomic(_bridge().image_from_volume(volumeNode), inputPath, overwrite=True)
+            outputFolder = os.path.join(runFolder, "out")
+            process = DefaceProcess(build_deface_command(inputPath, outputFolder, settings))
+            process.paths = output_paths(inputPath, outputFolder, ".nii.gz")
+            process.workFolder = runFolder
+            process.add_cleanup(lambda: shutil.rmtree(runFolder, ignore_errors=True))
+            return process.start()
+        except BaseException:
+            shutil.rmtree(runFolder, ignore_errors=True)
+            raise
 
     def finishDeface(self, process, volumeNode):
-        """The segmentation node from a finished child process; raises DefaceError with its message on failure."""
+        """The segmentation node from a finished child process; raises DefaceError with its message on failure.
+        The child's temporary folder is deleted either way."""
         import json
 
         from .errors import DefaceError
 
-        process.wait()
-        message = process.error_message()
-        if message:
-            raise DefaceError(message)
-        bridge = _bridge()
-        mask = read_image_mask(process.paths["mask"], bridge.image_from_volume(volumeNode))
-        segmentationNode = bridge.segmentation_from_mask(mask, volumeNode)
-        with open(process.paths["sidecar"], encoding="utf-8") as handle:
-            self.provenanceBySegmentation[bridge.node_id(segmentationNode)] = json.load(handle)
-        return segmentationNode
+        try:
+            process.wait()
+            message = process.error_message()
+            if message:
+                raise DefaceError(message)
+            bridge = _bridge()
+            mask = read_image_mask(process.paths["mask"], bridge.image_from_volume(volumeNode))
+            segmentationNode = bridge.segmentation_from_mask(mask, volumeNode)
+            with open(process.paths["sidecar"], encoding="utf-8") as handle:
+                self.provenanceBySegmentation[bridge.node_id(segmentationNode)] = json.load(handle)
+            return segmentationNode
+        finally:
+            cleanup = getattr(process, "cleanup", None)
+            if cleanup is not None:
+                cleanup()
 
     # ------------------------------------------------------------------ results
     def applyDefacing(self, volumeNode, segmentationNode, fill="p10", name: str | None = None):

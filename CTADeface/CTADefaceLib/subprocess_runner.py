@@ -21,39 +21,53 @@ LIBRARY_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _PERCENT = re.compile(r"(\d{1,3})%\|")  # tqdm bars: " 42%|####      | 21/50 [...]"
 _CLI_ERROR = re.compile(r"^ctadeface: error: (?P<message>.+)$")
 _FAILED = re.compile(r"^FAILED\s+(?P<input>.+?): (?P<message>.+)$")
+#: Set in the child's environment: the engine then prints tile progress lines (engines/tiled.py).
+PROGRESS_ENV = "CTADEFACE_PROGRESS_LINES"
 
 
 def build_deface_command(inputs, outdir: str, settings, *, python: str | None = None,
                          overwrite: bool = True) -> list[str]:
-    """argv for `python -m CTADefaceLib.cli deface ...` that reproduces `settings` (a DefaceSettings)."""
+    """argv for `python -m CTADefaceLib.cli deface ...` that reproduces `settings` (a DefaceSettings).
+
+    The options come from settings.DefaceSettings.to_argv, the inverse of the parser the child builds
+    from the same field definitions, so no setting is lost on the way.
+    """
     inputs = [inputs] if isinstance(inputs, str) else list(inputs)
-    argv = [python or sys.executable, "-m", "CTADefaceLib.cli", "deface", *inputs, "-o", outdir,
-            "--engine", settings.engine, "--model", settings.model, "--fill", str(settings.fill),
-            "--device", settings.device, "--tile-step", repr(float(settings.tile_step)),
-            "--margin-mm", repr(float(settings.margin_mm))]
-    if settings.mirroring:
-        argv.append("--mirroring")
-    if not getattr(settings, "roi", True):
-        argv.append("--no-roi")
-    if settings.largest_component:
-        argv.append("--largest-component")
-    if settings.fill_holes:
-        argv.append("--fill-holes")
-    if settings.output_format:
-        argv += ["--format", settings.output_format]
+    argv = [python or sys.executable, "-m", "CTADefaceLib.cli", "deface", *inputs, "-o", outdir, *settings.to_argv()]
     if overwrite:
         argv.append("--overwrite")  # outputs go to a fresh temporary folder; never an input
     return argv
 
 
-def child_environment(base: dict | None = None) -> dict:
+def child_environment(base: dict | None = None, argv: list[str] | None = None) -> dict:
+    """The child's environment: this library first on PYTHONPATH, unbuffered output, tile progress lines, and
+    glibc's allocator settings when the model will run on the CPU (decided from argv's --device)."""
     env = dict(os.environ if base is None else base)
     paths = [LIBRARY_PARENT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     env["PYTHONUNBUFFERED"] = "1"  # lines arrive as they are printed, not when the child exits
+    env[PROGRESS_ENV] = "1"  # engines/tiled.py prints "NN%|" per tile: the progress bar moves during a deface
     from .launcher import malloc_environment
 
-    return malloc_environment(env)  # glibc settings that cut nnU-Net's CPU passes by ~30% (launcher.py)
+    return malloc_environment(env, argv or [])  # cuts nnU-Net's CPU passes by ~30% (launcher.py)
+
+
+def hidden_window_options() -> dict:
+    """Popen keyword arguments that keep a console window from popping up on Windows (as Slicer's own
+    slicer.util.launchConsoleProcess does with STARTUPINFO); nothing elsewhere."""
+    if os.name != "nt":
+        return {}
+    info = subprocess.STARTUPINFO()
+    info.dwFlags |= subprocess.STARTF_USESHOWWINDOW
+    info.wShowWindow = 0  # SW_HIDE
+    return {"startupinfo": info, "creationflags": getattr(subprocess, "CREATE_NO_WINDOW", 0x08000000)}
+
+
+def kill_tree_command(pid: int) -> list[str]:
+    """Windows: taskkill ends the process and every process it started (/T), at once (/F). In Slicer the child is
+    PythonSlicer, a launcher that runs python-real as its own child: killing only the launcher would leave the
+    model running and the output pipe open."""
+    return ["taskkill", "/F", "/T", "/PID", str(pid)]
 
 
 def parse_progress(line: str) -> float | None:
@@ -85,8 +99,9 @@ class DefaceProcess:
 
     def __init__(self, argv: list[str], env: dict | None = None, cwd: str | None = None):
         self.argv = list(argv)
-        self.env = child_environment(env)
+        self.env = child_environment(env, self.argv)
         self.cwd = cwd
+        self._cleanups: list = []  # called once when the run is over (finished, failed or cancelled)
         self.lines: list[str] = []
         self.progress = 0.0
         self.cancelled = False
@@ -96,11 +111,9 @@ class DefaceProcess:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "DefaceProcess":
-        kwargs = {}
+        kwargs = hidden_window_options()
         if os.name == "posix":
-            kwargs["start_new_session"] = True  # its own process group: cancel kills workers too
-        else:
-            kwargs["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
+            kwargs["start_new_session"] = True  # its own process group: cancel kills the launcher's child and workers
         self._process = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, env=self.env, cwd=self.cwd, **kwargs)
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -164,25 +177,54 @@ class DefaceProcess:
         return code
 
     def cancel(self, grace_s: float = 3.0) -> None:
-        """Stop the child and its process group: terminate, then kill if it does not exit in `grace_s`."""
-        if not self.running:
+        """Stop the child and every process it started, then run the cleanups.
+
+        POSIX: SIGTERM to the process group, then SIGKILL to whatever of the group is left after `grace_s` (a
+        launcher may exit on SIGTERM while its child ignores it). Windows: taskkill /T /F on the tree.
+        """
+        if self._process is None:
             return
-        self.cancelled = True
-        self._signal_group(signal.SIGTERM if os.name == "posix" else None)
-        try:
-            self._process.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            self._signal_group(signal.SIGKILL if os.name == "posix" else None)
-            self._process.wait(grace_s)
+        if self.running:
+            self.cancelled = True
+            if os.name == "posix":
+                self._signal_group(signal.SIGTERM)
+                try:
+                    self._process.wait(grace_s)
+                except subprocess.TimeoutExpired:
+                    pass
+                self._signal_group(signal.SIGKILL)
+            else:
+                subprocess.run(kill_tree_command(self._process.pid), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, check=False, **hidden_window_options())
+            try:
+                self._process.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(grace_s)
+            if self._reader is not None:
+                self._reader.join(timeout=grace_s)  # the pipe closes once nothing of the tree holds it
+        self.cleanup()
 
     def _signal_group(self, sig) -> None:
-        if os.name == "posix":
+        try:
+            os.killpg(self._process.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass  # the group is already gone
+
+    def add_cleanup(self, function) -> None:
+        """Call `function()` once when the run is over: cancel(), or cleanup() after the result was read."""
+        self._cleanups.append(function)
+
+    def cleanup(self) -> None:
+        """Run the cleanups (e.g. delete the temporary folder holding a copy of the patient's CT); idempotent."""
+        while self._cleanups:
+            function = self._cleanups.pop()
             try:
-                os.killpg(self._process.pid, sig)
-            except ProcessLookupError:
-                pass
-        else:
-            self._process.kill()
+                function()
+            except OSError as err:  # a cleanup must not hide the run's own result
+                import logging
+
+                logging.getLogger(__name__).warning("Cleanup after the defacing process failed: %s", err)
 
     def error_message(self) -> str | None:
         if self.cancelled:

@@ -69,30 +69,63 @@ def run_batch(inputs, outdir, settings, *, logic=None, engine=None, overwrite=Fa
 
 
 def main(argv=None, *, engine=None) -> int:
-    from CTADefaceLib.commands.deface import settings_from_args
-    from CTADefaceLib.errors import DefaceError
+    """Exit status: 0 all done or skipped, 1 a case or the run failed, 2 a usage or model error.
 
+    Never raises: `Slicer --no-main-window --python-script` does not exit after an uncaught exception (only in
+    testing mode), so any failure here (a missing package, an OSError, MemoryError) would leave Slicer running
+    forever. Every failure becomes one sentence on stderr and an exit status.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "--":
         argv = argv[1:]  # Slicer passes the arguments after "--" through
-    args = build_parser().parse_args(argv)
+    try:
+        from CTADefaceLib.commands.deface import settings_from_args
+        from CTADefaceLib.errors import DefaceError
+
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # argparse: --help (0) or a usage error (2), already printed
+        return stop.code if isinstance(stop.code, int) else 2
+    except BaseException as err:  # noqa: BLE001 - the script must end Slicer whatever happened
+        return _failed(err)
     try:
         records = run_batch(args.inputs, args.output, settings_from_args(args), engine=engine,
                             overwrite=args.overwrite)
     except DefaceError as err:
         print(f"deface_batch: error: {err}", file=sys.stderr)
         return 2
+    except BaseException as err:  # noqa: BLE001
+        return _failed(err)
     failed = sum(r["status"] == "failed" for r in records)
     print(f"{sum(r['status'] == 'done' for r in records)} defaced, "
           f"{sum(r['status'] == 'skipped' for r in records)} skipped, {failed} failed")
     return 1 if failed else 0
 
 
+def _failed(err: BaseException) -> int:
+    """One sentence for an unexpected failure (the traceback would be lost in Slicer's log anyway)."""
+    if isinstance(err, ModuleNotFoundError):
+        sentence = (f"the Python package '{err.name}' is missing; open the CTA Deface module once in Slicer to "
+                    "install what the model needs, or install it with pip.")
+    elif isinstance(err, MemoryError):
+        sentence = "out of memory; close other programs or use a machine with more memory."
+    elif isinstance(err, KeyboardInterrupt):
+        sentence = "interrupted."
+    else:
+        sentence = f"{type(err).__name__}: {err}".rstrip(".") + "."
+    print(f"deface_batch: error: {sentence}", file=sys.stderr)
+    return 1
+
+
 def _exit(code: int) -> None:
     """Inside Slicer, sys.exit would only end this script; slicer.util.exit quits the application."""
-    import slicer
+    try:
+        import slicer
 
-    if getattr(slicer, "app", None) is not None and hasattr(slicer.util, "exit"):
+        inside_slicer = getattr(slicer, "app", None) is not None and hasattr(slicer, "util") \
+            and hasattr(slicer.util, "exit")
+    except ImportError:
+        inside_slicer = False
+    if inside_slicer:
         slicer.util.exit(code)
     else:
         sys.exit(code)

@@ -5,46 +5,19 @@ from __future__ import annotations
 import json
 import sys
 
-ENGINE_HELP = "face-mask engine: nnunet (the CTA-DEFACE model, default) or box (ICHSEG-style prism, no model)"
-
 
 def add_settings_arguments(parser) -> None:
-    """Options shared by every command that runs the pipeline (deface, demo, Slicer's subprocess)."""
-    parser.add_argument("--engine", default="nnunet", help=ENGINE_HELP)
-    parser.add_argument("--model", default="cta-deface",
-                        help="registered model name (see 'ctadeface models list') or an nnU-Net v2 results folder "
-                             "(default: cta-deface, the paper's model)")
-    parser.add_argument("--fill", default="p10",
-                        help="value for face voxels: p10 = the image's 10th percentile (the paper's choice), "
-                             "air = -1024 HU, or a number in HU (default: p10)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
-                        help="where the model runs: auto = CUDA GPU, then Apple GPU, then CPU (default: auto)")
-    parser.add_argument("--mirroring", action="store_true",
-                        help="test-time mirroring (8x slower; off as in the upstream CTA-DEFACE command)")
-    parser.add_argument("--tile-step", type=float, default=0.5,
-                        help="sliding-window step as a fraction of the patch (0.5 = nnU-Net default; 1.0 = faster)")
-    parser.add_argument("--no-roi", dest="roi", action="store_false",
-                        help="run the model on the whole volume (upstream behaviour; default: only on tiles that "
-                             "cover where the face can be, found from the head's outline)")
-    parser.add_argument("--largest-component", action="store_true", help="keep only the largest connected part of the mask")
-    parser.add_argument("--fill-holes", action="store_true", help="fill enclosed holes in the mask")
-    parser.add_argument("--margin-mm", type=float, default=0.0, help="grow the mask by this many millimetres (default: 0)")
-    parser.add_argument("--min-face-ml", type=float, default=20.0,
-                        help="a model mask smaller than this many ml counts as 'no face found' and the case fails "
-                             "(default: 20; an adult face mask is about 150-450 ml)")
-    parser.add_argument("--format", dest="output_format", default=None,
-                        choices=(".nii.gz", ".nii", ".nrrd", ".mha"),
-                        help="output file format (default: the input's; .nii.gz for DICOM folders)")
+    """Options shared by every command that runs the pipeline (deface, demo, Slicer's batch script and child process):
+    one per DefaceSettings field, generated from settings.py."""
+    from ..settings import add_arguments
+
+    add_arguments(parser)
 
 
 def settings_from_args(args):
-    from ..pipeline import DefaceSettings
+    from ..settings import from_args
 
-    return DefaceSettings(engine=args.engine, model=args.model, fill=args.fill, device=args.device,
-                          mirroring=args.mirroring, tile_step=args.tile_step, roi=getattr(args, "roi", True),
-                          largest_component=args.largest_component, fill_holes=args.fill_holes,
-                          margin_mm=args.margin_mm, min_face_ml=args.min_face_ml,
-                          output_format=args.output_format)
+    return from_args(args)
 
 
 def register(subparsers) -> None:

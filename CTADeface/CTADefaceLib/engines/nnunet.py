@@ -14,11 +14,11 @@ import logging
 import os
 
 from ..errors import DefaceError, ModelError
+from ..settings import DEVICES  # defined once, in settings.py
 from .base import Engine
 
 log = logging.getLogger(__name__)
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def resolve_device(requested: str = "auto") -> str:

@@ -17,6 +17,8 @@ the last prediction used (either way).
 
 from __future__ import annotations
 
+from ..subprocess_runner import PROGRESS_ENV
+
 _CLASS = None
 
 
@@ -24,6 +26,9 @@ def tiled_predictor_class():
     global _CLASS
     if _CLASS is not None:
         return _CLASS
+    import os
+    import sys
+
     import torch
     from nnunetv2.inference.data_iterators import PreprocessAdapterFromNpy
     from nnunetv2.inference.export_prediction import convert_predicted_logits_to_segmentation_with_correct_shape
@@ -36,6 +41,7 @@ def tiled_predictor_class():
         _key_list = None     # cache keys of the tiles, in the order nnU-Net runs them
         _keys = None         # an iterator over _key_list, fresh for every sliding-window run
         _pass = 0
+        _progress = None     # [tiles done, tiles] of the running sliding window, when progress lines are wanted
         last_tile_count = 0
 
         def _internal_get_sliding_window_slicers(self, image_size):
@@ -64,15 +70,31 @@ def tiled_predictor_class():
             # so the next key belongs to this tile.
             key = next(self._keys) if self._keys is not None and self._cache is not None else None
             if key is not None and key in self._cache:
+                self._report_tile()
                 return self._cache[key].clone()  # nnU-Net scales its copy in place
             out = super()._internal_maybe_mirror_and_predict(x)
             if key is not None:
                 self._cache[key] = out.clone()
+            self._report_tile()
             return out
+
+        def _report_tile(self):
+            """One tqdm-style "NN%|" line on stderr per tile when the Slicer module's child process asks for it
+            (subprocess_runner sets PROGRESS_ENV): its progress bar moves while the model runs."""
+            if self._progress is None:
+                return
+            self._progress[0] += 1
+            done, total = self._progress
+            folds = max(1, len(getattr(self, "list_of_parameters", None) or [None]))
+            fold = min(max(self._pass, 1), folds)
+            fraction = ((fold - 1) * total + done) / (total * folds)
+            sys.stderr.write(f"{int(100 * fraction):3d}%| tile {done}/{total}, fold pass {fold}/{folds}\n")
+            sys.stderr.flush()
 
         def _internal_predict_sliding_window_return_logits(self, data, slicers, do_on_device: bool = True):
             # fresh keys each run: nnU-Net runs the same slicers again on the CPU after a GPU out-of-memory
             self._keys = iter(self._key_list) if self._key_list is not None else None
+            self._progress = [0, len(slicers)] if os.environ.get(PROGRESS_ENV) == "1" and slicers else None
             logits = super()._internal_predict_sliding_window_return_logits(data, slicers, do_on_device)
             if self._planned is not None:
                 torch.nan_to_num_(logits, nan=0.0)  # 0/0 where no tile ran: equal logits -> background
