@@ -310,8 +310,11 @@ class CTADefaceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         argv = [sys.executable, "-m", "CTADefaceLib.cli", "models", "install", name]
         if source:
             argv += ["--from", source]
-        self._log(f"Installing the model '{name}'" + (f" from {source}" if source else " (download)") + "...")
-        self._runProcess(DefaceProcess(argv).start(), self._installFinished)
+        with slicer.util.tryWithErrorDisplay("The model could not be installed.", waitCursor=True):
+            # The install child needs the core's own packages (tqdm for the download bar) like a box-engine run.
+            self._ensureDependencies("box")
+            self._log(f"Installing the model '{name}'" + (f" from {source}" if source else " (download)") + "...")
+            self._runProcess(DefaceProcess(argv).start(), self._installFinished)
 
     def onInstallModelFromFile(self):
         source = qt.QFileDialog.getOpenFileName(slicer.util.mainWindow(), "Model zip (or cancel to pick a folder)",
