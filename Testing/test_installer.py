@@ -108,3 +108,17 @@ def test_run_install_refuses_nnunet_before_torch():
     report = dependencies.DependencyReport(missing_torch=True, missing_nnunet=["nnunetv2>=2.5,<2.9"])
     with pytest.raises(DefaceError, match="PyTorch must be installed before nnU-Net"):
         dependencies.run_install(report, python="/no/such/python")
+
+
+def test_python39_resolver_hints_pin_nothing_slicer_owns():
+    """Slicer 5.8's Python 3.9 gets known-good versions (pip alone backtracks for minutes and gives up there);
+    they never pin a package Slicer owns or torch, and other Pythons get none."""
+    from CTADefaceLib import dependencies
+
+    hints = dependencies.resolver_hints((3, 9))
+    names = {dependencies.canonical_name(h.split("==")[0]) for h in hints}
+    assert len(hints) > 20 and all("==" in h for h in hints)
+    assert {"nnunetv2", "matplotlib", "seaborn", "tqdm"} - names == {"nnunetv2"}
+    owned = {dependencies.canonical_name(n) for n in dependencies.SLICER_OWNED} | {"torch"}
+    assert not names & owned
+    assert dependencies.resolver_hints((3, 12)) == [] and dependencies.resolver_hints((3, 11)) == []

@@ -213,6 +213,37 @@ def owned_constraints() -> list[str]:
     return pins
 
 
+#: Python versions on which pip cannot resolve nnunetv2's requirements by itself in reasonable time, and the file
+#: of known-good versions (in CTADefaceLib/data/) added to the constraints there. On Python 3.9 (Slicer 5.8) pip
+#: backtracks until "resolution-too-deep" after about 9 minutes; with the hints it resolves in about 30 s.
+RESOLVER_HINTS = {(3, 9): "resolver-hints-py39.txt"}
+
+
+def resolver_hints(python_version: tuple[int, int] | None = None) -> list[str]:
+    """Extra `name==version` constraints for `python_version` (default: this Python), usually none."""
+    version = tuple((python_version or sys.version_info)[:2])
+    name = RESOLVER_HINTS.get(version)
+    if not name:
+        return []
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", name)
+    with open(path, encoding="utf-8") as handle:
+        return [line.strip() for line in handle if line.strip() and not line.startswith("#")]
+
+
+def _python_version(python: str) -> tuple[int, int]:
+    if python == sys.executable:
+        return sys.version_info[:2]
+    out = subprocess.run([python, "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True,
+                         text=True, timeout=60, **_hidden_window()).stdout.split()
+    return (int(out[0]), int(out[1])) if len(out) == 2 else (0, 0)
+
+
+def _hidden_window() -> dict:
+    from .subprocess_runner import hidden_window_options
+
+    return hidden_window_options()
+
+
 def pip_commands(report: DependencyReport, python: str | None = None,
                  constraints_file: str | None = None) -> list[list[str]]:
     """argv lists to run in order; torch is not here (the PyTorch extension installs it).
@@ -267,7 +298,7 @@ def run_install(report: DependencyReport, python: str = sys.executable, log=prin
     fd, constraints = tempfile.mkstemp(prefix="ctadeface-constraints-", suffix=".txt")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write("\n".join(owned_constraints()) + "\n")
+            handle.write("\n".join(owned_constraints() + resolver_hints(_python_version(python))) + "\n")
         window = hidden_window_options()
         if report.missing_core:
             _run_pip([python, "-m", "pip", "install", *report.missing_core], log, window)

@@ -53,6 +53,8 @@ for tag in 5.8:3.9 5.10:3.12; do
     printf 'numpy==2.0.2\nscipy==1.13.1\nrequests==2.32.3\nSimpleITK==2.5.2\n' > "$constraints"
   fi
   echo "torch==2.6.0" >> "$constraints"
+  # the installer's own resolver hints for that Python (Python 3.9 needs them: CTADefaceLib/dependencies.py)
+  "$pyexe" -c "import sys; sys.path.insert(0, '$REPO/CTADeface'); from CTADefaceLib import dependencies as d; print('\n'.join(d.resolver_hints()))" >> "$constraints"
   pyexe="$(PYENV_VERSION="$(pyenv versions --bare | grep -E "^$py\." | tail -1)" pyenv which python)"
   V="$RUN/py$py"
   "$pyexe" -m venv "$V"
