@@ -53,11 +53,11 @@ for tag in 5.8:3.9 5.10:3.12; do
     printf 'numpy==2.0.2\nscipy==1.13.1\nrequests==2.32.3\nSimpleITK==2.5.2\n' > "$constraints"
   fi
   echo "torch==2.6.0" >> "$constraints"
-  # the installer's own resolver hints for that Python (Python 3.9 needs them: CTADefaceLib/dependencies.py)
-  "$pyexe" -c "import sys; sys.path.insert(0, '$REPO/CTADeface'); from CTADefaceLib import dependencies as d; print('\n'.join(d.resolver_hints()))" >> "$constraints"
   pyexe="$(PYENV_VERSION="$(pyenv versions --bare | grep -E "^$py\." | tail -1)" pyenv which python)"
   V="$RUN/py$py"
   "$pyexe" -m venv "$V"
+  # the installer's own resolver hints for that Python (Python 3.9 needs them: CTADefaceLib/dependencies.py)
+  "$pyexe" -c "import sys; sys.path.insert(0, '$REPO/CTADeface'); from CTADefaceLib import dependencies as d; print('\n'.join(d.resolver_hints()))" >> "$constraints"
   "$V/bin/python" -m pip install "${PIP[@]}" --upgrade pip  # a pip that reads wheel metadata without the wheel
   "$V/bin/python" -m pip install "${PIP[@]}" --no-deps "$("$V/bin/python" -c "import sys; sys.path.insert(0, '$REPO/CTADeface'); from CTADefaceLib.dependencies import NNUNET_REQUIREMENT as r; print(r)")"
   REQS="$("$V/bin/python" -c "import sys; sys.path.insert(0, '$REPO/CTADeface'); from CTADefaceLib import dependencies as d; print(' '.join(d.nnunet_requirements()))")"
