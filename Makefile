@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q -c requirements/constraints.txt
 
-.PHONY: setup demo test test-slicer-env
+.PHONY: setup demo test test-fast test-slicer-env
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml requirements/constraints.txt
@@ -22,8 +22,13 @@ $(VENV)/.installed: pyproject.toml requirements/constraints.txt
 demo: setup
 	$(VENV)/bin/ctadeface demo -o ctadeface_demo
 
-test: setup
+# The whole suite, as CI runs it: the two Slicer tiers first, then pytest (its summary is the last line).
+test: setup test-slicer-env test-slicer-full
 	$(PY) -m pytest
+
+# The quick loop while developing: everything but the tests marked slow (nnU-Net runs, training data).
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
 
 # The module files in venvs holding exactly the Python packages Slicer 5.8, 5.10 and main bundle (built once,
 # kept under ~/.cache/ctadeface-ci or $$CTADEFACE_CI_CACHE; needs pyenv's Python 3.9 and 3.12).

@@ -5,6 +5,8 @@
 # Python 3.11 with the local CPU torch standing in for what the PyTorch extension installs.
 # Wheels are cached under ~/.cache/ctadeface-ci (CTADEFACE_CI_CACHE); the base venv is built once.
 set -euo pipefail
+# pyenv provides Python 3.9, 3.11 and 3.12 on the project's machines; find it also where no login shell set PATH
+export PATH="$HOME/.pyenv/bin:$HOME/.pyenv/shims:$PATH"
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
 CACHE="${CTADEFACE_CI_CACHE:-$HOME/.cache/ctadeface-ci}"
 PYTHON="${PYTHON311:-python3.11}"
