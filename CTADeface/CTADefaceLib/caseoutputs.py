@@ -289,7 +289,7 @@ def write_case(images: dict, sidecar: dict, paths: dict, *, overwrite: bool = Fa
         for key in IMAGE_KEYS:
             target = os.path.join(staging, os.path.basename(paths[key]))
             try:
-                staged[key] = write_image_atomic(images[key], target, overwrite=True)
+                staged[key] = write_image_atomic(images[key], target, overwrite=True, shown=paths[key])
             except RuntimeError as err:  # ITK's writer: a full disk, a lost mount, an unwritable format
                 reason = str(err).strip().splitlines()[-1].strip() if str(err).strip() else "unknown reason"
                 raise OutputError(f"{paths[key]} could not be written ({reason}).") from None

@@ -34,18 +34,31 @@ def parse_fill(text) -> str | float:
 
 
 def fill_value(image, policy) -> float:
-    """The value written into the face: p10 = the image's 10th percentile (the paper's choice)."""
+    """The value written into the face, exactly as it will be stored in the image's pixel type.
+
+    p10 = the image's 10th percentile (the paper's choice). An integer image stores the nearest whole
+    number, so that is what is returned (and recorded in the sidecar); a value the pixel type cannot hold
+    is refused rather than clipped, since the sidecar must say what was written.
+    """
     import SimpleITK as sitk
 
     policy = parse_fill(policy)
     if policy == "air":
-        return AIR_HU
-    if policy != "p10":
-        return float(policy)
-    value = float(np.percentile(sitk.GetArrayViewFromImage(image), 10))
-    if not np.isfinite(value):
-        raise DefaceError("The image's 10th percentile is not a finite number (the image holds NaN or infinite "
-                          "voxels), so it cannot be the fill value; use --fill air or a number.")
+        value = AIR_HU
+    elif policy != "p10":
+        value = float(policy)
+    else:
+        value = float(np.percentile(sitk.GetArrayViewFromImage(image), 10))
+        if not np.isfinite(value):
+            raise DefaceError("The image's 10th percentile is not a finite number (the image holds NaN or infinite "
+                              "voxels), so it cannot be the fill value; use --fill air or a number.")
+    dtype = sitk.GetArrayViewFromImage(image).dtype
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        value = float(np.round(value))
+        if not info.min <= value <= info.max:
+            raise DefaceError(f"The fill value {value:g} cannot be stored in this image's voxels "
+                              f"({image.GetPixelIDTypeAsString()}, {info.min} to {info.max}); choose another --fill.")
     return value
 
 
@@ -62,7 +75,10 @@ def apply_mask(image, mask, value: float):
     inside = sitk.GetArrayViewFromImage(mask) > 0
     if np.issubdtype(array.dtype, np.integer):
         info = np.iinfo(array.dtype)
-        value = float(np.clip(np.round(value), info.min, info.max))
+        if not info.min <= np.round(value) <= info.max:
+            raise DefaceError(f"The fill value {value:g} cannot be stored in this image's voxels "
+                              f"({info.min} to {info.max}); choose another fill.")
+        value = float(np.round(value))
     array[inside] = array.dtype.type(value)
     out = sitk.GetImageFromArray(array)
     out.CopyInformation(image)  # geometry only: the input's meta-data (patient name, IDs...) is not carried over

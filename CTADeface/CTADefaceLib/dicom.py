@@ -11,6 +11,7 @@ and the evaluation issue.)
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 
@@ -39,17 +40,35 @@ def looks_like_dicom_folder(folder: str) -> bool:
 
 
 def chosen_series(folder: str) -> tuple[str, list[str], int]:
-    """(series instance UID, its files in slice order, number of series in the folder): the largest series."""
+    """(series instance UID, its files in slice order, number of series in the folder): the largest series.
+
+    Asked for several times per case (reading, the sidecar's digest and series UID): GDCM scans the folder
+    once per process and folder state, and the warning about ignored series is given once.
+    """
+    try:
+        stamp = os.stat(folder).st_mtime_ns
+    except OSError:
+        stamp = None
+    uid, files, count = _scan_series(os.path.abspath(folder), stamp)
+    if count > 1 and (folder, stamp) not in _WARNED:
+        _WARNED.add((folder, stamp))
+        log.warning("%s holds %d DICOM series; using %s (%d files) and ignoring the other %d.",
+                    folder, count, uid, len(files), count - 1)
+    return uid, list(files), count
+
+
+_WARNED: set = set()
+
+
+@functools.lru_cache(maxsize=16)
+def _scan_series(folder: str, stamp) -> tuple[str, tuple[str, ...], int]:
     import SimpleITK as sitk
 
     series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder) if os.path.isdir(folder) else ()
     if not series:
         raise InputError(f"The folder {folder} holds no image files and no DICOM series.")
-    files = {uid: list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, uid)) for uid in series}
+    files = {uid: tuple(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, uid)) for uid in series}
     uid = max(series, key=lambda s: len(files[s]))
-    if len(series) > 1:
-        log.warning("%s holds %d DICOM series; using %s (%d files) and ignoring the other %d.",
-                    folder, len(series), uid, len(files[uid]), len(series) - 1)
     return uid, files[uid], len(series)
 
 

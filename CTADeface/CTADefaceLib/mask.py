@@ -22,6 +22,10 @@ def binary_face(mask, label: int = FACE_LABEL):
     return out
 
 
+#: The largest growth of the face mask that still means "a margin around the face".
+MAX_MARGIN_MM = 50.0
+
+
 def check_margin(margin_mm) -> float:
     """A safety margin is a distance to grow the mask by: a finite number of mm, zero or more."""
     try:
@@ -31,6 +35,10 @@ def check_margin(margin_mm) -> float:
     if not np.isfinite(value) or value < 0:
         # A negative margin would shrink nothing (it used to be ignored): refuse it rather than pretend.
         raise DefaceError(f"--margin-mm must be zero or a positive number of millimetres, not {margin_mm}.")
+    if value > MAX_MARGIN_MM:
+        # A margin is a few millimetres of safety around the face; far beyond that it swallows the skull and
+        # the brain, and the "defaced" image would be mostly fill.
+        raise DefaceError(f"--margin-mm {margin_mm} is more than a face margin can be (at most {MAX_MARGIN_MM:g} mm).")
     return value
 
 

@@ -192,6 +192,13 @@ def deface_file(input_path: str, outdir: str, settings: DefaceSettings | None = 
         "spacing": list(image.GetSpacing()),
         "pixel_type": image.GetPixelIDTypeAsString(),
     }
+    if os.path.isdir(input_path):
+        # how much of the folder was defaced (the digest covers exactly these files); the series UID is only
+        # logged, since a UID points back to the hospital's archive
+        from .dicom import chosen_series
+
+        _, files, count = chosen_series(input_path)
+        input_info.update(dicom_files=len(files), dicom_series_in_folder=count)
     extra = {"input": input_info}
     if check is not None:
         started = time.perf_counter()
@@ -351,7 +358,7 @@ def deface_batch(inputs: list[str], outdir: str, settings: DefaceSettings | None
                     continue
                 except Exception as err:
                     record.update(status="failed", message=describe_failure(path, err))
-                    log.error("%s: %s", path, record["message"])
+                    log.debug("%s: %s", path, record["message"])  # the summary prints it once
                     continue
                 # One engine for the whole batch, loaded for the first case that needs it; a model
                 # that cannot load stops the batch here (every case would fail the same way).
@@ -363,7 +370,7 @@ def deface_batch(inputs: list[str], outdir: str, settings: DefaceSettings | None
                                           claimed=True)
                 except Exception as err:
                     record.update(status="failed", message=describe_failure(path, err))
-                    log.error("%s: %s", path, record["message"])
+                    log.debug("%s: %s", path, record["message"])  # the summary prints it once
                     continue
                 record.update(status="done", outputs=sidecar["outputs"], mask_volume_ml=sidecar["mask_volume_ml"],
                               seconds=sidecar["timings_s"].get("total"))

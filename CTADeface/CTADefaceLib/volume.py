@@ -67,6 +67,9 @@ def read_image(path: str):
         from .dicom import read_dicom_series  # a folder is read as one DICOM series
 
         return read_dicom_series(path)
+    if not os.path.isfile(path):
+        # A pipe or device named like an image would block ITK's open() for ever, beyond the reach of Ctrl-C.
+        raise InputError(f"{path} is not a regular file (a pipe, device or socket); give an image file or a folder.")
     if split_suffix(path)[1] == "" and not path.lower().endswith(".dcm"):
         raise InputError(
             f"{path} is not a supported image file (use .nii.gz, .nii, .nrrd, .mha, .mhd or a DICOM folder)."
@@ -75,15 +78,45 @@ def read_image(path: str):
     reader.SetFileName(path)
     try:
         reader.ReadImageInformation()
-        if reader.GetDimension() == 3:
-            # From the header, before any voxel is read: an absurd size must not be allocated first.
-            check_geometry(reader.GetSize(), reader.GetSpacing(), path)
-        check_complete(path)
-        image = reader.Execute()
     except RuntimeError as err:
         raise InputError(f"{path} could not be read as an image ({_last_line(err)}).") from None
+    if reader.GetDimension() == 3:
+        # From the header, before any voxel is read: an absurd size must not be allocated first.
+        check_geometry(reader.GetSize(), reader.GetSpacing(), path)
+    check_complete(path)
+    data_file = separate_data_file(path)
+    if data_file and not os.path.isfile(data_file):
+        raise InputError(f"{path} keeps its voxels in {data_file}, which does not exist; copy both files.")
+    try:
+        image = reader.Execute()
+    except RuntimeError:
+        # The header was read, so the voxel data is what failed: cut short or damaged (ITK's own reason is
+        # often a misleading "No such file or directory").
+        raise InputError(f"{path} is incomplete or damaged (its voxel data could not be read in full); "
+                         "copy it again from the source.") from None
     check_image(image, path)
     return image
+
+
+def separate_data_file(path: str) -> str | None:
+    """The data file a .mhd or .nhdr header names (None for single-file formats or a LOCAL/inline header)."""
+    lower = path.lower()
+    if not lower.endswith((".mhd", ".nhdr")):
+        return None
+    key = "elementdatafile" if lower.endswith(".mhd") else "data file"
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(65536).decode("latin-1")
+    except OSError:
+        return None
+    for line in header.splitlines():
+        name, sep, value = line.partition("=" if key == "elementdatafile" else ":")
+        if sep and name.strip().lower() == key:
+            value = value.strip()
+            if not value or value.upper() == "LOCAL" or value.upper().startswith("LIST") or "%" in value:
+                return None  # inline data, or a list/pattern of files that ITK resolves itself
+            return value if os.path.isabs(value) else os.path.join(os.path.dirname(path), value)
+    return None
 
 
 def _last_line(err) -> str:
@@ -257,21 +290,25 @@ def without_metadata(image):
     return clean
 
 
-def write_image_atomic(image, path: str, *, overwrite: bool = False, protect: tuple[str, ...] = ()) -> str:
+def write_image_atomic(image, path: str, *, overwrite: bool = False, protect: tuple[str, ...] = (),
+                       shown: str | None = None) -> str:
     """Write, verify, then rename into place, so a final name only ever holds a complete, checked file.
 
     The file (or the header + data pair of .mhd/.nhdr) is written into a private temporary folder
     beside the target (same file system, so the rename is atomic), flushed to disk, read back and
     compared with `image`, and only then renamed. Any failure leaves nothing under a final name and
     raises OutputError; the outputs carry no meta-data from the input (see `without_metadata`).
-    `protect` lists input paths that must never be replaced, whatever `overwrite` says.
+    `protect` lists input paths that must never be replaced, whatever `overwrite` says. `shown` is the name
+    messages give (a caller that stages a whole case passes the final name, not its staging path).
     """
     sitk = _sitk()
+    shown = shown or path
     if not split_suffix(path)[1]:
-        raise OutputError(f"{path} has no image file ending (use .nii.gz, .nii, .nrrd or .mha).")
+        raise OutputError(f"{shown} has no image file ending (use .nii.gz, .nii, .nrrd or .mha).")
     target = os.path.abspath(path)
     _refuse_existing(path, target, overwrite, protect)
     folder = os.path.dirname(target) or "."
+    _refuse_long_name(shown, target)
     image = without_metadata(image)
     staging = None
     names: list[str] = []
@@ -301,7 +338,7 @@ def write_image_atomic(image, path: str, *, overwrite: bool = False, protect: tu
             if not isinstance(err, OSError) and _disk_nearly_full(folder):
                 # ITK's writers report a full disk only on the console; the short file is what we see.
                 reason = os.strerror(errno.ENOSPC)
-            raise OutputError(f"{path} could not be written ({reason}): the disk is full or the write failed.") from None
+            raise OutputError(f"{shown} could not be written ({reason}): the disk is full or the write failed.") from None
         raise
     finally:
         if staging:
@@ -327,6 +364,19 @@ def _flush_to_disk(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _refuse_long_name(shown: str, target: str) -> None:
+    """A name longer than the file system allows fails deep inside ITK with a misleading reason: say it first."""
+    folder = os.path.dirname(target) or "."
+    try:
+        limit = os.pathconf(folder if os.path.isdir(folder) else os.path.dirname(folder) or ".", "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        limit = 255
+    length = len(os.path.basename(target).encode("utf-8"))
+    if length > limit:
+        raise OutputError(f"{shown} cannot be written: its file name has {length} bytes and this file system allows "
+                          f"{limit}; shorten the input's file name.")
 
 
 def _disk_nearly_full(folder: str) -> bool:
