@@ -45,14 +45,15 @@ def _run_in_slicer(tmp_path, *args):
     return code, done
 
 
-def test_an_os_error_ends_slicer_with_one_sentence(tmp_path):
+def test_an_unusable_output_folder_ends_slicer_with_one_sentence(tmp_path):
+    # The output folder is checked before the model loads (as `ctadeface deface` does): a usage error, status 2.
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("x")
     code, done = _run_in_slicer(tmp_path, SAMPLE, "-o", str(not_a_folder / "out"), "--engine", "box")
-    assert code == 1, done.stderr
+    assert code == 2, done.stderr
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("deface_batch: error:")]
-    assert len(errors) == 1 and "NotADirectoryError" in errors[0], done.stderr
+    assert len(errors) == 1 and "cannot be created (Not a directory)" in errors[0], done.stderr
 
 
 def test_a_usage_error_ends_slicer_with_status_2(tmp_path):

@@ -328,12 +328,15 @@ def describe_interruption(current: str | None, paths: dict | None, outdir: str, 
 
 def deface_batch(inputs: list[str], outdir: str, settings: DefaceSettings | None = None, *,
                  overwrite: bool = False, progress: bool = True, engine=None,
-                 check: float | None = None) -> list[dict]:
+                 check: float | None = None, run_case=None) -> list[dict]:
     """Deface many inputs with one loaded engine; a bad case is recorded and the rest still run.
 
     Before anything runs: the inputs' output names must not collide, and the output folder must
     be creatable and writable (OutputError otherwise). The model loads once, for the first case
     that needs it. Records: status done / skipped / failed with a one-sentence message.
+    `run_case(path, paths, engine) -> sidecar`: the per-case step (default `deface_file`); it runs
+    after the case is claimed, under the folder lock, and must write exactly `paths` (the Slicer
+    batch script passes one that goes through MRML, so both front doors share these rules).
     """
     from tqdm import tqdm
 
@@ -366,8 +369,11 @@ def deface_batch(inputs: list[str], outdir: str, settings: DefaceSettings | None
                     log.debug("Loading the %s engine (model %s)", settings.engine, settings.model)
                     engine = settings.create_engine()
                 try:
-                    sidecar = deface_file(path, outdir, settings, engine=engine, overwrite=overwrite, check=check,
-                                          claimed=True)
+                    if run_case is None:
+                        sidecar = deface_file(path, outdir, settings, engine=engine, overwrite=overwrite, check=check,
+                                              claimed=True)
+                    else:
+                        sidecar = run_case(path, plan[path], engine)
                 except Exception as err:
                     record.update(status="failed", message=describe_failure(path, err))
                     log.debug("%s: %s", path, record["message"])  # the summary prints it once

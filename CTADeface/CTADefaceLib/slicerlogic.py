@@ -108,11 +108,14 @@ class DefaceLogic:
         return defacedNode
 
     def export(self, volumeNode, segmentationNode, folder: str, fileFormat: str = ".nii.gz",
-               settings: DefaceSettings | None = None, overwrite: bool = False) -> dict:
+               settings: DefaceSettings | None = None, overwrite: bool = False, inputPath: str | None = None) -> dict:
         """Write <name>_defaced, <name>_facemask and the <name>_deface.json sidecar via the core pipeline.
 
         `volumeNode` is the original (undefaced) volume: defacing is recomputed from the segmentation,
         so the files always match the mask that is exported with them.
+        `inputPath`: the file (or DICOM folder) the volume was loaded from. Then the outputs are named after
+        it exactly as `ctadeface deface` names them, and the sidecar records its path and sha256, so a later
+        run can tell this input's outputs from another input's (caseoutputs.examine_case); it is never written.
         """
         bridge = _bridge()
         settings = replace(settings or DefaceSettings(), output_format=fileFormat)
@@ -122,8 +125,15 @@ class DefaceLogic:
             result.provenance["mask_source"] = {k: earlier.get(k) for k in ("engine", "model", "model_sha256", "device")}
             result.provenance["mask_source"]["edited_in_slicer"] = "possibly"
         name = _safe_file_name(bridge.node_name(volumeNode))
-        paths = output_paths(os.path.join(folder, name + fileFormat), folder, fileFormat)
-        return write_outputs(result, paths, overwrite=overwrite, extra={"input": {"slicer_node": name}})
+        if inputPath is None:
+            paths = output_paths(os.path.join(folder, name + fileFormat), folder, fileFormat)
+            return write_outputs(result, paths, overwrite=overwrite, extra={"input": {"slicer_node": name}})
+        from .volume import input_digest
+
+        paths = output_paths(inputPath, folder, fileFormat)
+        source = {"path": os.path.abspath(inputPath), "sha256": input_digest(inputPath), "slicer_node": name}
+        protect = (inputPath,) if os.path.isfile(inputPath) else ()
+        return write_outputs(result, paths, overwrite=overwrite, protect=protect, extra={"input": source})
 
     def saveGroundTruth(self, volumeNode, segmentationNode, datasetFolder: str) -> str:
         """Append the volume and its (corrected) face mask to an nnU-Net v2 dataset; returns the case id."""

@@ -5,7 +5,9 @@ Usage:
         [--model NAME] [--engine nnunet] [--fill p10] [--device auto|cpu|cuda] [--format .nii.gz] [--overwrite]
 
 Each input (file, folder of files, or DICOM series folder) is loaded as a volume node, its face is
-segmented, and <name>_defaced, <name>_facemask and <name>_deface.json are written to OUTDIR.
+segmented, and <name>_defaced, <name>_facemask and <name>_deface.json are written to OUTDIR, under the
+same rules as `ctadeface deface` (the batch loop is the pipeline's: name clashes are refused before anything
+runs, and another input's outputs are never replaced).
 One bad case is reported and the others still run; the exit status is 1 if any failed, 2 on a
 usage or model error. Without Slicer, `ctadeface deface` does the same.
 """
@@ -32,40 +34,51 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_batch(inputs, outdir, settings, *, logic=None, engine=None, overwrite=False, echo=print) -> list:
-    """Deface every input via DefaceLogic; returns one record per case (status done/skipped/failed)."""
+    """Deface every input via DefaceLogic; returns one record per case (status done/skipped/failed).
+
+    The batch itself is the pipeline's (`pipeline.deface_batch`), so the rules are those of `ctadeface deface`:
+    two inputs whose outputs would share a name are refused before anything runs, the output folder is checked
+    and locked before the model loads, another input's outputs are never replaced (not even with --overwrite),
+    a case is "skipped" only when its own complete outputs are there, and any error in one case is recorded in
+    one sentence while the others still run. Only the per-case step differs: it goes through MRML.
+    """
     from CTADefaceLib import slicerbridge
-    from CTADefaceLib.errors import DefaceError
-    from CTADefaceLib.pipeline import expand_inputs, output_paths
+    from CTADefaceLib.pipeline import case_name, deface_batch
     from CTADefaceLib.slicerlogic import DefaceLogic
-    from CTADefaceLib.volume import read_image
+    from CTADefaceLib.volume import read_image, split_suffix
 
     logic = logic or DefaceLogic()
-    engine = engine or settings.create_engine()  # loaded once for the whole batch
-    fileFormat = settings.output_format or ".nii.gz"
-    records = []
-    for path in expand_inputs(list(inputs)):
-        record = {"input": path, "status": "failed", "message": ""}
-        if not overwrite and all(os.path.exists(p) for p in output_paths(path, outdir, fileFormat).values()):
-            record.update(status="skipped", message="outputs exist (use --overwrite to redo)")
-        else:
-            volumeNode = segmentationNode = None
-            try:
-                from CTADefaceLib.pipeline import case_name
 
-                volumeNode = slicerbridge.volume_from_image(read_image(path), case_name(path))
-                segmentationNode = logic.deface(volumeNode, settings, engine=engine)
-                # Export names files after the node; a unique-name suffix must not rename the case.
-                volumeNode.SetName(case_name(path))
-                sidecar = logic.export(volumeNode, segmentationNode, outdir, fileFormat, settings, overwrite=overwrite)
-                record.update(status="done", outputs=sidecar["outputs"], mask_volume_ml=sidecar["mask_volume_ml"])
-            except DefaceError as err:
-                record["message"] = str(err)
-            finally:
-                slicerbridge.remove_node(segmentationNode)
-                slicerbridge.remove_node(volumeNode)
-        echo(f"{record['status']:8s} {path}" + (f": {record['message']}" if record["message"] else ""))
-        records.append(record)
+    def deface_in_slicer(path, paths, engine):
+        # Export names the files after the input and this suffix, as the batch planned and claimed them.
+        fileFormat = split_suffix(paths["defaced"])[1]
+        volumeNode = segmentationNode = None
+        try:
+            volumeNode = slicerbridge.volume_from_image(read_image(path), case_name(path))
+            segmentationNode = logic.deface(volumeNode, settings, engine=engine)
+            # Export records the node's name; a unique-name suffix must not rename the case.
+            volumeNode.SetName(case_name(path))
+            sidecar = logic.export(volumeNode, segmentationNode, outdir, fileFormat, settings, overwrite=overwrite,
+                                   inputPath=path)
+        finally:
+            slicerbridge.remove_node(segmentationNode)
+            slicerbridge.remove_node(volumeNode)
+        return sidecar
+
+    records = deface_batch(list(inputs), outdir, settings, overwrite=overwrite, engine=engine,
+                           run_case=deface_in_slicer)
+    for record in records:
+        echo(f"{record['status']:8s} {record['input']}" + (f": {record['message']}" if record["message"] else ""))
     return records
+
+
+def running_inside_slicer() -> bool:
+    """True where MRML is available: in 3D Slicer (or slicer-core with a scene, as the tests set up)."""
+    try:
+        import slicer
+    except ImportError:
+        return False
+    return getattr(slicer, "mrmlScene", None) is not None
 
 
 def main(argv=None, *, engine=None) -> int:
@@ -87,6 +100,11 @@ def main(argv=None, *, engine=None) -> int:
         return stop.code if isinstance(stop.code, int) else 2
     except BaseException as err:  # noqa: BLE001 - the script must end Slicer whatever happened
         return _failed(err)
+    if not running_inside_slicer():
+        print("deface_batch: error: this script runs inside 3D Slicer (Slicer --no-main-window --python-script "
+              "deface_batch.py -- INPUTS -o OUTDIR); `ctadeface deface INPUTS -o OUTDIR` does the same without "
+              "Slicer.", file=sys.stderr)
+        return 2
     try:
         records = run_batch(args.inputs, args.output, settings_from_args(args), engine=engine,
                             overwrite=args.overwrite)
@@ -109,7 +127,7 @@ def _failed(err: BaseException) -> int:
     elif isinstance(err, MemoryError):
         sentence = "out of memory; close other programs or use a machine with more memory."
     elif isinstance(err, KeyboardInterrupt):
-        sentence = "interrupted."
+        sentence = str(err) or "interrupted."  # pipeline.BatchInterrupted says what of the current case remains
     else:
         sentence = f"{type(err).__name__}: {err}".rstrip(".") + "."
     print(f"deface_batch: error: {sentence}", file=sys.stderr)
