@@ -8,9 +8,10 @@ and refuses everything else. A checkpoint nnU-Net writes holds dicts, tensors, s
 tuples, a torch.device and, in its training log, numpy float scalars; those numpy types are the
 only ones allowed beyond PyTorch's defaults.
 
-plans.json names the network class and the layer types nnU-Net imports and calls by name; for a
-model from outside the registry they must be dynamic_network_architectures networks and torch.nn
-layers, not any importable function.
+plans.json (and the checkpoint's trainer_name, and dataset.json's reader) name code nnU-Net imports
+and calls by name; for a model from outside the registry each must be a dynamic_network_architectures
+network, a torch.nn layer or one of nnU-Net's own classes and functions, resolved here without walking
+module attributes (which is how pydoc.locate, nnU-Net's resolver, reaches any function).
 """
 
 from __future__ import annotations
