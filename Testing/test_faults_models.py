@@ -577,3 +577,146 @@ def test_install_killed_mid_download_leaves_no_model_and_a_rerun_completes(tmp_p
     assert done.returncode == 0, done.stderr
     assert server.requests[-1][1] is not None  # resumed from the part file the killed run left
     assert ctadeface("models", "verify", "toy").returncode == 0
+
+
+# ---------------------------------------------------------------- review R1: every name plans.json gives nnU-Net
+def _hub_with_marker(tmp_path):
+    """A torch.hub repository whose hubconf.py creates a marker when torch.hub.load imports it."""
+    hub, marker = tmp_path / "hub", tmp_path / "PWNED"
+    hub.mkdir()
+    (hub / "hubconf.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\ndef net(**kw):\n    raise SystemExit(0)\n")
+    return hub, marker
+
+
+HUB_KWARGS = {"model": "net", "source": "local", "trust_repo": True}
+
+
+@pytest.mark.parametrize("route", ["network", "nonlin", "preprocessor_name", "normalization_schemes",
+                                   "resampling_fn_data", "image_reader_writer", "label_manager",
+                                   "overwrite_image_reader_writer", "trainer_name"])
+def test_every_name_nnunet_resolves_from_a_model_is_checked(tmp_path, home, route):
+    import json
+
+    hub, marker = _hub_with_marker(tmp_path)
+    model = make_results_folder(tmp_path)
+    plans_path = model / RESULTS / "plans.json"
+    plans = json.loads(plans_path.read_text())
+    configs = [c for c in plans["configurations"].values() if "architecture" in c]
+    expected = {"preprocessor_name": "join", "normalization_schemes": "np", "resampling_fn_data": "resize",
+                "image_reader_writer": "os", "label_manager": "torch", "overwrite_image_reader_writer": "join",
+                "trainer_name": "torch"}.get(route)
+    for config in configs:
+        arch = config["architecture"]
+        if route == "network":  # pydoc.locate walks through unet's `torch` to torch.hub.load, called with kwargs
+            expected = "dynamic_network_architectures.architectures.unet.torch.hub.load"
+            config["architecture"] = {"network_class_name": expected, "_kw_requires_import": [],
+                                      "arch_kwargs": dict(HUB_KWARGS, repo_or_dir=str(hub))}
+        elif route == "nonlin":  # the network builds nonlin(**nonlin_kwargs)
+            expected = "torch.nn.modules.conv.torch.hub.load"
+            arch["arch_kwargs"]["nonlin"] = expected
+            arch["arch_kwargs"]["nonlin_kwargs"] = dict(HUB_KWARGS, repo_or_dir=str(hub))
+        elif route == "normalization_schemes":
+            config[route] = [expected]
+        elif route in ("preprocessor_name", "resampling_fn_data"):
+            config[route] = expected
+    if route in ("image_reader_writer", "label_manager"):
+        plans[route] = expected
+    plans_path.write_text(json.dumps(plans))
+    if route == "overwrite_image_reader_writer":
+        dataset = json.loads((model / RESULTS / "dataset.json").read_text())
+        (model / RESULTS / "dataset.json").write_text(json.dumps(dict(dataset, **{route: expected})))
+    if route == "trainer_name":
+        import torch
+
+        path = model / RESULTS / "fold_all" / "checkpoint_final.pth"
+        checkpoint = torch.load(str(path), weights_only=True)
+        torch.save(dict(checkpoint, trainer_name=expected), str(path))
+    line = one_sentence(ctadeface("models", "install", "odd", "--from", str(model), "--no-progress"))
+    assert expected in line and ("names code that is not" in line or "not one of nnU-Net's own" in line), line
+    assert not marker.exists()
+    assert models_in(home) == set()
+    if route in ("network", "nonlin"):  # and as --model PATH, straight to the engine
+        from CTADefaceLib.phantom import PhantomSpec, make_phantom, write_phantom
+
+        write_phantom(make_phantom(PhantomSpec.random(8003, size="small")), str(tmp_path / "in"), "case")
+        line = one_sentence(ctadeface("deface", str(tmp_path / "in" / "case.nii.gz"), "-o", str(tmp_path / "out"),
+                                      "--model", str(model / RESULTS), "--device", "cpu", "--no-progress"))
+        assert expected in line, line
+        assert not marker.exists()
+
+
+def test_real_nnunet_layers_and_moved_networks_are_accepted():
+    pytest.importorskip("nnunetv2")
+    from CTADefaceLib.models.checkpoint import _class_in
+
+    for name in ("torch.nn.modules.conv.Conv3d", "torch.nn.InstanceNorm3d", "torch.nn.LeakyReLU"):
+        assert _class_in(name, "torch.nn", "torch.nn.modules.") is not None, name
+    for name in ("dynamic_network_architectures.architectures.unet.PlainConvUNet",
+                 "dynamic_network_architectures.architectures.residual_unet.ResidualEncoderUNet"):
+        assert _class_in(name, "dynamic_network_architectures", "dynamic_network_architectures.") is not None
+    for name in ("torch.nn.modules.conv.torch.hub.load", "torch.nn.modules.conv.F", "torch.nn.functional.conv3d",
+                 "torch.hub.load"):
+        assert _class_in(name, "torch.nn", "torch.nn.modules.") is None, name
+
+
+# ---------------------------------------------------------------- review R7/R8: failed installs and their messages
+def duplicate_member_zip(tmp_path):
+    """A model zip whose checkpoint name appears twice: a tiny member first, the real one after it."""
+    path = zip_folder(make_results_folder(tmp_path), tmp_path / "dup.zip")
+    with zipfile.ZipFile(path, "a") as archive, pytest.warns(UserWarning, match="Duplicate name"):
+        archive.writestr("download/" + RESULTS + "/fold_all/checkpoint_final.pth", b"x" * 95)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["evil-folder", "evil-zip", "duplicate", "absolute"])
+def test_failed_install_leaves_no_staging_folder(tmp_path, home, kind):
+    marker = tmp_path / "marker"
+    if kind.startswith("evil"):
+        model = evil_model(tmp_path, marker)
+        source = model if kind == "evil-folder" else zip_folder(model, tmp_path / "evil.zip")
+    elif kind == "duplicate":
+        source = duplicate_member_zip(tmp_path)
+    else:
+        source, _ = hostile_zip(tmp_path, kind)
+    line = one_sentence(ctadeface("models", "install", "bad", "--from", str(source), "--no-progress"))
+    assert listing(home / "models") == set(), listing(home / "models")  # no .bad.partial, no hostile pickle
+    assert ".partial" not in line and "--overwrite" not in line, line
+    if kind == "duplicate":
+        assert "two members named" in line and "checkpoint_final.pth" in line, line
+    if kind.startswith("evil"):
+        assert not marker.exists()
+
+
+def test_pickle_refusal_is_short_and_names_the_global(tmp_path, monkeypatch):
+    from CTADefaceLib.errors import ModelError
+    from CTADefaceLib.models.checkpoint import check_checkpoint
+
+    write_evil_checkpoint(tmp_path / "evil.pth", tmp_path / "marker")
+    for forced in (False, True):
+        if forced:
+            monkeypatch.setenv("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "1")
+        with pytest.raises(ModelError) as caught:
+            check_checkpoint(str(tmp_path / "evil.pth"), "evil.pth")
+        message = str(caught.value)
+        assert "it holds Python objects besides data (" in message and "open" in message, message
+        assert "PyTorch 2.6" not in message and "Re-running" not in message and "\n" not in message, message
+    (tmp_path / "garbage.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelError, match=r"not a plain nnU-Net checkpoint: it (cannot be read|holds)"):
+        check_checkpoint(str(tmp_path / "garbage.pth"), "garbage.pth")
+    assert not (tmp_path / "marker").exists()
+
+
+def test_checksum_failure_during_install_names_the_file_in_the_model(tmp_path, home, monkeypatch):
+    from CTADefaceLib.errors import ChecksumError
+    from CTADefaceLib.models import install as installer
+
+    source = make_results_folder(tmp_path)
+    entry = installer._entry_from_folder("toy-registered", str(source))
+    monkeypatch.setattr(installer, "registry", lambda: {entry.name: entry})
+    corrupt_keeping_size_and_mtime(source / RESULTS / "fold_all" / "checkpoint_final.pth")
+    with pytest.raises(ChecksumError) as caught:
+        installer.install(entry.name, str(source), progress=False)
+    message = str(caught.value)
+    assert f"{RESULTS}/fold_all/checkpoint_final.pth of the model 'toy-registered'" in message, message
+    assert ".partial" not in message and "--overwrite" not in message, message
+    assert listing(home / "models") == set()

@@ -1,7 +1,7 @@
 """Model zips and folders are hostile until checked: nothing they hold may land outside the staging folder.
 
 A zip is refused as a whole, before anything is unpacked, when a member has an absolute path, a drive
-letter or a `..` step, is a symbolic link, is encrypted, or when the sizes it declares add up to more
+letter or a `..` step, is a symbolic link, is encrypted, shares its name with another member, or when the sizes it declares add up to more
 than any face model needs (a zip bomb). Unpacking copies at most the declared size of each member
 (zipfile stops there and checks the CRC), and a copy that grows beyond it is refused too.
 """
@@ -60,7 +60,15 @@ def check_members(archive: zipfile.ZipFile, label: str) -> list[zipfile.ZipInfo]
     if len(infos) > MAX_MEMBERS:
         raise ModelError(f"{label} has {len(infos)} members, more than a model can have; it was refused.")
     total = 0
+    seen = set()
     for info in infos:
+        # Two members with one name: which one a reader gets depends on the reader (zipfile takes the last, the
+        # sizes and checksums read from the listing may be the other's), so such a zip is never a plain model.
+        key = info.filename.rstrip("/")
+        if key in seen:
+            raise ModelError(f"{label} holds two members named '{key}'; a model zip names each file once, so it "
+                             "was refused and nothing was installed.")
+        seen.add(key)
         safe_relative(info.filename.rstrip("/"), label)
         if _is_symlink(info):
             raise ModelError(f"{label} holds a symbolic link ({info.filename}); model zips must hold plain files, "

@@ -11,6 +11,7 @@ replaced or deleted. Zips and folders given with --from are hostile until checke
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -153,23 +154,33 @@ def entry_for(name: str) -> ModelEntry:
     return get_entry(name)  # raises the "unknown model" error
 
 
-def verify_folder(entry: ModelEntry, folder: str, *, full: bool = True) -> None:
-    """Check every file's size and sha256; `full=False` skips files already hashed in this process, unchanged."""
+def verify_folder(entry: ModelEntry, folder: str, *, full: bool = True, installing: bool = False) -> None:
+    """Check every file's size and sha256; `full=False` skips files already hashed in this process, unchanged.
+
+    installing: the folder is an install's staging folder, which means nothing to the user, and reinstalling
+    from the same source cannot help, so the file is named inside the model and the source is blamed."""
     for item in entry.files:
         path = join_inside(folder, item.path, f"The model '{entry.name}'")
+        shown = f"{item.path} of the model '{entry.name}'" if installing else path
         if not os.path.isfile(path):
             raise ModelError(f"The model '{entry.name}' is incomplete: {item.path} is missing; reinstall it with "
                              f"'ctadeface models install {entry.name}'.")
         stat = os.stat(path)
         if stat.st_size != item.size:
-            raise ChecksumError(f"The model file {path} has {stat.st_size} bytes, expected {item.size}; "
-                                f"reinstall it with 'ctadeface models install {entry.name} --overwrite'.")
+            raise ChecksumError(f"The model file {shown} has {stat.st_size} bytes, expected {item.size}; "
+                                + (_BAD_SOURCE if installing else
+                                   f"reinstall it with 'ctadeface models install {entry.name} --overwrite'."))
         digest = sha256_once(path) if not full else sha256_of(path)
         if full:
             _HASHED[_stat_key(path)] = digest
         if digest != item.sha256:
-            raise ChecksumError(f"The model file {path} does not match its sha256 checksum; it is corrupted or "
-                                f"not the registered file: reinstall with 'ctadeface models install {entry.name} --overwrite'.")
+            raise ChecksumError(f"The model file {shown} does not match its sha256 checksum; "
+                                + (_BAD_SOURCE if installing else
+                                   "it is corrupted or not the registered file: reinstall with "
+                                   f"'ctadeface models install {entry.name} --overwrite'."))
+
+
+_BAD_SOURCE = "the source given does not hold the expected file (or it changed while it was read), so nothing was installed."
 
 
 def _record(entry: ModelEntry, folder: str, custom: bool, source: str) -> None:
@@ -236,37 +247,45 @@ def install(name: str, source: str | None = None, *, overwrite: bool = False, pr
     if os.path.lexists(staging) and (not downloads or not os.path.isdir(staging) or os.path.islink(staging)):
         _delete(staging)  # only a download resumes; any other install starts from an empty folder
     os.makedirs(staging, exist_ok=True)
-    custom = entry is None or name in custom_entries()
-    if source is None and entry.bundled:
-        _extract_zip(entry.bundled, staging, entry)
-        source = "bundled"
-    elif source is None:
-        _download_from_mirrors(entry, staging, progress)
-        source = "mirrors"
-    elif source.startswith(("http://", "https://")):
-        if source.lower().split("?")[0].endswith(".zip"):
-            entry = _download_zip(name, source, staging, None if custom else entry, progress)
-        else:
-            if entry is None or custom:
-                raise ModelError(f"'{name}' is not a registered model: give --from a zip URL, a zip or a folder.")
-            entry = _with_mirrors(entry, (source.rstrip("/"),))
+    mirrors = entry if (entry is not None and downloads and not str(source).lower().split("?")[0].endswith(".zip")) else None
+    try:
+        custom = entry is None or name in custom_entries()
+        if source is None and entry.bundled:
+            _extract_zip(entry.bundled, staging, entry)
+            source = "bundled"
+        elif source is None:
             _download_from_mirrors(entry, staging, progress)
-    elif os.path.isdir(source):
-        entry = entry if (entry and not custom) else _entry_from_folder(name, source)
-        _copy_folder(source, staging, entry)
-    elif os.path.isfile(source):
-        if not zipfile.is_zipfile(source):
-            raise ModelError(f"--from {source} is not a zip file (give a zip, a folder or a URL).")
-        entry = entry if (entry and not custom) else _entry_from_zip(name, source)
-        _extract_zip(source, staging, entry)
-    else:
-        raise ModelError(f"--from {source} is neither a URL, a zip file nor a folder.")
-    verify_folder(entry, staging, full=True)  # a bad file stops here, before anything is installed
-    if custom:
-        _check_loadable(entry, staging)
-    _keep_only(entry, staging)  # downloads, part files and anything else unverified never reach the cache
-    _record(entry, staging, custom=custom, source=str(source))
-    _put_in_place(staging, final)
+            source = "mirrors"
+        elif source.startswith(("http://", "https://")):
+            if source.lower().split("?")[0].endswith(".zip"):
+                entry = _download_zip(name, source, staging, None if custom else entry, progress)
+            else:
+                if entry is None or custom:
+                    raise ModelError(f"'{name}' is not a registered model: give --from a zip URL, a zip or a folder.")
+                entry = _with_mirrors(entry, (source.rstrip("/"),))
+                _download_from_mirrors(entry, staging, progress)
+        elif os.path.isdir(source):
+            entry = entry if (entry and not custom) else _entry_from_folder(name, source)
+            _copy_folder(source, staging, entry)
+        elif os.path.isfile(source):
+            if not zipfile.is_zipfile(source):
+                raise ModelError(f"--from {source} is not a zip file (give a zip, a folder or a URL).")
+            entry = entry if (entry and not custom) else _entry_from_zip(name, source)
+            _extract_zip(source, staging, entry)
+        else:
+            raise ModelError(f"--from {source} is neither a URL, a zip file nor a folder.")
+        verify_folder(entry, staging, full=True, installing=True)  # a bad file stops here, before anything is installed
+        if custom:
+            _check_loadable(entry, staging)
+        _keep_only(entry, staging)  # downloads, part files and anything else unverified never reach the cache
+        _record(entry, staging, custom=custom, source=str(source))
+        _put_in_place(staging, final)
+    except BaseException:
+        # A failed install leaves nothing behind but what lets the same command resume: the .part files of
+        # interrupted downloads and, for a registered model fetched file by file, the files already fetched that
+        # match their registered sha256. Anything a refused zip, folder or checkpoint put there is deleted.
+        _clean_failed(staging, mirrors if downloads else None, keep_parts=downloads)
+        raise
     log.info("Installed and verified the model '%s' in %s.", name, final)
     return final
 
@@ -282,6 +301,32 @@ def _check_loadable(entry: ModelEntry, staging: str) -> None:
     checkpoints = [os.path.join(staging, f.path) for f in entry.files if f.path.endswith("/" + entry.checkpoint)]
     check_untrusted_model(os.path.dirname(os.path.dirname(checkpoints[0])), checkpoints,
                           label=f"the model '{entry.name}'")
+
+
+def _clean_failed(staging: str, registered: ModelEntry | None, keep_parts: bool) -> None:
+    """Delete a failed install's staging folder, except what a rerun of a download resumes from."""
+    if not keep_parts:
+        _delete(staging)
+        return
+    keep = set()
+    for item in registered.files if registered is not None else ():
+        path = os.path.normpath(os.path.join(staging, *item.path.split("/")))
+        with contextlib.suppress(OSError):
+            if os.path.getsize(path) == item.size and sha256_of(path) == item.sha256:
+                keep.add(path)
+    for dirpath, dirnames, filenames in os.walk(staging, topdown=False):
+        for name in filenames:
+            path = os.path.normpath(os.path.join(dirpath, name))
+            if not name.endswith(".part") and path not in keep:
+                os.remove(path)
+        for name in dirnames:
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                os.remove(path)
+            elif not os.listdir(path):
+                os.rmdir(path)
+    if os.path.isdir(staging) and not os.listdir(staging):
+        os.rmdir(staging)
 
 
 def _delete(path: str) -> None:
