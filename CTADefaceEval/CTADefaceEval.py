@@ -1,6 +1,6 @@
 """CTADefaceEval: would a face recogniser still find the face? Render, detect (MTCNN), compare (FaceNet).
 
-Thin by design: the widget turns clicks into calls on `CTADefaceEvalLib.slicerlogic.EvalLogic`.
+Thin by design: the widget turns clicks into calls on `CTADefaceEvalLib.slicer_logic.EvalLogic`.
 "Render and score" renders the chosen volumes from the anterior with the CT-Muscle preset (as the
 CTA-DEFACE paper did), shows the pictures side by side with the MTCNN box, the face probability and
 the FaceNet distance to the original. "Compare cohort" runs `ctadeface eval compare` over folders in
@@ -23,7 +23,7 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
-from CTADefaceEvalLib.slicerlogic import EvalLogic, caption
+from CTADefaceEvalLib.slicer_logic import EvalLogic, caption
 
 LIBRARIES = ("CTADefaceEvalLib",)  # reloaded with the module by the Reload button
 PICTURE_WIDTH = 220  # pixels of each picture in the module panel
@@ -280,7 +280,7 @@ class CTADefaceEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         Asked on every click until installed: a declined or failed installation is never a silent no-op.
         """
-        from CTADefaceLib import dependencies
+        from CTADefaceLib.slicer import installer as dependencies
         from CTADefaceLib.errors import DefaceError
 
         report = dependencies.check_eval()
@@ -327,10 +327,10 @@ class CTADefaceEvalTest(ScriptedLoadableModuleTest):
         import os
         import shutil
 
-        from CTADefaceLib import dependencies, slicerbridge
+        from CTADefaceLib.slicer import bridge as slicerbridge, installer as dependencies
         from CTADefaceLib.models.bundled import DATA_DIR
         from CTADefaceLib.pipeline import DefaceSettings, deface_image
-        from CTADefaceLib.volume import read_image
+        from CTADefaceLib.io.volume import read_image
 
         if not dependencies.check_eval().complete:
             self.delayDisplay("Scoring skipped: " + dependencies.check_eval().summary())
@@ -360,7 +360,7 @@ class CTADefaceEvalTest(ScriptedLoadableModuleTest):
     def test_DrawBox(self):
         import numpy as np
 
-        from CTADefaceEvalLib.slicerlogic import BOX_COLOR, draw_box
+        from CTADefaceEvalLib.slicer_logic import BOX_COLOR, draw_box
 
         drawn = draw_box(np.zeros((20, 20, 3), np.uint8), [2, 2, 15, 15], thickness=1)
         self.assertEqual(tuple(drawn[2, 8]), BOX_COLOR)

@@ -18,18 +18,18 @@ import traceback
 from dataclasses import asdict, dataclass
 
 from . import __version__
-from .caseoutputs import (OutputsExist, case_leftovers, claim_case, file_sha256, output_folder_lock,
+from .io.case_outputs import (OutputsExist, case_leftovers, claim_case, file_sha256, output_folder_lock,
                           own_staging_folders, prepare_output_folder, remove_stale_temporaries, write_case,
                           write_json_atomic)
-from .deface import apply_mask, fill_value, parse_fill
+from .fill import apply_mask, fill_value, parse_fill
 from .errors import DefaceError, OutputError
 from .mask import binary_face, mask_volume_ml, mask_voxels, postprocess, require_face
 from .settings import DefaceSettings  # noqa: F401  (defined once, in settings.py)
-from .volume import IMAGE_SUFFIXES, from_canonical, input_digest, read_image, same_grid, split_suffix, to_canonical
+from .io.volume import IMAGE_SUFFIXES, from_canonical, input_digest, read_image, same_grid, split_suffix, to_canonical
 
 log = logging.getLogger(__name__)
 
-# file_sha256 and write_json_atomic live in caseoutputs; other modules import them from here too.
+# file_sha256 and write_json_atomic live in io/case_outputs; other modules import them from here too.
 __all__ = ["DefaceSettings", "DefaceResult", "deface_image", "deface_file", "deface_batch", "expand_inputs",
            "find_inputs", "output_paths", "write_outputs", "write_json_atomic", "file_sha256", "case_name"]
 
@@ -132,7 +132,7 @@ def output_paths(input_path: str, outdir: str, output_format: str | None = None)
 
 def write_outputs(result: DefaceResult, paths: dict, *, overwrite: bool = False, protect: tuple = (),
                   extra: dict | None = None, started: float | None = None) -> dict:
-    """Write defaced image, mask and sidecar all-or-nothing (caseoutputs.write_case): the sidecar comes last.
+    """Write defaced image, mask and sidecar all-or-nothing (io/case_outputs.write_case): the sidecar comes last.
 
     `started`: when the case began (time.perf_counter()); the sidecar then records the total time.
     """
@@ -218,7 +218,7 @@ def find_inputs(inputs: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
     a summary can list them; a file named on the command line is always taken. The same file given
     twice (e.g. by name and through its folder) is one case.
     """
-    from .dicom import looks_like_dicom_folder
+    from .io.dicom import looks_like_dicom_folder
 
     found, excluded, seen = [], [], set()
     for item in inputs:

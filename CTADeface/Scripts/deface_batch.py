@@ -33,11 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_batch(inputs, outdir, settings, *, logic=None, engine=None, overwrite=False, echo=print) -> list:
     """Deface every input via DefaceLogic; returns one record per case (status done/skipped/failed)."""
-    from CTADefaceLib import slicerbridge
+    from CTADefaceLib.slicer import bridge as slicerbridge
     from CTADefaceLib.errors import DefaceError
     from CTADefaceLib.pipeline import expand_inputs, output_paths
-    from CTADefaceLib.slicerlogic import DefaceLogic
-    from CTADefaceLib.volume import read_image
+    from CTADefaceLib.slicer.logic import DefaceLogic
+    from CTADefaceLib.io.volume import read_image
 
     logic = logic or DefaceLogic()
     engine = engine or settings.create_engine()  # loaded once for the whole batch

@@ -76,7 +76,7 @@ def register(subparsers) -> None:
 
 
 def _read(path):
-    from CTADefaceLib.volume import read_image
+    from CTADefaceLib.io.volume import read_image
 
     return read_image(path)
 

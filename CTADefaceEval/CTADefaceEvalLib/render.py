@@ -4,7 +4,7 @@ The paper rendered each CT in 3D Slicer with the "CT-Muscle" preset from an ante
 and gave the picture to MTCNN/FaceNet. This module reproduces that picture without Slicer or a
 display: VTK renders offscreen through EGL (Mesa llvmpipe on machines without a GPU).
 
-Orientation: the image is first reoriented with `CTADefaceLib.volume.to_canonical` (axis
+Orientation: the image is first reoriented with `CTADefaceLib.io.volume.to_canonical` (axis
 permutations and flips only, no resampling), so an LPS-stored and a RAS-stored copy of the same
 scan give the same picture. The camera is then placed in physical LPS space: it stands at the
 patient's anterior (-y in LPS) looking posteriorly (+y), view-up superior (+z). Patient's right is
@@ -142,7 +142,7 @@ def render_volume(image, *, size: int = 512, angles=((0, 0),), view_angle: float
     centred and its larger frontal extent fills `fill` of the frame. Returns RGB uint8 arrays (size x size x 3).
     """
     import numpy as np
-    from CTADefaceLib.volume import to_canonical
+    from CTADefaceLib.io.volume import to_canonical
 
     vtk = _vtk()
     canonical = to_canonical(image)

@@ -127,8 +127,8 @@ def steer_growth_with_true_face(face_path: str) -> None:
     import numpy as np
     import SimpleITK as sitk
 
-    from CTADefaceLib import roi
-    from CTADefaceLib.volume import to_canonical
+    from CTADefaceLib.engines.nnunet import region as roi
+    from CTADefaceLib.io.volume import to_canonical
 
     truth = sitk.GetArrayFromImage(to_canonical(sitk.ReadImage(face_path))).astype(bool)
     real_next_tiles = roi.next_tiles
@@ -175,7 +175,7 @@ def child_agreement(args) -> dict:
     import SimpleITK as sitk
 
     from CTADefaceLib.models.install import install, is_installed
-    from CTADefaceLib.phantom import PhantomSpec, make_phantom
+    from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
     from CTADefaceLib.pipeline import DefaceSettings, compute_mask
     from tiles_model import pad_before
 
@@ -232,8 +232,8 @@ def run_child(kind: str, args, extra: list[str], malloc: bool) -> dict:
 def make_inputs(workdir: str, seed: int, smoke: bool = False) -> tuple[str, str, str]:
     import SimpleITK as sitk
 
-    from CTADefaceLib.models.random_model import write_random_model
-    from CTADefaceLib.phantom import PhantomSpec, make_phantom
+    from CTADefaceLib.synthetic.random_model import write_random_model
+    from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
 
     shape, spacing = (SMOKE_SHAPE, SMOKE_SPACING) if smoke else (CTA_SHAPE, CTA_SPACING)
     name = f"{'smoke' if smoke else 'cta'}_phantom_{seed}"

@@ -57,7 +57,7 @@ for tag in 5.8:3.9 5.10:3.12; do
   V="$RUN/py$py"
   "$pyexe" -m venv "$V"
   "$V/bin/python" -m pip install "${PIP[@]}" --upgrade pip  # a pip that reads wheel metadata without the wheel
-  "$V/bin/python" -m pip install "${PIP[@]}" --no-deps "$("$V/bin/python" -c "import sys; sys.path.insert(0, '$REPO/CTADeface'); from CTADefaceLib.dependencies import NNUNET_REQUIREMENT as r; print(r)")"
+  "$V/bin/python" -m pip install "${PIP[@]}" --no-deps "$("$V/bin/python" -c "import sys; sys.path.insert(0, '$REPO/CTADeface'); from CTADefaceLib.slicer.installer import NNUNET_REQUIREMENT as r; print(r)")"
   REQS="$("$V/bin/python" -c "import sys; sys.path.insert(0, '$REPO/CTADeface'); from CTADefaceLib import dependencies as d; print(' '.join(d.nnunet_requirements()))")"
   # shellcheck disable=SC2086
   "$V/bin/python" -m pip install --dry-run --disable-pip-version-check --cache-dir "$CACHE/pip" --prefer-binary \

@@ -44,7 +44,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..deface import parse_fill
+    from ..fill import parse_fill
     from ..mask import check_margin
     from ..pipeline import deface_batch
 

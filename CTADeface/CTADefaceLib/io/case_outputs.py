@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 
-from .errors import OutputError
+from ..errors import OutputError
 from .volume import TEMP_PREFIX, input_digest, temp_prefix
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ the last prediction used (either way).
 
 from __future__ import annotations
 
-from ..subprocess_runner import PROGRESS_ENV
+from ...slicer.child_process import PROGRESS_ENV
 
 _CLASS = None
 
@@ -80,7 +80,7 @@ def tiled_predictor_class():
 
         def _report_tile(self):
             """One tqdm-style "NN%|" line on stderr per tile when the Slicer module's child process asks for it
-            (subprocess_runner sets PROGRESS_ENV): its progress bar moves while the model runs."""
+            (slicer/child_process.py sets PROGRESS_ENV): its progress bar moves while the model runs."""
             if self._progress is None:
                 return
             self._progress[0] += 1

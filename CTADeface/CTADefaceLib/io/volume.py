@@ -15,7 +15,7 @@ import tempfile
 
 import numpy as np
 
-from .errors import InputError, OutputError
+from ..errors import InputError, OutputError
 
 #: File name endings this project reads and writes (SimpleITK picks the writer from them).
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 
-from .errors import DefaceError
+from ..errors import DefaceError
 
 #: The nnU-Net releases this code is written and tested against (2.5.1-2.8.1): the installer and pyproject.toml
 #: give the same range, so a future nnU-Net with another API is never installed by surprise.
@@ -260,7 +260,7 @@ def run_install(report: DependencyReport, python: str = sys.executable, log=prin
     Windows. The report after is made for the same engine as `report` (the eval parts are checked again when
     it had any).
     """
-    from .subprocess_runner import hidden_window_options
+    from .child_process import hidden_window_options
 
     if report.missing_nnunet and report.missing_torch:
         raise DefaceError("PyTorch must be installed before nnU-Net: install it with the PyTorch extension first.")
@@ -294,7 +294,7 @@ def _requirements_of_nnunet(python: str) -> list[str]:
     if python == sys.executable:
         versions = installed_versions()
         return [r for r in nnunet_requirements(versions) if _unmet(r, versions)]
-    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from CTADefaceLib import dependencies as d; "
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from CTADefaceLib.slicer import installer as d; "
             "v = d.installed_versions(); print(json.dumps([r for r in d.nnunet_requirements(v) if d._unmet(r, v)]))")
     import json
 

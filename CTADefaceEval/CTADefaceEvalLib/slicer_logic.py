@@ -1,6 +1,6 @@
 """What the CTADefaceEval module does, without Qt: the GUI and the tests call this.
 
-MRML is reached only through `CTADefaceLib.slicerbridge` (volume node -> SimpleITK image); rendering
+MRML is reached only through `CTADefaceLib.slicer.bridge` (volume node -> SimpleITK image); rendering
 and scoring are `cohort.score_image` (render + MTCNN + FaceNet), the same code as `ctadeface eval`,
 and a cohort comparison is the `ctadeface eval compare` command run in a child process.
 
@@ -15,7 +15,7 @@ import os
 import re
 import sys
 
-from CTADefaceLib.subprocess_runner import DefaceProcess  # standard library only
+from CTADefaceLib.slicer.child_process import DefaceProcess  # standard library only
 
 #: The folder that holds CTADefaceEvalLib: the compare child needs it on its path besides CTADefaceLib.
 EVAL_LIBRARY_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,7 +26,7 @@ _CASE_PROGRESS = re.compile(r"^\[(\d+)/(\d+)\]")  # evaluate_cohort logs "[i/n] 
 
 
 def _bridge():
-    from CTADefaceLib import slicerbridge  # imports slicer: only on first use, so this file imports anywhere
+    from CTADefaceLib.slicer import bridge as slicerbridge  # imports slicer: only on first use, so this file imports anywhere
 
     return slicerbridge
 
@@ -75,7 +75,7 @@ class EvalLogic:
                      timeout: float | None = None) -> list[dict]:
         """Render each volume from the anterior (CT-Muscle), score it, save the picture with the MTCNN box.
 
-        The rendering and the face models run in a child process (`python -m CTADefaceEvalLib.slicerlogic`):
+        The rendering and the face models run in a child process (`python -m CTADefaceEvalLib.slicer_logic`):
         offscreen VTK rendering needs settings (EGL window, torch imported before VTK) that must not be made
         inside Slicer's own process, which has a real window and has rendered already.
         Returns one dict per volume, the original first: name, nodeID, role ("original"/"defaced"),
@@ -87,7 +87,7 @@ class EvalLogic:
         import json
 
         from CTADefaceLib.errors import DefaceError
-        from CTADefaceLib.volume import write_image_atomic
+        from CTADefaceLib.io.volume import write_image_atomic
 
         if originalNode is None:
             raise DefaceError("Select the original (undefaced) volume.")
@@ -110,7 +110,7 @@ class EvalLogic:
             json.dump({"size": int(size or self.size), "jobs": jobs}, handle)
         if os.path.exists(answer):
             os.remove(answer)
-        process = DefaceProcess([sys.executable, "-m", "CTADefaceEvalLib.slicerlogic", manifest, answer],
+        process = DefaceProcess([sys.executable, "-m", "CTADefaceEvalLib.slicer_logic", manifest, answer],
                                 env=self.childEnvironment()).start()
         try:
             process.wait(timeout)
@@ -204,7 +204,7 @@ def score_jobs(manifest: str, answer: str) -> None:
     from . import render
 
     render.import_torch_before_vtk()  # first, before anything here can render
-    from CTADefaceLib.volume import read_image
+    from CTADefaceLib.io.volume import read_image
 
     from .cohort import score_image
 

@@ -21,7 +21,7 @@ LIBRARY_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _PERCENT = re.compile(r"(\d{1,3})%\|")  # tqdm bars: " 42%|####      | 21/50 [...]"
 _CLI_ERROR = re.compile(r"^ctadeface: error: (?P<message>.+)$")
 _FAILED = re.compile(r"^FAILED\s+(?P<input>.+?): (?P<message>.+)$")
-#: Set in the child's environment: the engine then prints tile progress lines (engines/tiled.py).
+#: Set in the child's environment: the engine then prints tile progress lines (engines/nnunet/tiled_predictor.py).
 PROGRESS_ENV = "CTADEFACE_PROGRESS_LINES"
 
 
@@ -46,8 +46,8 @@ def child_environment(base: dict | None = None, argv: list[str] | None = None) -
     paths = [LIBRARY_PARENT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     env["PYTHONUNBUFFERED"] = "1"  # lines arrive as they are printed, not when the child exits
-    env[PROGRESS_ENV] = "1"  # engines/tiled.py prints "NN%|" per tile: the progress bar moves during a deface
-    from .launcher import malloc_environment
+    env[PROGRESS_ENV] = "1"  # engines/nnunet/tiled_predictor.py prints "NN%|" per tile: the progress bar moves during a deface
+    from ..launcher import malloc_environment
 
     return malloc_environment(env, argv or [])  # cuts nnU-Net's CPU passes by ~30% (launcher.py)
 

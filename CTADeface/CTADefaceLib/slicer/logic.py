@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from dataclasses import replace
 
-from .pipeline import DefaceSettings, deface_image, output_paths, write_outputs
+from ..pipeline import DefaceSettings, deface_image, output_paths, write_outputs
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ EXPORT_FORMATS = (".nii.gz", ".nrrd", ".mha")
 
 
 def _bridge():
-    from . import slicerbridge  # imports slicer: only on first use, so this file imports anywhere
+    from . import bridge as slicerbridge  # imports slicer: only on first use, so this file imports anywhere
 
     return slicerbridge
 
@@ -50,10 +50,10 @@ class DefaceLogic:
         The volume goes to the child as a file in a fresh temporary folder (inside `workFolder` when given);
         that folder holds a copy of the undefaced CT, so it is deleted when the run is over: by finishDeface,
         by the process's cancel(), or here if the child cannot start.
-        Returns a `subprocess_runner.DefaceProcess`; when it has finished, call `finishDeface`.
+        Returns a `child_process.DefaceProcess`; when it has finished, call `finishDeface`.
         """
-        from .subprocess_runner import DefaceProcess, build_deface_command
-        from .volume import write_image_atomic
+        from .child_process import DefaceProcess, build_deface_command
+        from ..io.volume import write_image_atomic
 
         settings = replace(settings or DefaceSettings(), output_format=".nii.gz")
         if workFolder:
@@ -77,7 +77,7 @@ class DefaceLogic:
         The child's temporary folder is deleted either way."""
         import json
 
-        from .errors import DefaceError
+        from ..errors import DefaceError
 
         try:
             process.wait()
@@ -127,7 +127,7 @@ class DefaceLogic:
 
     def saveGroundTruth(self, volumeNode, segmentationNode, datasetFolder: str) -> str:
         """Append the volume and its (corrected) face mask to an nnU-Net v2 dataset; returns the case id."""
-        from .groundtruth import add_case
+        from ..groundtruth import add_case
 
         bridge = _bridge()
         image = bridge.image_from_volume(volumeNode)

@@ -13,9 +13,9 @@ import io
 import logging
 import os
 
-from ..errors import DefaceError, ModelError
-from ..settings import DEVICES  # defined once, in settings.py
-from .base import Engine
+from ...errors import DefaceError, ModelError
+from ...settings import DEVICES  # defined once, in settings.py
+from ..base import Engine
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class NnUNetEngine(Engine):
     def __init__(self, model: str = "cta-deface", device: str = "auto", mirroring: bool = False,
                  tile_step: float = 0.5, folds: tuple[str, ...] | None = None, threads: int | None = None,
                  label: int = 1, roi: bool = True, safety_net: bool = True, grow: bool | None = None):
-        from ..models.install import installed_results_folder, is_registered, sha256_once
+        from ...models.install import installed_results_folder, is_registered, sha256_once
 
         self.results_folder, self.entry = installed_results_folder(model)
         self.model_name = self.entry.name if self.entry else os.path.abspath(model)
@@ -65,7 +65,7 @@ class NnUNetEngine(Engine):
         self.trusted = bool(verified) and all(
             f"{self.entry.results_folder}/fold_{f}/checkpoint_final.pth" in verified for f in self.folds)
         if not self.trusted:
-            from ..models.checkpoint import check_untrusted_model
+            from ...models.checkpoint import check_untrusted_model
 
             check_untrusted_model(self.results_folder, checkpoints)
         if not 0 < tile_step <= 1:
@@ -76,7 +76,7 @@ class NnUNetEngine(Engine):
         self.tile_step = float(tile_step)
         self.threads = threads
         self.label = label
-        # roi: run the network only on tiles that cover where the face can be (CTADefaceLib/roi.py);
+        # roi: run the network only on tiles that cover where the face can be (engines/nnunet/region.py);
         # tile_step then applies only when no head is found and the whole volume runs.
         self.roi = bool(roi)
         # safety_net: rerun on the whole volume when the face reaches the region's edge (roi.reaches_tile_border).
@@ -101,7 +101,7 @@ class NnUNetEngine(Engine):
 
     def _load(self):
         import torch
-        from .tiled import tiled_predictor_class
+        from .tiled_predictor import tiled_predictor_class
 
         if self.device == "cpu":
             torch.set_num_threads(self.threads or os.cpu_count() or 1)
@@ -112,7 +112,7 @@ class NnUNetEngine(Engine):
                 verbose=False, verbose_preprocessing=False, allow_tqdm=False,
             )
         folds = tuple(int(f) if f.isdigit() else f for f in self.folds)
-        from ..models.checkpoint import weights_only_loading
+        from ...models.checkpoint import weights_only_loading
 
         with contextlib.nullcontext() if self.trusted else weights_only_loading():
             predictor.initialize_from_trained_model_folder(self.results_folder, use_folds=folds,
@@ -130,7 +130,7 @@ class NnUNetEngine(Engine):
         predictor = self._predictor or self._load()
         plan = None
         if self.roi:
-            from ..roi import plan_face_tiles
+            from .region import plan_face_tiles
 
             plan = plan_face_tiles(image, predictor.tile_size_in_input(properties["spacing"]), grow=self.grow)
             if plan.whole_volume:
@@ -143,7 +143,7 @@ class NnUNetEngine(Engine):
                 if plan is None or plan.whole_volume:
                     data = array.astype(np.float32)[None]  # (c=1, z, y, x)
                     return np.asarray(predictor.predict_single_npy_array(data, properties)) == self.label
-                from ..roi import next_tiles
+                from .region import next_tiles
 
                 box = plan.box_slices()
                 prepared = predictor.prepare(array[box].astype(np.float32)[None], properties)
@@ -166,14 +166,14 @@ class NnUNetEngine(Engine):
             self.device = "cpu"
             face = run(self._load())
         if plan is not None and not plan.whole_volume and self.safety_net:
-            from ..roi import reaches_tile_border
+            from .region import reaches_tile_border
 
             if reaches_tile_border(plan, face, properties["spacing"]):
                 # Safety net: the face runs into the edge of the region the network saw, so it may go on
                 # outside it (an unusual pose or device misled the region finder). Never leave face behind:
                 # when growing, follow the face beyond the region's limits; else predict the whole volume.
                 if self.grow and plan.shell is not None:
-                    from ..roi import widen
+                    from .region import widen
 
                     log.warning("Warning: the face reaches the edge of the face region; following it beyond "
                                 "(slower).")
