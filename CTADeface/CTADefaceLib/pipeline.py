@@ -16,6 +16,7 @@ import os
 import time
 import traceback
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 from . import __version__
 from .io.case_outputs import (OutputsExist, case_leftovers, claim_case, file_sha256, output_folder_lock,
@@ -149,22 +150,13 @@ def write_outputs(result: DefaceResult, paths: dict, *, overwrite: bool = False,
                       protect=protect, before_sidecar=finish)
 
 
-def reidentification_check(defaced, threshold: float) -> dict:
-    """Render the defaced image from the front and run MTCNN: PASS (no face above threshold) or REVIEW."""
-    try:
-        from CTADefaceEvalLib.cohort import check_defaced  # imports torch before VTK renders (see FACTS)
-    except ImportError as err:
-        raise DefaceError(f"--check needs the evaluation extra ({err.name} is missing); install it with "
-                          "'pip install ctadeface[eval]' or run without --check.") from None
-    return check_defaced(defaced, threshold=threshold)
-
-
 def deface_file(input_path: str, outdir: str, settings: DefaceSettings | None = None, *, engine=None,
-                overwrite: bool = False, check: float | None = None, claimed: bool = False) -> dict:
+                overwrite: bool = False, check: Callable | None = None, claimed: bool = False) -> dict:
     """Deface one file (or DICOM folder) into outdir; returns the sidecar dict.
 
-    `check`: a face-probability threshold; when given, the result is rendered and scored by MTCNN
-    and the verdict (PASS/REVIEW) is stored in the sidecar under `reidentification_check`.
+    `check`: a re-identification check passed in by the command layer (commands.reidentification_checker,
+    from the evaluation plug-in): called with the defaced image, its verdict (PASS/REVIEW) is stored in the
+    sidecar under `reidentification_check`.
     `claimed`: the caller (deface_batch) holds the output folder's lock and has already called
     `claim_case` for this input; otherwise this function does both.
     """
@@ -195,7 +187,7 @@ def deface_file(input_path: str, outdir: str, settings: DefaceSettings | None = 
     extra = {"input": input_info}
     if check is not None:
         started = time.perf_counter()
-        extra["reidentification_check"] = reidentification_check(result.defaced, check)
+        extra["reidentification_check"] = check(result.defaced)
         result.provenance["timings_s"]["check"] = round(time.perf_counter() - started, 3)
     log.debug("%s: writing the outputs", input_path)
     return write_outputs(result, paths, overwrite=overwrite, protect=protect, extra=extra, started=start)
@@ -321,7 +313,7 @@ def describe_interruption(current: str | None, paths: dict | None, outdir: str, 
 
 def deface_batch(inputs: list[str], outdir: str, settings: DefaceSettings | None = None, *,
                  overwrite: bool = False, progress: bool = True, engine=None,
-                 check: float | None = None) -> list[dict]:
+                 check: Callable | None = None) -> list[dict]:
     """Deface many inputs with one loaded engine; a bad case is recorded and the rest still run.
 
     Before anything runs: the inputs' output names must not collide, and the output folder must
