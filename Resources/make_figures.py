@@ -22,7 +22,7 @@ sys.path[:0] = [os.path.join(REPO, "CTADeface"), os.path.join(REPO, "CTADefaceEv
 
 
 def main() -> int:
-    import torch  # noqa: F401  (before any VTK render: see FACTS.md)
+    import torch  # noqa: F401  (before any VTK render: see docs/facts.md)
     import torchvision  # noqa: F401
 
     os.environ.setdefault("CTADEFACE_HOME", tempfile.mkdtemp(prefix="ctadeface-figures-"))

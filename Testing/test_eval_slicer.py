@@ -1,6 +1,6 @@
 """The CTADefaceEval Slicer module without the Slicer application: its logic with slicer-core, its file with stand-ins.
 
-torch and torchvision are imported before anything renders (FACTS.md: the reverse order segfaults).
+torch and torchvision are imported before anything renders (docs/facts.md: the reverse order crashes).
 """
 import ast
 import os

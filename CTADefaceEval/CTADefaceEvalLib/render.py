@@ -10,7 +10,7 @@ scan give the same picture. The camera is then placed in physical LPS space: it 
 patient's anterior (-y in LPS) looking posteriorly (+y), view-up superior (+z). Patient's right is
 on the picture's left, as when facing the person.
 
-Crash to know about (FACTS.md): in one process, importing torch AFTER VTK has rendered through
+Crash to know about (docs/facts.md): in one process, importing torch AFTER VTK has rendered through
 Mesa segfaults; measured here, importing torchvision (facenet_pytorch imports it) after a render
 segfaults too. `render_volume` therefore imports torch and torchvision (when installed) before its
 first render;
@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 
 # CT-Muscle, copied from 3D Slicer's presets.xml (ships in the trame-slicer wheel as
-# trame_slicer/resources/presets.xml; values recorded in the project's FACTS.md).
+# trame_slicer/resources/presets.xml; values recorded in docs/facts.md).
 CT_MUSCLE = {
     "scalar_opacity": [(-3024, 0.0), (-155.407, 0.0), (217.641, 0.676471), (419.736, 0.833333), (3071, 0.803922)],
     "color": [
