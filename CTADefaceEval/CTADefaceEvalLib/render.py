@@ -71,16 +71,15 @@ def body_bounds_lps(canonical) -> tuple:
     """(xmin, xmax, ymin, ymax, zmin, zmax) in mm (LPS) of the largest body component, or of the whole image."""
     import numpy as np
     import SimpleITK as sitk
-    from scipy import ndimage
+
+    from CTADefaceLib.mask import largest_component
 
     array = sitk.GetArrayViewFromImage(canonical)
-    body = array > BODY_HU
-    labels, count = ndimage.label(body)
-    if count == 0:
+    body = largest_component(array > BODY_HU)
+    if not body.any():
         idx = np.array([[0, 0, 0], np.array(array.shape) - 1])
     else:
-        sizes = np.bincount(labels.ravel())[1:]
-        zz, yy, xx = np.nonzero(labels == (1 + int(np.argmax(sizes))))
+        zz, yy, xx = np.nonzero(body)
         idx = np.array([[zz.min(), yy.min(), xx.min()], [zz.max(), yy.max(), xx.max()]])
     corners = []
     for z in idx[:, 0]:

@@ -15,6 +15,7 @@ import os
 import re
 import sys
 
+from CTADefaceLib.io.names import safe_file_name  # standard library only
 from CTADefaceLib.slicer.child_process import DefaceProcess  # standard library only
 
 #: The folder that holds CTADefaceEvalLib: the compare child needs it on its path besides CTADefaceLib.
@@ -49,10 +50,6 @@ def draw_box(rgb, box, color=BOX_COLOR, thickness: int = 3):
     out[y1:y2 + 1, x1:min(x1 + t, x2 + 1)] = color
     out[y1:y2 + 1, max(x2 - t + 1, x1):x2 + 1] = color
     return out
-
-
-def _safe_file_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "volume"
 
 
 def caption(result: dict) -> str:
@@ -96,7 +93,7 @@ class EvalLogic:
         nodes = [originalNode] + [n for n in (defacedNodes or []) if n is not None and n is not originalNode]
         jobs, used = [], set()
         for index, node in enumerate(nodes):
-            base = f"{index:02d}_{_safe_file_name(bridge.node_name(node))}"
+            base = f"{index:02d}_{safe_file_name(bridge.node_name(node))}"
             while base in used:
                 base += "_"
             used.add(base)

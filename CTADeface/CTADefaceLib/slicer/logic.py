@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from dataclasses import replace
 
+from ..io.names import safe_file_name
 from ..pipeline import DefaceSettings, deface_image, output_paths, write_outputs
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ class DefaceLogic:
         if earlier:  # say which model made the mask, and that a person may have edited it afterwards
             result.provenance["mask_source"] = {k: earlier.get(k) for k in ("engine", "model", "model_sha256", "device")}
             result.provenance["mask_source"]["edited_in_slicer"] = "possibly"
-        name = _safe_file_name(bridge.node_name(volumeNode))
+        name = safe_file_name(bridge.node_name(volumeNode))
         paths = output_paths(os.path.join(folder, name + fileFormat), folder, fileFormat)
         return write_outputs(result, paths, overwrite=overwrite, extra={"input": {"slicer_node": name}})
 
@@ -155,8 +156,3 @@ def read_image_mask(path: str, reference):
         raise ValueError(f"{path} does not match the volume's size.")
     mask.CopyInformation(reference)  # the file went through NIfTI; copy exact geometry back
     return mask
-
-
-def _safe_file_name(name: str) -> str:
-    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._")
-    return cleaned or "volume"
