@@ -1,6 +1,6 @@
 """CTADeface: remove the face from head CT angiography in 3D Slicer (CTA-DEFACE nnU-Net model).
 
-Thin by design: the widget turns clicks into calls on `CTADefaceLib.slicerlogic.DefaceLogic`;
+Thin by design: the widget turns clicks into calls on `CTADefaceLib.slicer.logic.DefaceLogic`;
 the model runs in a child process (`ctadeface deface`) so Slicer stays responsive and Cancel
 works. Nothing heavy (torch, nnunetv2, SimpleITK) is imported here: the module must load in an
 instant on a fresh Slicer, and missing packages are offered for installation on first use.
@@ -19,7 +19,7 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
 from slicer.util import VTKObservationMixin
 
 from CTADefaceLib.settings import DEVICES
-from CTADefaceLib.slicerlogic import EXPORT_FORMATS, DefaceLogic
+from CTADefaceLib.slicer.logic import EXPORT_FORMATS, DefaceLogic
 
 LIBRARY = "CTADefaceLib"  # reloaded with the module by the Reload button
 BOX_ENGINE_ITEM = "box (no model: ICHSEG-style prism)"
@@ -304,7 +304,7 @@ class CTADefaceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._log(f"Saved ground-truth case {case} in {folder}.")
 
     def onInstallModel(self, source=None):
-        from CTADefaceLib.subprocess_runner import DefaceProcess
+        from CTADefaceLib.slicer.child_process import DefaceProcess
 
         name = self.ui.modelSelector.currentData
         argv = [sys.executable, "-m", "CTADefaceLib.cli", "models", "install", name]
@@ -339,15 +339,15 @@ class CTADefaceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         Asked on every click until installed: a declined or failed installation is never a silent no-op.
         """
-        from CTADefaceLib import dependencies
+        from CTADefaceLib.slicer import installer as dependencies
 
         ensurePackages(dependencies.check(engine), lambda: dependencies.check(engine), self._log,
                        "Defacing with the model")
 
 
 def ensurePackages(report, recheck, log, task):
-    """The dialogs around CTADefaceLib.dependencies' installer (torch through the PyTorch extension)."""
-    from CTADefaceLib import dependencies
+    """The dialogs around CTADefaceLib.slicer.installer' installer (torch through the PyTorch extension)."""
+    from CTADefaceLib.slicer import installer as dependencies
     from CTADefaceLib.errors import DefaceError
 
     if report.complete:
@@ -397,10 +397,10 @@ class CTADefaceTest(ScriptedLoadableModuleTest):
         import numpy as np
         import SimpleITK as sitk
 
-        from CTADefaceLib import dependencies, slicerbridge
+        from CTADefaceLib.slicer import bridge as slicerbridge, installer as dependencies
         from CTADefaceLib.models.bundled import DATA_DIR, SYNTHETIC_NAME
         from CTADefaceLib.pipeline import DefaceSettings
-        from CTADefaceLib.volume import read_image
+        from CTADefaceLib.io.volume import read_image
 
         volume = slicerbridge.volume_from_image(read_image(os.path.join(DATA_DIR, "sample_phantom.nii.gz")),
                                                 "CTADefaceSample")
@@ -438,7 +438,7 @@ class CTADefaceTest(ScriptedLoadableModuleTest):
     def test_ApplyChangesOnlyTheEditedFace(self):
         import numpy as np
 
-        from CTADefaceLib import slicerbridge
+        from CTADefaceLib.slicer import bridge as slicerbridge
 
         array = np.full((10, 16, 12), -1000, np.int16)
         array[2:8, 3:13, 2:10] = 40

@@ -1,6 +1,6 @@
 """CTADefaceEval: would a face recogniser still find the face? Render, detect (MTCNN), compare (FaceNet).
 
-Thin by design: the widget turns clicks into calls on `CTADefaceEvalLib.slicerlogic.EvalLogic`.
+Thin by design: the widget turns clicks into calls on `CTADefaceEvalLib.slicer_logic.EvalLogic`.
 "Render and score" renders the chosen volumes from the anterior with the CT-Muscle preset (as the
 CTA-DEFACE paper did), shows the pictures side by side with the MTCNN box, the face probability and
 the FaceNet distance to the original. "Compare cohort" runs `ctadeface eval compare` over folders in
@@ -23,7 +23,7 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
-from CTADefaceEvalLib.slicerlogic import EvalLogic, caption
+from CTADefaceEvalLib.slicer_logic import EvalLogic, caption
 
 LIBRARIES = ("CTADefaceEvalLib",)  # reloaded with the module by the Reload button
 PICTURE_WIDTH = 220  # pixels of each picture in the module panel
@@ -280,10 +280,11 @@ class CTADefaceEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         Asked on every click until installed: a declined or failed installation is never a silent no-op.
         """
-        from CTADefaceLib import dependencies
+        from CTADefaceEvalLib.requirements import check_eval
+        from CTADefaceLib.slicer import installer as dependencies
         from CTADefaceLib.errors import DefaceError
 
-        report = dependencies.check_eval()
+        report = check_eval()
         if report.complete:
             return
         if report.missing_torch or report.missing_torchvision:
@@ -294,7 +295,7 @@ class CTADefaceEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if not PyTorchUtils.PyTorchUtilsLogic().installTorch(
                     askConfirmation=True, torchVersionRequirement=dependencies.torch_requirement()):
                 raise DefaceError("The face models need PyTorch and torchvision, which were not installed.")
-        after = dependencies.check_eval()
+        after = check_eval()
         if not after.complete:
             if not slicer.util.confirmOkCancelDisplay(after.summary() + " Install now?"):
                 raise DefaceError("The evaluation needs packages that are not installed: " + after.summary())
@@ -327,13 +328,14 @@ class CTADefaceEvalTest(ScriptedLoadableModuleTest):
         import os
         import shutil
 
-        from CTADefaceLib import dependencies, slicerbridge
+        from CTADefaceEvalLib.requirements import check_eval
+        from CTADefaceLib.slicer import bridge as slicerbridge, installer as dependencies
         from CTADefaceLib.models.bundled import DATA_DIR
         from CTADefaceLib.pipeline import DefaceSettings, deface_image
-        from CTADefaceLib.volume import read_image
+        from CTADefaceLib.io.volume import read_image
 
-        if not dependencies.check_eval().complete:
-            self.delayDisplay("Scoring skipped: " + dependencies.check_eval().summary())
+        if not check_eval().complete:
+            self.delayDisplay("Scoring skipped: " + check_eval().summary())
             return
         image = read_image(os.path.join(DATA_DIR, "sample_phantom.nii.gz"))
         original = slicerbridge.volume_from_image(image, "sample")
@@ -360,7 +362,7 @@ class CTADefaceEvalTest(ScriptedLoadableModuleTest):
     def test_DrawBox(self):
         import numpy as np
 
-        from CTADefaceEvalLib.slicerlogic import BOX_COLOR, draw_box
+        from CTADefaceEvalLib.slicer_logic import BOX_COLOR, draw_box
 
         drawn = draw_box(np.zeros((20, 20, 3), np.uint8), [2, 2, 15, 15], thickness=1)
         self.assertEqual(tuple(drawn[2, 8]), BOX_COLOR)

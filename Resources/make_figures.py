@@ -22,7 +22,7 @@ sys.path[:0] = [os.path.join(REPO, "CTADeface"), os.path.join(REPO, "CTADefaceEv
 
 
 def main() -> int:
-    import torch  # noqa: F401  (before any VTK render: see FACTS.md)
+    import torch  # noqa: F401  (before any VTK render: see docs/facts.md)
     import torchvision  # noqa: F401
 
     os.environ.setdefault("CTADEFACE_HOME", tempfile.mkdtemp(prefix="ctadeface-figures-"))
@@ -37,9 +37,9 @@ def main() -> int:
     from CTADefaceEvalLib.render import render_anterior
     from CTADefaceLib.models.bundled import SYNTHETIC_NAME
     from CTADefaceLib.models.install import install, is_installed
-    from CTADefaceLib.phantom import PhantomSpec, make_phantom
+    from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
     from CTADefaceLib.pipeline import DefaceSettings, deface_image
-    from CTADefaceLib.volume import to_canonical
+    from CTADefaceLib.io.volume import to_canonical
 
     if not is_installed(SYNTHETIC_NAME):
         install(SYNTHETIC_NAME, progress=False)

@@ -34,7 +34,7 @@ def make_ct(size=(40, 36, 30), spacing=(0.8, 0.9, 1.5), origin=(-12.5, 30.25, -4
 
 def anterior_box_mask(image, depth=0.3):
     """A mask over the front (anterior, -y in LPS) part of the block, on the image's own grid."""
-    from CTADefaceLib.volume import from_canonical, to_canonical
+    from CTADefaceLib.io.volume import from_canonical, to_canonical
 
     canonical = to_canonical(image)
     array = np.zeros(sitk.GetArrayViewFromImage(canonical).shape, np.uint8)

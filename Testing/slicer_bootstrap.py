@@ -1,4 +1,4 @@
-"""Make `slicer.util` work under slicer-core (no Slicer application): see FACTS.md.
+"""Make `slicer.util` work under slicer-core (no Slicer application): see docs/facts.md.
 
 slicer-core has MRML and the Qt-free module logics but sets no `slicer.mrmlScene` and no
 `slicer.modules`; this wires a scene and the logics that slicer.util needs, once per process.

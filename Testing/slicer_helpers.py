@@ -31,7 +31,7 @@ def face_mask_for(image):
 
 def engine_mask_for(image):
     """What StandInFaceEngine gives back on `image`'s grid (engines see the canonical LPS orientation)."""
-    from CTADefaceLib.volume import from_canonical, to_canonical
+    from CTADefaceLib.io.volume import from_canonical, to_canonical
 
     return from_canonical(face_mask_for(to_canonical(image)), image)
 

@@ -1,4 +1,4 @@
-"""A small synthetic head CT for the evaluation tests (before CTADefaceLib.phantom exists).
+"""A small synthetic head CT for the evaluation tests (before CTADefaceLib.synthetic.phantom exists).
 
 Built directly in the canonical LPS orientation: array axes (z, y, x) = (S, P, L), so index z
 grows superiorly, y posteriorly, x to the patient's left. An ellipsoid head with a skull shell,

@@ -9,7 +9,7 @@ import pytest
 
 from CTADefaceLib import launcher
 from CTADefaceLib.pipeline import DefaceSettings
-from CTADefaceLib.subprocess_runner import DefaceProcess, build_deface_command, kill_tree_command, parse_progress
+from CTADefaceLib.slicer.child_process import DefaceProcess, build_deface_command, kill_tree_command, parse_progress
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -108,7 +108,7 @@ def _sample_volume(name):
     from slicer_bootstrap import bootstrap
 
     bootstrap()
-    from CTADefaceLib import slicerbridge
+    from CTADefaceLib.slicer import bridge as slicerbridge
 
     image = sitk.ReadImage(os.path.join(REPO, "CTADeface", "CTADefaceLib", "data", "sample_phantom.nii.gz"))
     return slicerbridge.volume_from_image(image, name)
@@ -116,8 +116,8 @@ def _sample_volume(name):
 
 @pytest.mark.slow
 def test_gui_run_with_the_synthetic_model_reports_progress_and_leaves_no_patient_data(tmp_path, synthetic_model):
-    from CTADefaceLib.slicerbridge import face_segment_id
-    from CTADefaceLib.slicerlogic import DefaceLogic
+    from CTADefaceLib.slicer.bridge import face_segment_id
+    from CTADefaceLib.slicer.logic import DefaceLogic
 
     volume = _sample_volume("progresshead")
     logic = DefaceLogic()
@@ -143,7 +143,7 @@ def test_gui_run_with_the_synthetic_model_reports_progress_and_leaves_no_patient
 @pytest.mark.slow
 def test_cancelled_gui_run_deletes_its_copy_of_the_ct(tmp_path, synthetic_model):
     from CTADefaceLib.errors import DefaceError
-    from CTADefaceLib.slicerlogic import DefaceLogic
+    from CTADefaceLib.slicer.logic import DefaceLogic
 
     volume = _sample_volume("cancelhead")
     logic = DefaceLogic()
@@ -159,7 +159,7 @@ def test_cancelled_gui_run_deletes_its_copy_of_the_ct(tmp_path, synthetic_model)
 
 def test_failed_gui_run_deletes_its_copy_of_the_ct(tmp_path):
     from CTADefaceLib.errors import DefaceError
-    from CTADefaceLib.slicerlogic import DefaceLogic
+    from CTADefaceLib.slicer.logic import DefaceLogic
 
     volume = _sample_volume("failhead")
     logic = DefaceLogic()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from CTADefaceLib.phantom import PhantomSpec, make_phantom, write_phantom
+from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom, write_phantom
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIDECAR_KEYS = {"engine", "model", "model_sha256", "device", "fill_value", "mask_volume_ml", "timings_s", "versions",

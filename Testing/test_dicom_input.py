@@ -9,7 +9,7 @@ import SimpleITK as sitk
 from ct_factory import make_ct
 from CTADefaceLib.errors import InputError
 from CTADefaceLib.pipeline import expand_inputs, output_paths
-from CTADefaceLib.volume import read_image
+from CTADefaceLib.io.volume import read_image
 
 
 def write_dicom_series(image, folder):

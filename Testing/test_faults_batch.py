@@ -16,7 +16,7 @@ import time
 import pytest
 import SimpleITK as sitk
 
-from CTADefaceLib.phantom import PhantomSpec, make_phantom
+from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BOX = ("--engine", "box", "--no-progress")

@@ -17,12 +17,12 @@ import SimpleITK as sitk
 from ct_factory import make_ct
 from test_cli import assert_one_clear_sentence, ctadeface
 from test_dicom_input import write_dicom_series
-from CTADefaceLib.deface import fill_value, parse_fill
-from CTADefaceLib.dicom import chosen_series
+from CTADefaceLib.fill import fill_value, parse_fill
+from CTADefaceLib.io.dicom import chosen_series
 from CTADefaceLib.errors import DefaceError, InputError
 from CTADefaceLib.mask import postprocess
-from CTADefaceLib.phantom import PhantomSpec, make_phantom
-from CTADefaceLib.volume import (MAX_SPACING_MM, MAX_VOXELS_PER_AXIS, MIN_SPACING_MM, input_digest,
+from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
+from CTADefaceLib.io.volume import (MAX_SPACING_MM, MAX_VOXELS_PER_AXIS, MIN_SPACING_MM, input_digest,
                                  read_image)
 
 
@@ -183,7 +183,7 @@ def test_two_series_choose_the_largest_with_a_warning_and_digest_covers_its_file
         writer.KeepOriginalImageUIDOn()
         writer.SetFileName(str(folder / f"b_{name}"))
         writer.Execute(piece)
-    with caplog.at_level(logging.WARNING, logger="CTADefaceLib.dicom"):
+    with caplog.at_level(logging.WARNING, logger="CTADefaceLib.io.dicom"):
         uid, files, count = chosen_series(str(folder))
     assert count == 2 and len(files) == 12 and uid == "1.2.826.0.1.3680043.2.1125.1.424242"
     assert "holds 2 DICOM series; using 1.2.826.0.1.3680043.2.1125.1.424242 (12 files) and ignoring the other 1" \

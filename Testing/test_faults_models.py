@@ -141,7 +141,7 @@ def test_the_evil_checkpoint_really_runs_code_when_unpickled(tmp_path):
 
 
 def test_evil_checkpoint_given_as_model_path_runs_nothing(tmp_path, home):
-    from CTADefaceLib.phantom import PhantomSpec, make_phantom, write_phantom
+    from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom, write_phantom
 
     marker = tmp_path / "marker"
     model = evil_model(tmp_path, marker)
@@ -307,7 +307,7 @@ def test_corrupted_checkpoint_with_same_size_and_mtime_is_not_used(tmp_path, hom
     from CTADefaceLib.errors import ChecksumError
     from CTADefaceLib.models.bundled import SYNTHETIC_NAME
     from CTADefaceLib.models.install import installed_results_folder
-    from CTADefaceLib.phantom import PhantomSpec, make_phantom, write_phantom
+    from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom, write_phantom
 
     write_phantom(make_phantom(PhantomSpec.random(8003, size="small")), str(tmp_path / "in"), "case")
     assert ctadeface("models", "install", SYNTHETIC_NAME, "--no-progress").returncode == 0
@@ -342,7 +342,7 @@ def test_a_verified_file_is_hashed_once_per_process_while_unchanged(tmp_path, ho
 
 def test_engine_records_the_sha256_it_computed_from_the_file(tmp_path, home):
     pytest.importorskip("nnunetv2")
-    from CTADefaceLib.engines.nnunet import NnUNetEngine
+    from CTADefaceLib.engines.nnunet.engine import NnUNetEngine
 
     model = make_results_folder(tmp_path) / RESULTS
     checkpoint = model / "fold_all" / "checkpoint_final.pth"
@@ -636,7 +636,7 @@ def test_every_name_nnunet_resolves_from_a_model_is_checked(tmp_path, home, rout
     assert not marker.exists()
     assert models_in(home) == set()
     if route in ("network", "nonlin"):  # and as --model PATH, straight to the engine
-        from CTADefaceLib.phantom import PhantomSpec, make_phantom, write_phantom
+        from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom, write_phantom
 
         write_phantom(make_phantom(PhantomSpec.random(8003, size="small")), str(tmp_path / "in"), "case")
         line = one_sentence(ctadeface("deface", str(tmp_path / "in" / "case.nii.gz"), "-o", str(tmp_path / "out"),

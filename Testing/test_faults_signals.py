@@ -16,7 +16,7 @@ import time
 import pytest
 import SimpleITK as sitk
 
-from CTADefaceLib.phantom import PhantomSpec, make_phantom
+from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
 from test_faults_batch import BOX, cli_command, ctadeface, environment, sha256
 
 TMP = ".ctadeface-tmp-"

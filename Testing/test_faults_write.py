@@ -20,8 +20,8 @@ import SimpleITK as sitk
 from ct_factory import make_ct
 from test_cli import REPO, ctadeface
 from CTADefaceLib.errors import OutputError
-from CTADefaceLib.phantom import PhantomSpec, make_phantom
-from CTADefaceLib.volume import TEMP_PREFIX, read_image, write_image_atomic
+from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
+from CTADefaceLib.io.volume import TEMP_PREFIX, read_image, write_image_atomic
 
 FORMATS = [".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".nhdr"]
 
@@ -127,7 +127,7 @@ def test_a_killed_writer_leaves_only_a_temporary_named_with_its_pid(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     script = ("import numpy as np, SimpleITK as sitk\n"
-              "from CTADefaceLib.volume import write_image_atomic\n"
+              "from CTADefaceLib.io.volume import write_image_atomic\n"
               "a = np.random.default_rng(1).integers(-1000, 2000, (600, 512, 512), dtype=np.int16)\n"
               "i = sitk.GetImageFromArray(a); i.SetSpacing((0.5, 0.5, 0.5))\n"
               "print('writing', flush=True)\n"

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from CTADefaceLib import dependencies, groundtruth
+from CTADefaceLib import groundtruth
+from CTADefaceLib.slicer import installer as dependencies
 from CTADefaceLib.errors import DefaceError
 
 

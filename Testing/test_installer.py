@@ -1,4 +1,4 @@
-"""The first-use installer (dependencies.py) against real Pythons and real pip.
+"""The first-use installer (CTADefaceLib/slicer/installer.py) against real Pythons and real pip.
 
 The full install into a Python holding Slicer's own package versions runs with `make test-slicer-full`
 (Testing/slicer_env/full_run.sh); these are the fast parts.
@@ -12,7 +12,7 @@ import tempfile
 
 import pytest
 
-from CTADefaceLib import dependencies
+from CTADefaceLib.slicer import installer as dependencies
 from CTADefaceLib.errors import DefaceError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,7 +52,7 @@ def _in_bare_python(site: str, code: str):
 
 def test_check_reports_what_nnunet_loads_a_model_with(bare_python_with_nnunet):
     report = _in_bare_python(bare_python_with_nnunet, (
-        "import json, dataclasses; from CTADefaceLib import dependencies as d; "
+        "import json, dataclasses; from CTADefaceLib.slicer import installer as d; "
         "print(json.dumps({'nnunet': dataclasses.asdict(d.check('nnunet')), 'box': dataclasses.asdict(d.check('box')),"
         " 'torch': d.torch_requirement()}))"))
     missing = report["nnunet"]["missing_nnunet"]
@@ -75,7 +75,7 @@ def test_installed_nnunet_out_of_range_is_reported(tmp_path):
                            "--cache-dir", PIP_CACHE, "nnunetv2==2.4.2", "pip"], capture_output=True, text=True)
     if done.returncode != 0:
         pytest.skip("pip could not fetch nnunetv2 2.4.2")
-    report = _in_bare_python(str(site), "import json; from CTADefaceLib import dependencies as d; "
+    report = _in_bare_python(str(site), "import json; from CTADefaceLib.slicer import installer as d; "
                                         "print(json.dumps(d.check('nnunet').missing_nnunet))")
     assert dependencies.NNUNET_REQUIREMENT in report
 
@@ -113,7 +113,7 @@ def test_run_install_refuses_nnunet_before_torch():
 def test_python39_resolver_hints_pin_nothing_slicer_owns():
     """Slicer 5.8's Python 3.9 gets known-good versions (pip alone backtracks for minutes and gives up there);
     they never pin a package Slicer owns or torch, and other Pythons get none."""
-    from CTADefaceLib import dependencies
+    from CTADefaceLib.slicer import installer as dependencies
 
     hints = dependencies.resolver_hints((3, 9))
     names = {dependencies.canonical_name(h.split("==")[0]) for h in hints}

@@ -8,8 +8,8 @@ import pytest
 
 sitk = pytest.importorskip("SimpleITK")
 
-from CTADefaceLib import phantom_anatomy as A  # noqa: E402
-from CTADefaceLib.phantom import PhantomSpec, make_phantom, write_phantom  # noqa: E402
+from CTADefaceLib.synthetic import anatomy as A  # noqa: E402
+from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom, write_phantom  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -64,7 +64,7 @@ def test_every_field_has_a_flag_and_help():
 
 
 def test_child_argv_round_trips_every_field(tmp_path):
-    from CTADefaceLib.subprocess_runner import build_deface_command
+    from CTADefaceLib.slicer.child_process import build_deface_command
 
     for settings in [DefaceSettings(), _all_changed(), *(s for _, s in _one_changed())]:
         argv = build_deface_command(str(tmp_path / "in.nii.gz"), str(tmp_path / "out"), settings, python="/py")
@@ -97,11 +97,11 @@ def test_batch_script_parser_is_the_same_definition():
 
 
 def test_choices_are_defined_once():
-    from CTADefaceLib import deface, engines
-    from CTADefaceLib.engines import nnunet
+    from CTADefaceLib import engines, fill
+    from CTADefaceLib.engines.nnunet import engine as nnunet
 
     assert set(ENGINES) == set(engines.ENGINES)
-    assert FILL_POLICIES == deface.FILL_POLICIES
+    assert FILL_POLICIES == fill.FILL_POLICIES
     assert DEVICES == nnunet.DEVICES
     from CTADefaceLib.cli import build_parser
 

@@ -8,7 +8,7 @@ from slicer_bootstrap import bootstrap  # noqa: E402
 from slicer_helpers import LPS_DIRECTION, RAS_DIRECTION, face_mask_for, synthetic_ct  # noqa: E402
 
 bootstrap()
-from CTADefaceLib import slicerbridge  # noqa: E402
+from CTADefaceLib.slicer import bridge as slicerbridge  # noqa: E402
 
 
 @pytest.mark.parametrize("direction", [LPS_DIRECTION, RAS_DIRECTION], ids=["LPS-stored", "RAS-stored"])

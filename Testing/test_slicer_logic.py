@@ -12,9 +12,9 @@ from slicer_bootstrap import bootstrap  # noqa: E402
 from slicer_helpers import RAS_DIRECTION, StandInFaceEngine, engine_mask_for, synthetic_ct  # noqa: E402
 
 bootstrap()
-from CTADefaceLib import slicerbridge  # noqa: E402
+from CTADefaceLib.slicer import bridge as slicerbridge  # noqa: E402
 from CTADefaceLib.pipeline import DefaceSettings  # noqa: E402
-from CTADefaceLib.slicerlogic import DefaceLogic  # noqa: E402
+from CTADefaceLib.slicer.logic import DefaceLogic  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

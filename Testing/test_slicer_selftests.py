@@ -18,7 +18,7 @@ sys.path[:0] = [{testing!r}, {ctadeface!r}, {ctadefaceeval!r}]
 from slicer_bootstrap import bootstrap
 bootstrap()
 import {module}
-from CTADefaceLib import dependencies
+from CTADefaceLib.slicer import installer as dependencies
 if {box!r}:
     dependencies.is_available = lambda name: name not in ("torch", "nnunetv2", "torchvision")
 {module}.{module}Test().runTest()

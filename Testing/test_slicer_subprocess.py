@@ -3,7 +3,7 @@ import sys
 import time
 
 from CTADefaceLib.pipeline import DefaceSettings
-from CTADefaceLib.subprocess_runner import DefaceProcess, build_deface_command, error_from_output, parse_progress
+from CTADefaceLib.slicer.child_process import DefaceProcess, build_deface_command, error_from_output, parse_progress
 
 
 def test_command_reproduces_settings():

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from CTADefaceLib import roi
-from CTADefaceLib.phantom import PhantomSpec, make_phantom
-from CTADefaceLib.volume import to_canonical
+from CTADefaceLib.engines.nnunet import region as roi
+from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
+from CTADefaceLib.io.volume import to_canonical
 
 OFFICIAL_TILE_MM = (128 * 0.6, 128 * 0.45, 128 * 0.45)  # the official patch at the CTA's own spacing (z, y, x)
 # Seeds 1-12 of PhantomSpec.random cover RAS and LPS, with and without neck, vertex cut, glasses,
@@ -190,7 +190,7 @@ def test_random_model_loads_in_nnunet(tmp_path):
     torch = pytest.importorskip("torch")
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
-    from CTADefaceLib.models.random_model import parameter_count, write_random_model
+    from CTADefaceLib.synthetic.random_model import parameter_count, write_random_model
 
     results = write_random_model(str(tmp_path), features=(4, 8, 16, 32), patch=(32, 32, 32), spacing_zyx=(2.0, 2.0, 2.0))
     for name in ("plans.json", "dataset.json", os.path.join("fold_all", "checkpoint_final.pth")):
@@ -207,7 +207,7 @@ def test_random_model_loads_in_nnunet(tmp_path):
 
 
 def test_official_shape_has_31m_parameters():
-    from CTADefaceLib.models.random_model import OFFICIAL_SHAPE, architecture
+    from CTADefaceLib.synthetic.random_model import OFFICIAL_SHAPE, architecture
 
     kwargs = architecture(OFFICIAL_SHAPE["features"])["arch_kwargs"]
     assert kwargs["features_per_stage"] == [32, 64, 128, 256, 320, 320] and kwargs["n_stages"] == 6
@@ -216,7 +216,7 @@ def test_official_shape_has_31m_parameters():
 # ----------------------------------------------------------------------------- allocator settings
 def test_malloc_environment_for_cpu_children():
     from CTADefaceLib.launcher import MALLOC_SETTINGS, malloc_environment, wanted
-    from CTADefaceLib.subprocess_runner import child_environment
+    from CTADefaceLib.slicer.child_process import child_environment
 
     env = child_environment({"PATH": "/bin"})
     if wanted({}, []):
@@ -229,7 +229,7 @@ def test_malloc_environment_for_cpu_children():
 
 def test_no_roi_flag_reaches_the_subprocess():
     from CTADefaceLib.pipeline import DefaceSettings
-    from CTADefaceLib.subprocess_runner import build_deface_command
+    from CTADefaceLib.slicer.child_process import build_deface_command
 
     assert "--no-roi" in build_deface_command("in.nii.gz", "out", DefaceSettings(roi=False))
     assert "--no-roi" not in build_deface_command("in.nii.gz", "out", DefaceSettings())

@@ -8,7 +8,7 @@ import SimpleITK as sitk
 
 from ct_factory import LPS, OBLIQUE, RAS, make_ct
 from CTADefaceLib.errors import InputError, OutputError
-from CTADefaceLib.volume import (from_canonical, read_image, same_grid, split_suffix, to_canonical,
+from CTADefaceLib.io.volume import (from_canonical, read_image, same_grid, split_suffix, to_canonical,
                                  write_image_atomic)
 
 FORMATS = [".nii.gz", ".nii", ".nrrd", ".mha", ".mhd"]

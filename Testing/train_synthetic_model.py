@@ -49,8 +49,8 @@ def make_case(args):
     seed, size, images, labels = args
     import SimpleITK as sitk
 
-    from CTADefaceLib.phantom import PhantomSpec, make_phantom
-    from CTADefaceLib.volume import to_canonical
+    from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
+    from CTADefaceLib.io.volume import to_canonical
 
     phantom = make_phantom(PhantomSpec.random(seed, size=size))
     name = f"SYN_{seed:04d}"

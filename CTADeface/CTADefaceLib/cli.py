@@ -1,6 +1,7 @@
 """The `ctadeface` command line: one parser, subcommands registered by small modules.
 
-Each module in COMMANDS has `register(subparsers)`, which adds its subcommand and sets
+Each module of commands.command_modules() (the core's commands, then installed plug-ins such as
+the evaluation) has `register(subparsers)`, which adds its subcommand and sets
 `func(args) -> int`. User errors (DefaceError) become one sentence on stderr and a
 non-zero exit; anything else is a bug and keeps its traceback. Ctrl-C and SIGTERM stop the
 run the same way (the case being written is cleaned up) and print only what is true of it.
@@ -9,7 +10,6 @@ run the same way (the case being written is cleaned up) and print only what is t
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import signal
 import sys
@@ -17,14 +17,6 @@ import sys
 from . import __version__
 from .errors import DefaceError
 
-COMMANDS = (
-    "CTADefaceLib.commands.deface",
-    "CTADefaceLib.commands.models",
-    "CTADefaceLib.commands.phantom",
-    "CTADefaceLib.commands.demo",
-    "CTADefaceLib.commands.bench",
-    "CTADefaceEvalLib.commands",
-)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,13 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ctadeface {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every step (default: progress and results)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name and name.startswith(err.name):
-                continue  # an optional part (the evaluation library) is not installed
-            raise
+    from .commands import command_modules
+
+    for module in command_modules():
         module.register(subparsers)
     return parser
 

@@ -17,7 +17,7 @@ import re
 
 from .errors import DefaceError
 from .pipeline import write_json_atomic
-from .volume import write_image_atomic
+from .io.volume import write_image_atomic
 
 CASE_PREFIX = "DEFACE"
 FILE_ENDING = ".nii.gz"
@@ -30,7 +30,7 @@ def _check_pair(image, label) -> None:
     """The label must be binary and on the image's exact grid, or nnU-Net training would fail later."""
     import numpy as np
 
-    from .volume import same_grid
+    from .io.volume import same_grid
 
     if not same_grid(image, label):
         raise DefaceError("The mask is not on the image's voxel grid (size, spacing, origin and direction must match).")

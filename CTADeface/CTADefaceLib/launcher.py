@@ -3,10 +3,10 @@
 About 30% of an nnU-Net forward pass on a CPU is page-fault time: glibc maps each large activation
 buffer with mmap and unmaps it when freed, so every tile faults its memory in again. These settings
 keep freed memory in the heap instead (measured: one 128^3 pass 10.5 -> 7.3 s, +1.5 GB peak; see
-FACTS.md and `ctadeface bench --compare`). glibc reads them only when the process starts, so
+docs/facts.md and `python Testing/benchmarks/speed.py --compare`). glibc reads them only when the process starts, so
 the entry point re-executes itself once with them set; `CTADEFACE_MALLOC_SET` marks the second start.
 Opt out with CTADEFACE_MALLOC_TUNING=0; variables the user set are left alone. The Slicer module's
-child process gets the same environment from subprocess_runner.child_environment.
+child process gets the same environment from slicer/child_process.child_environment.
 """
 
 from __future__ import annotations

@@ -42,6 +42,21 @@ def check_margin(margin_mm) -> float:
     return value
 
 
+def _largest(binary: np.ndarray) -> np.ndarray:
+    """The largest 6-connected component of a boolean array (the array itself when it has fewer than two)."""
+    from scipy import ndimage
+
+    labels, count = ndimage.label(binary)
+    if count <= 1:
+        return binary
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return labels == int(np.argmax(sizes))
+
+
+largest_component = _largest  # public name; postprocess's keyword argument of the same name shadows it inside
+
+
 def postprocess(mask, *, largest_component: bool = False, fill_holes: bool = False, margin_mm: float = 0.0):
     """Clean a binary face mask; each step is off unless asked for, so the model's mask is kept as is."""
     import SimpleITK as sitk
@@ -51,11 +66,7 @@ def postprocess(mask, *, largest_component: bool = False, fill_holes: bool = Fal
 
     array = sitk.GetArrayViewFromImage(mask) > 0
     if largest_component and array.any():
-        labels, count = ndimage.label(array)
-        if count > 1:
-            sizes = np.bincount(labels.ravel())
-            sizes[0] = 0
-            array = labels == sizes.argmax()
+        array = _largest(array)
     if fill_holes and array.any():
         array = ndimage.binary_fill_holes(array)
     if margin_mm > 0 and array.any():

@@ -16,20 +16,22 @@ import os
 import time
 import traceback
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 from . import __version__
-from .caseoutputs import (OutputsExist, case_leftovers, claim_case, file_sha256, output_folder_lock,
+from .hashing import file_sha256
+from .io.case_outputs import (OutputsExist, case_leftovers, claim_case, output_folder_lock,
                           own_staging_folders, prepare_output_folder, remove_stale_temporaries, write_case,
                           write_json_atomic)
-from .deface import apply_mask, fill_value, parse_fill
+from .fill import apply_mask, fill_value, parse_fill
 from .errors import DefaceError, OutputError
 from .mask import binary_face, mask_volume_ml, mask_voxels, postprocess, require_face
 from .settings import DefaceSettings  # noqa: F401  (defined once, in settings.py)
-from .volume import IMAGE_SUFFIXES, from_canonical, input_digest, read_image, same_grid, split_suffix, to_canonical
+from .io.volume import IMAGE_SUFFIXES, from_canonical, input_digest, read_image, same_grid, split_suffix, to_canonical
 
 log = logging.getLogger(__name__)
 
-# file_sha256 and write_json_atomic live in caseoutputs; other modules import them from here too.
+# file_sha256 (hashing.py) and write_json_atomic (io/case_outputs.py) live elsewhere; other modules import them from here too.
 __all__ = ["DefaceSettings", "DefaceResult", "deface_image", "deface_file", "deface_batch", "expand_inputs",
            "find_inputs", "output_paths", "write_outputs", "write_json_atomic", "file_sha256", "case_name"]
 
@@ -132,7 +134,7 @@ def output_paths(input_path: str, outdir: str, output_format: str | None = None)
 
 def write_outputs(result: DefaceResult, paths: dict, *, overwrite: bool = False, protect: tuple = (),
                   extra: dict | None = None, started: float | None = None) -> dict:
-    """Write defaced image, mask and sidecar all-or-nothing (caseoutputs.write_case): the sidecar comes last.
+    """Write defaced image, mask and sidecar all-or-nothing (io/case_outputs.write_case): the sidecar comes last.
 
     `started`: when the case began (time.perf_counter()); the sidecar then records the total time.
     """
@@ -149,22 +151,13 @@ def write_outputs(result: DefaceResult, paths: dict, *, overwrite: bool = False,
                       protect=protect, before_sidecar=finish)
 
 
-def reidentification_check(defaced, threshold: float) -> dict:
-    """Render the defaced image from the front and run MTCNN: PASS (no face above threshold) or REVIEW."""
-    try:
-        from CTADefaceEvalLib.cohort import check_defaced  # imports torch before VTK renders (see FACTS)
-    except ImportError as err:
-        raise DefaceError(f"--check needs the evaluation extra ({err.name} is missing); install it with "
-                          "'pip install ctadeface[eval]' or run without --check.") from None
-    return check_defaced(defaced, threshold=threshold)
-
-
 def deface_file(input_path: str, outdir: str, settings: DefaceSettings | None = None, *, engine=None,
-                overwrite: bool = False, check: float | None = None, claimed: bool = False) -> dict:
+                overwrite: bool = False, check: Callable | None = None, claimed: bool = False) -> dict:
     """Deface one file (or DICOM folder) into outdir; returns the sidecar dict.
 
-    `check`: a face-probability threshold; when given, the result is rendered and scored by MTCNN
-    and the verdict (PASS/REVIEW) is stored in the sidecar under `reidentification_check`.
+    `check`: a re-identification check passed in by the command layer (commands.reidentification_checker,
+    from the evaluation plug-in): called with the defaced image, its verdict (PASS/REVIEW) is stored in the
+    sidecar under `reidentification_check`.
     `claimed`: the caller (deface_batch) holds the output folder's lock and has already called
     `claim_case` for this input; otherwise this function does both.
     """
@@ -195,14 +188,14 @@ def deface_file(input_path: str, outdir: str, settings: DefaceSettings | None = 
     if os.path.isdir(input_path):
         # how much of the folder was defaced (the digest covers exactly these files); the series UID is only
         # logged, since a UID points back to the hospital's archive
-        from .dicom import chosen_series
+        from .io.dicom import chosen_series
 
         _, files, count = chosen_series(input_path)
         input_info.update(dicom_files=len(files), dicom_series_in_folder=count)
     extra = {"input": input_info}
     if check is not None:
         started = time.perf_counter()
-        extra["reidentification_check"] = reidentification_check(result.defaced, check)
+        extra["reidentification_check"] = check(result.defaced)
         result.provenance["timings_s"]["check"] = round(time.perf_counter() - started, 3)
     log.debug("%s: writing the outputs", input_path)
     return write_outputs(result, paths, overwrite=overwrite, protect=protect, extra=extra, started=start)
@@ -225,7 +218,7 @@ def find_inputs(inputs: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
     a summary can list them; a file named on the command line is always taken. The same file given
     twice (e.g. by name and through its folder) is one case.
     """
-    from .dicom import looks_like_dicom_folder
+    from .io.dicom import looks_like_dicom_folder
 
     found, excluded, seen = [], [], set()
     for item in inputs:
@@ -328,7 +321,7 @@ def describe_interruption(current: str | None, paths: dict | None, outdir: str, 
 
 def deface_batch(inputs: list[str], outdir: str, settings: DefaceSettings | None = None, *,
                  overwrite: bool = False, progress: bool = True, engine=None,
-                 check: float | None = None, run_case=None) -> list[dict]:
+                 check: Callable | None = None, run_case=None) -> list[dict]:
     """Deface many inputs with one loaded engine; a bad case is recorded and the rest still run.
 
     Before anything runs: the inputs' output names must not collide, and the output folder must

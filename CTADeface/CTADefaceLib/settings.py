@@ -44,7 +44,7 @@ class DefaceSettings:
         "--mirroring", "test-time mirroring (8x slower; off as in the upstream CTA-DEFACE command)"))
     tile_step: float = field(default=0.5, metadata=_option(
         "--tile-step", "sliding-window step as a fraction of the patch (0.5 = nnU-Net default; 1.0 = faster)"))
-    # run the model only on tiles covering where the face can be (roi.py); whole volume if False
+    # run the model only on tiles covering where the face can be (engines/nnunet/region.py); whole volume if False
     roi: bool = field(default=True, metadata=_option(
         "--no-roi", "run the model on the whole volume (upstream behaviour; default: only on tiles that cover where "
                     "the face can be, found from the head's outline)"))

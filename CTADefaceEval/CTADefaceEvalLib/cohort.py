@@ -50,7 +50,7 @@ def check_defaced(image, threshold: float = CHECK_THRESHOLD, *, angles=((0, 0),)
 def _load(item):
     if item is None or hasattr(item, "GetSize"):
         return item
-    from CTADefaceLib.volume import read_image
+    from CTADefaceLib.io.volume import read_image
 
     return read_image(item)
 
@@ -113,7 +113,7 @@ def evaluate_cohort(cases: list[dict], methods: list[str], outdir: str, original
 def find_cases(originals_dir: str, method_dirs: dict, truth_dir: str | None = None) -> list[dict]:
     """Match `<name>.<ext>` in originals_dir with `<name>_defaced.<ext>` (or `<name>.<ext>`) in each method folder,
     plus `<name>_facemask.*`, `<name>_deface.json` there and `<name>.*`/`<name>_gt.*` in truth_dir."""
-    from CTADefaceLib.volume import IMAGE_SUFFIXES, split_suffix
+    from CTADefaceLib.io.volume import IMAGE_SUFFIXES, split_suffix
 
     def index(folder):
         found = {}

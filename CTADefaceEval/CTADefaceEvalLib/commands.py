@@ -32,6 +32,23 @@ def _angles(values):
     return angles
 
 
+def reidentification_checker(threshold: float):
+    """For `ctadeface deface --check`: a function of the defaced image that renders it from the front and runs
+    MTCNN, returning PASS (no face above threshold) or REVIEW. The core's command layer finds it here."""
+
+    def check(defaced) -> dict:
+        try:
+            from .cohort import check_defaced  # imports torch before VTK renders (render.py says why)
+        except ImportError as err:
+            from CTADefaceLib.errors import DefaceError
+
+            raise DefaceError(f"--check needs the evaluation extra ({err.name} is missing); install it with "
+                              "'pip install ctadeface[eval]' or run without --check.") from None
+        return check_defaced(defaced, threshold=threshold)
+
+    return check
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "eval", help="render, score and compare defaced CTs (MTCNN, FaceNet, the paper's statistics)",
@@ -76,7 +93,7 @@ def register(subparsers) -> None:
 
 
 def _read(path):
-    from CTADefaceLib.volume import read_image
+    from CTADefaceLib.io.volume import read_image
 
     return read_image(path)
 

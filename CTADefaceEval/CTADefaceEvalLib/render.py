@@ -4,13 +4,13 @@ The paper rendered each CT in 3D Slicer with the "CT-Muscle" preset from an ante
 and gave the picture to MTCNN/FaceNet. This module reproduces that picture without Slicer or a
 display: VTK renders offscreen through EGL (Mesa llvmpipe on machines without a GPU).
 
-Orientation: the image is first reoriented with `CTADefaceLib.volume.to_canonical` (axis
+Orientation: the image is first reoriented with `CTADefaceLib.io.volume.to_canonical` (axis
 permutations and flips only, no resampling), so an LPS-stored and a RAS-stored copy of the same
 scan give the same picture. The camera is then placed in physical LPS space: it stands at the
 patient's anterior (-y in LPS) looking posteriorly (+y), view-up superior (+z). Patient's right is
 on the picture's left, as when facing the person.
 
-Crash to know about (FACTS.md): in one process, importing torch AFTER VTK has rendered through
+Crash to know about (docs/facts.md): in one process, importing torch AFTER VTK has rendered through
 Mesa segfaults; measured here, importing torchvision (facenet_pytorch imports it) after a render
 segfaults too. `render_volume` therefore imports torch and torchvision (when installed) before its
 first render;
@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 
 # CT-Muscle, copied from 3D Slicer's presets.xml (ships in the trame-slicer wheel as
-# trame_slicer/resources/presets.xml; values recorded in the project's FACTS.md).
+# trame_slicer/resources/presets.xml; values recorded in docs/facts.md).
 CT_MUSCLE = {
     "scalar_opacity": [(-3024, 0.0), (-155.407, 0.0), (217.641, 0.676471), (419.736, 0.833333), (3071, 0.803922)],
     "color": [
@@ -71,16 +71,15 @@ def body_bounds_lps(canonical) -> tuple:
     """(xmin, xmax, ymin, ymax, zmin, zmax) in mm (LPS) of the largest body component, or of the whole image."""
     import numpy as np
     import SimpleITK as sitk
-    from scipy import ndimage
+
+    from CTADefaceLib.mask import largest_component
 
     array = sitk.GetArrayViewFromImage(canonical)
-    body = array > BODY_HU
-    labels, count = ndimage.label(body)
-    if count == 0:
+    body = largest_component(array > BODY_HU)
+    if not body.any():
         idx = np.array([[0, 0, 0], np.array(array.shape) - 1])
     else:
-        sizes = np.bincount(labels.ravel())[1:]
-        zz, yy, xx = np.nonzero(labels == (1 + int(np.argmax(sizes))))
+        zz, yy, xx = np.nonzero(body)
         idx = np.array([[zz.min(), yy.min(), xx.min()], [zz.max(), yy.max(), xx.max()]])
     corners = []
     for z in idx[:, 0]:
@@ -142,7 +141,7 @@ def render_volume(image, *, size: int = 512, angles=((0, 0),), view_angle: float
     centred and its larger frontal extent fills `fill` of the frame. Returns RGB uint8 arrays (size x size x 3).
     """
     import numpy as np
-    from CTADefaceLib.volume import to_canonical
+    from CTADefaceLib.io.volume import to_canonical
 
     vtk = _vtk()
     canonical = to_canonical(image)

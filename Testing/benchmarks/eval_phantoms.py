@@ -2,7 +2,7 @@
 
     python Testing/benchmarks/eval_phantoms.py -n 10 -o eval_phantoms [--size 512] [--methods truth box nnunet] [--model NAME]
 
-For each case: a phantom (CTADefaceLib.phantom: `PhantomSpec.random(seed, size)`, `make_phantom(spec)`),
+For each case: a phantom (CTADefaceLib.synthetic.phantom: `PhantomSpec.random(seed, size)`, `make_phantom(spec)`),
 or, where that module is not installed yet, the test suite's synthetic head; then each method's mask:
   truth   the phantom's own face mask (an ideal anatomical defacer: the upper bound of what nnU-Net can do)
   box     CTADefaceLib.engines.box (ICHSEG-style nose-mouth prism)
@@ -31,13 +31,13 @@ log = logging.getLogger("eval_phantoms")
 def make_case(seed: int, size: str):
     """A phantom with .image, .face, .intracranial, .arteries (SimpleITK images on one grid)."""
     try:
-        from CTADefaceLib.phantom import PhantomSpec, make_phantom
+        from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
     except ImportError:
         from synthetic_head import make_synthetic_head
 
         rng_shift = ((seed * 7) % 11 - 5.0, (seed * 3) % 7 - 3.0, (seed * 5) % 9 - 4.0)
         return make_synthetic_head(spacing=2.0, seed=seed, shift_mm=rng_shift), "synthetic_head (Testing/)"
-    return make_phantom(PhantomSpec.random(seed, size=size)), "CTADefaceLib.phantom"
+    return make_phantom(PhantomSpec.random(seed, size=size)), "CTADefaceLib.synthetic.phantom"
 
 
 MODEL = {"name": "synthetic-test"}  # set from --model in main()

@@ -27,7 +27,7 @@ def official_network(folder: str):
     import torch
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
-    from CTADefaceLib.models.random_model import write_random_model
+    from CTADefaceLib.synthetic.random_model import write_random_model
 
     predictor = nnUNetPredictor(device=torch.device("cpu"), allow_tqdm=False)
     predictor.initialize_from_trained_model_folder(write_random_model(folder), use_folds=("all",))

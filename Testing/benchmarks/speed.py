@@ -2,7 +2,6 @@
 
     python Testing/benchmarks/speed.py [--device cpu|cuda] [--upstream-tiles N | --upstream-full]
                                        [--compare] [--agreement-seeds 1 2 3] [--workdir DIR]
-    (also: ctadeface bench ...)
 
 1. Builds a CTA-sized phantom (512x512x300 voxels, 0.45x0.45x0.6 mm, with neck and vertex) and a
    randomly initialised nnU-Net with the official CTA-DEFACE network's shape (6 stages 32..320,
@@ -119,24 +118,34 @@ def _pre_shape(predictor, data, props):
     return dct["data"].shape[1:]
 
 
-def steer_growth_with_true_face(face_path: str) -> None:
-    """Benchmark-only stand-in: the ROI growth rounds (roi.next_tiles) see the phantom's true face, cut to
-    the tiles run so far, instead of the random model's noise, which would grow into every candidate tile.
-    The network still runs, and is timed, on every tile the rounds choose: this counts the tiles a model
-    that finds the face exactly would cost."""
-    import numpy as np
+def benchmark_engine(args):
+    """The engine as `ctadeface deface` runs it, with two benchmark-only changes for the random model.
+
+    Its mask is noise that touches every edge, so the ROI safety net (which reruns the whole volume when a real
+    face reaches the region's edge) is off: this times the ROI path itself. With --truth, the growth rounds
+    see the phantom's true face, cut to the tiles run so far, instead of the noise, which would grow into every
+    candidate tile; the network still runs, and is timed, on every tile the rounds choose: this counts the
+    tiles a model that finds the face exactly would cost."""
     import SimpleITK as sitk
 
-    from CTADefaceLib import roi
-    from CTADefaceLib.volume import to_canonical
+    from CTADefaceLib.engines.nnunet import region
+    from CTADefaceLib.engines.nnunet.engine import NnUNetEngine
+    from CTADefaceLib.io.volume import to_canonical
 
-    truth = sitk.GetArrayFromImage(to_canonical(sitk.ReadImage(face_path))).astype(bool)
-    real_next_tiles = roi.next_tiles
+    truth = (sitk.GetArrayFromImage(to_canonical(sitk.ReadImage(args.truth))).astype(bool)
+             if args.truth else None)
 
-    def next_tiles(plan, face):
-        return real_next_tiles(plan, truth & roi.covered_mask(plan, truth.shape))
+    class BenchmarkEngine(NnUNetEngine):
+        def next_tiles(self, plan, face):
+            if truth is None:
+                return super().next_tiles(plan, face)
+            return super().next_tiles(plan, truth & region.covered_mask(plan, truth.shape))
 
-    roi.next_tiles = next_tiles
+        def wider_plan(self, plan, face, spacing):
+            return None
+
+    return BenchmarkEngine(model=args.model, device=args.device, roi=True,
+                           grow={"auto": None, "on": True, "off": False}[args.grow])
 
 
 def child_default(args) -> dict:
@@ -146,15 +155,10 @@ def child_default(args) -> dict:
 
     from CTADefaceLib.pipeline import DefaceSettings, compute_mask
 
-    if args.truth:
-        steer_growth_with_true_face(args.truth)
     t0 = time.perf_counter()
     image = sitk.ReadImage(args.image)
-    # The random model's mask is noise that touches every edge, so the ROI safety net (which reruns the
-    # whole volume when a real face reaches the region's edge) is off here: this times the ROI path itself.
-    settings = DefaceSettings(model=args.model, device=args.device, roi=True,
-                              engine_options={"safety_net": False, "grow": {"auto": None, "on": True, "off": False}[args.grow]})
-    engine = settings.create_engine()
+    settings = DefaceSettings(model=args.model, device=args.device, roi=True)
+    engine = benchmark_engine(args)
     if args.threads:
         engine.threads = args.threads
     engine._load()
@@ -175,7 +179,7 @@ def child_agreement(args) -> dict:
     import SimpleITK as sitk
 
     from CTADefaceLib.models.install import install, is_installed
-    from CTADefaceLib.phantom import PhantomSpec, make_phantom
+    from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
     from CTADefaceLib.pipeline import DefaceSettings, compute_mask
     from tiles_model import pad_before
 
@@ -232,8 +236,8 @@ def run_child(kind: str, args, extra: list[str], malloc: bool) -> dict:
 def make_inputs(workdir: str, seed: int, smoke: bool = False) -> tuple[str, str, str]:
     import SimpleITK as sitk
 
-    from CTADefaceLib.models.random_model import write_random_model
-    from CTADefaceLib.phantom import PhantomSpec, make_phantom
+    from CTADefaceLib.synthetic.random_model import write_random_model
+    from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
 
     shape, spacing = (SMOKE_SHAPE, SMOKE_SPACING) if smoke else (CTA_SHAPE, CTA_SPACING)
     name = f"{'smoke' if smoke else 'cta'}_phantom_{seed}"

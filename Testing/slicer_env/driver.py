@@ -123,7 +123,7 @@ def exercise_deface(module, standins, slicer, slicer_version):
     expect((len(errors), len(ui.logTextEdit.lines)) == before, "a cancelled dialog must do nothing")
     widget.onCancel()  # nothing running: nothing happens
     # with a volume but without the model's packages, Deface says what is missing, on every click
-    from CTADefaceLib import dependencies
+    from CTADefaceLib.slicer import installer as dependencies
 
     volume = slicer.vtkMRMLScalarVolumeNode()
     slicer.mrmlScene.nodes.append(volume)
@@ -170,7 +170,7 @@ def exercise_deface(module, standins, slicer, slicer_version):
     standins.ANSWERS["getExistingDirectory"] = ""
     del widget.logic.startDeface, widget.logic.export
     # the progress bar follows the child's tqdm-style percentages while it runs
-    from CTADefaceLib.subprocess_runner import DefaceProcess
+    from CTADefaceLib.slicer.child_process import DefaceProcess
 
     child = ("import sys, time\n"
              "for p in (10, 40, 70):\n"
@@ -213,7 +213,7 @@ def exercise_eval(module, standins, slicer):
     volume = slicer.vtkMRMLScalarVolumeNode()
     widget._parameterNode.originalVolume = volume
     expect(ui.scoreButton.enabled, "Render and score is enabled with an original volume")
-    from CTADefaceLib import dependencies
+    from CTADefaceLib.slicer import installer as dependencies
 
     available = dependencies.is_available
     try:

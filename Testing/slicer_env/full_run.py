@@ -1,8 +1,8 @@
 """Full first-use run in a Python holding Slicer's own package versions (run by full_run.sh, not by pytest).
 
 Runs the installer's own code (dependencies.check + run_install, what the widget calls), then the child
-processes exactly as the widget builds them (subprocess_runner.build_deface_command + DefaceProcess, which
-slicerlogic.startDeface uses): install the synthetic model from its zip, deface the bundled sample with it and
+processes exactly as the widget builds them (slicer.child_process.build_deface_command + DefaceProcess, which
+slicer.logic.startDeface uses): install the synthetic model from its zip, deface the bundled sample with it and
 with the box engine. Checks that the packages Slicer bundles keep their versions. Exit status 0 = all good.
 """
 import json
@@ -15,9 +15,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "CTADeface"))
 
-from CTADefaceLib import dependencies  # noqa: E402
+from CTADefaceLib.slicer import installer as dependencies  # noqa: E402
 from CTADefaceLib.settings import DefaceSettings  # noqa: E402
-from CTADefaceLib.subprocess_runner import DefaceProcess, build_deface_command  # noqa: E402
+from CTADefaceLib.slicer.child_process import DefaceProcess, build_deface_command  # noqa: E402
 
 SAMPLE = os.path.join(REPO, "CTADeface", "CTADefaceLib", "data", "sample_phantom.nii.gz")
 MODEL_ZIP = os.path.join(REPO, "CTADeface", "CTADefaceLib", "data", "synthetic-face-model.zip")

@@ -58,11 +58,11 @@ for tag in 5.8:3.9 5.10:3.12; do
   pyexe="$(PYENV_VERSION="$(pyenv versions --bare | grep -E "^$py\." | tail -1)" pyenv which python)"
   V="$RUN/py$py"
   "$pyexe" -m venv "$V"
-  # the installer's own resolver hints for that Python (Python 3.9 needs them: CTADefaceLib/dependencies.py)
-  "$pyexe" -c "import sys; sys.path.insert(0, '$REPO/CTADeface'); from CTADefaceLib import dependencies as d; print('\n'.join(d.resolver_hints()))" >> "$constraints"
+  # the installer's own resolver hints for that Python (Python 3.9 needs them: CTADefaceLib/slicer/installer.py)
+  "$pyexe" -c "import sys; sys.path.insert(0, '$REPO/CTADeface'); from CTADefaceLib.slicer import installer as d; print('\n'.join(d.resolver_hints()))" >> "$constraints"
   "$V/bin/python" -m pip install "${PIP[@]}" --upgrade pip  # a pip that reads wheel metadata without the wheel
-  "$V/bin/python" -m pip install "${PIP[@]}" --no-deps "$("$V/bin/python" -c "import sys; sys.path.insert(0, '$REPO/CTADeface'); from CTADefaceLib.dependencies import NNUNET_REQUIREMENT as r; print(r)")"
-  REQS="$("$V/bin/python" -c "import sys; sys.path.insert(0, '$REPO/CTADeface'); from CTADefaceLib import dependencies as d; print(' '.join(d.nnunet_requirements()))")"
+  "$V/bin/python" -m pip install "${PIP[@]}" --no-deps "$("$V/bin/python" -c "import sys; sys.path.insert(0, '$REPO/CTADeface'); from CTADefaceLib.slicer.installer import NNUNET_REQUIREMENT as r; print(r)")"
+  REQS="$("$V/bin/python" -c "import sys; sys.path.insert(0, '$REPO/CTADeface'); from CTADefaceLib.slicer import installer as d; print(' '.join(d.nnunet_requirements()))")"
   # shellcheck disable=SC2086
   "$V/bin/python" -m pip install --dry-run --disable-pip-version-check --cache-dir "$CACHE/pip" --prefer-binary \
     -c "$constraints" \

@@ -10,7 +10,7 @@ PY39="$(PYENV_VERSION="$(pyenv versions --bare | grep -E '^3\.9\.' | tail -1)" p
 "$PY39" -m venv "$WORK/py39" && "$WORK/py39/bin/pip" install -q --no-deps 'nnunetv2>=2.5,<2.9'
 "$WORK/py39/bin/python" -c "
 import sys; sys.path.insert(0, '$REPO/CTADeface')
-from CTADefaceLib import dependencies as d
+from CTADefaceLib.slicer import installer as d
 print('\n'.join(d.nnunet_requirements()))" > "$WORK/requirements.in"
 grep -E '^(numpy|scipy|requests|SimpleITK)==' "$REPO/Testing/slicer_env/slicer-5.8.txt" | sed 's/ *#.*//' > "$WORK/slicer.txt"
 binary=(); for p in python-gdcm kiwisolver imagecodecs scikit-image pandas matplotlib contourpy pillow scikit-learn; do binary+=(--only-binary "$p"); done

@@ -485,7 +485,7 @@ def _slm_module():
 
         def onReload(self):
             RECORD["reloaded"].append((self.moduleName, sorted(n for n in sys.modules if n.endswith("Lib")
-                                                               or ".slicerlogic" in n)))
+                                                               or ".slicer" in n)))
 
     class ScriptedLoadableModuleLogic:
         def __init__(self, parent=None):

@@ -44,15 +44,18 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..deface import parse_fill
+    from ..fill import parse_fill
     from ..mask import check_margin
     from ..pipeline import deface_batch
+    from . import reidentification_checker
 
     parse_fill(args.fill)  # a bad --fill or --margin-mm is reported before any model loads
     check_margin(args.margin_mm)
     settings = settings_from_args(args)
+    # The check comes from the evaluation plug-in: the pipeline only calls what it is given.
+    check = reidentification_checker(args.check) if args.check is not None else None
     report = deface_batch(args.inputs, args.output, settings, overwrite=args.overwrite,
-                          progress=not args.no_progress, check=args.check)
+                          progress=not args.no_progress, check=check)
     return print_summary(report, as_json=args.json)
 
 

@@ -61,7 +61,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def spec_for(args, seed: int):
-    from ..phantom import PhantomSpec
+    from ..synthetic.phantom import PhantomSpec
 
     spec = PhantomSpec.random(seed, args.size)
     changes = {}
@@ -90,7 +90,7 @@ def run(args) -> int:
     import os
 
     from ..errors import DefaceError
-    from ..phantom import make_phantom, save_preview, write_phantom
+    from ..synthetic.phantom import make_phantom, save_preview, write_phantom
 
     if args.n < 1:
         raise DefaceError("--n must be at least 1.")

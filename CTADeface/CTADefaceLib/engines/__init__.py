@@ -13,7 +13,7 @@ from ..errors import DefaceError
 
 # name -> "module:Class"; the module is imported only when the engine is used.
 ENGINES = {
-    "nnunet": "CTADefaceLib.engines.nnunet:NnUNetEngine",
+    "nnunet": "CTADefaceLib.engines.nnunet.engine:NnUNetEngine",
     "box": "CTADefaceLib.engines.box:BoxEngine",
 }
 

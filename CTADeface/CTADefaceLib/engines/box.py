@@ -20,6 +20,7 @@ y posteriorly, x to the patient's left):
 
 from __future__ import annotations
 
+from ..mask import largest_component
 from .base import Engine
 
 BODY_HU = -300.0
@@ -48,7 +49,7 @@ class BoxEngine(Engine):
         array = sitk.GetArrayViewFromImage(image)
         sx, sy, sz = image.GetSpacing()
         mask = np.zeros(array.shape, dtype=np.uint8)
-        body = _largest_component(array > BODY_HU)
+        body = largest_component(array > BODY_HU)
         if not body.any():
             return _like(mask, image)
         tip = _nose_tip(body, (sz, sy, sx))
@@ -75,18 +76,6 @@ def _like(array, reference):
     out = sitk.GetImageFromArray(array)
     out.CopyInformation(reference)
     return out
-
-
-def _largest_component(binary):
-    import numpy as np
-    from scipy import ndimage
-
-    labels, count = ndimage.label(binary)
-    if count <= 1:
-        return binary
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    return labels == int(np.argmax(sizes))
 
 
 def _nose_tip(body, spacing_zyx, top_skip_mm=60.0, depth_mm=230.0, midline_mm=35.0):

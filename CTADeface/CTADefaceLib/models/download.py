@@ -10,7 +10,6 @@ is refused and its part file deleted: resuming it could never give the right fil
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import re
@@ -18,6 +17,7 @@ import urllib.error
 import urllib.request
 
 from ..errors import ChecksumError, ModelError
+from ..hashing import file_sha256
 
 _CHUNK = 1 << 20
 TIMEOUT_S = 60
@@ -107,11 +107,7 @@ def download(url: str, target: str, *, progress: bool = True, expected_size: int
         raise ModelError(f"The download of {url} stopped at {size} of {total} bytes; run the same command again "
                          "to resume it.")
     if expected_sha256 is not None:
-        digest = hashlib.sha256()
-        with open(part, "rb") as handle:
-            for block in iter(lambda: handle.read(_CHUNK), b""):
-                digest.update(block)
-        if digest.hexdigest() != expected_sha256:
+        if file_sha256(part) != expected_sha256:
             os.remove(part)  # a corrupt file must not be resumed
             raise ChecksumError(f"The downloaded file {os.path.basename(target)} from {url} does not match its "
                                 "registered sha256 checksum; it was deleted, try again or use another mirror.")

@@ -12,7 +12,6 @@ replaced or deleted. Zips and folders given with --from are hostile until checke
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -22,6 +21,7 @@ import tempfile
 import zipfile
 
 from ..errors import ChecksumError, ModelError
+from ..hashing import file_sha256, stream_sha256
 from .archive import BrokenZipError, copy_member, join_inside, open_zip, safe_relative
 from .registry import ModelEntry, ModelFile, get_entry, is_model_folder, registry
 
@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 
 CACHE_ENV = "CTADEFACE_HOME"
 MANIFEST = "ctadeface-model.json"
-_CHUNK = 1 << 20
 # A model name becomes one folder name in the cache: letters, digits, '-', '_' and '.', no leading dot
 # (hidden names are the installer's own staging folders), so it can never be a path.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
@@ -75,11 +74,7 @@ def staging_dir(name: str) -> str:
 
 
 def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)  # a name of its own here: tests count the files the installer hashes
 
 
 # sha256 of files hashed in this process, keyed by what changes whenever the content may have changed
@@ -500,11 +495,8 @@ def _entry_from_zip(name: str, zip_path: str, label: str | None = None) -> Model
         listing = [(i.filename, i.file_size) for i in members]
 
         def digest(member):
-            h = hashlib.sha256()
             with archive.open(member) as src:
-                for block in iter(lambda: src.read(_CHUNK), b""):
-                    h.update(block)
-            return h.hexdigest()
+                return stream_sha256(src)
 
         return _custom_entry(name, listing, digest)
 

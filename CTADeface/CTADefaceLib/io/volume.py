@@ -15,7 +15,8 @@ import tempfile
 
 import numpy as np
 
-from .errors import InputError, OutputError
+from ..errors import InputError, OutputError
+from ..hashing import file_sha256
 
 #: File name endings this project reads and writes (SimpleITK picks the writer from them).
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -424,14 +425,6 @@ def _verify_written(expected, path: str) -> None:
             problems.append("voxels differ")
     if problems:
         raise _WriteCheckFailed("the file read back is wrong: " + ", ".join(problems))
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def input_digest(path: str) -> str | None:

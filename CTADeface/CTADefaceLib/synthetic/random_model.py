@@ -3,9 +3,9 @@
 `write_random_model(folder, ...)` writes `<folder>/<Dataset>/nnUNetTrainer__nnUNetPlans__3d_fullres/`
 with `dataset.json`, `plans.json` and `fold_all/checkpoint_final.pth` for nnU-Net's default 3d_fullres
 PlainConvUNet of the given features, patch size and target spacing; `nnUNetPredictor` loads it like
-any trained model. `OFFICIAL_SHAPE` is the CTA-DEFACE network as FACTS.md describes it (6 stages
+any trained model. `OFFICIAL_SHAPE` is the CTA-DEFACE network as docs/facts.md describes it (6 stages
 32-64-128-256-320-320, patch 128^3, about 31.2 M parameters). Its target spacing is unknown: pass the
-input's spacing so that nothing is resampled (the setting the issue's timings use).
+input's spacing so that nothing is resampled (the setting of Testing/benchmarks/speed.py).
 
 Never use such a model to deface anything: its masks are noise.
 """

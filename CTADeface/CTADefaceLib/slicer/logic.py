@@ -13,7 +13,8 @@ import shutil
 import tempfile
 from dataclasses import replace
 
-from .pipeline import DefaceSettings, deface_image, output_paths, write_outputs
+from ..io.names import safe_file_name
+from ..pipeline import DefaceSettings, deface_image, output_paths, write_outputs
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ EXPORT_FORMATS = (".nii.gz", ".nrrd", ".mha")
 
 
 def _bridge():
-    from . import slicerbridge  # imports slicer: only on first use, so this file imports anywhere
+    from . import bridge as slicerbridge  # imports slicer: only on first use, so this file imports anywhere
 
     return slicerbridge
 
@@ -50,10 +51,10 @@ class DefaceLogic:
         The volume goes to the child as a file in a fresh temporary folder (inside `workFolder` when given);
         that folder holds a copy of the undefaced CT, so it is deleted when the run is over: by finishDeface,
         by the process's cancel(), or here if the child cannot start.
-        Returns a `subprocess_runner.DefaceProcess`; when it has finished, call `finishDeface`.
+        Returns a `child_process.DefaceProcess`; when it has finished, call `finishDeface`.
         """
-        from .subprocess_runner import DefaceProcess, build_deface_command
-        from .volume import write_image_atomic
+        from .child_process import DefaceProcess, build_deface_command
+        from ..io.volume import write_image_atomic
 
         settings = replace(settings or DefaceSettings(), output_format=".nii.gz")
         if workFolder:
@@ -77,7 +78,7 @@ class DefaceLogic:
         The child's temporary folder is deleted either way."""
         import json
 
-        from .errors import DefaceError
+        from ..errors import DefaceError
 
         try:
             process.wait()
@@ -124,11 +125,11 @@ class DefaceLogic:
         if earlier:  # say which model made the mask, and that a person may have edited it afterwards
             result.provenance["mask_source"] = {k: earlier.get(k) for k in ("engine", "model", "model_sha256", "device")}
             result.provenance["mask_source"]["edited_in_slicer"] = "possibly"
-        name = _safe_file_name(bridge.node_name(volumeNode))
+        name = safe_file_name(bridge.node_name(volumeNode))
         if inputPath is None:
             paths = output_paths(os.path.join(folder, name + fileFormat), folder, fileFormat)
             return write_outputs(result, paths, overwrite=overwrite, extra={"input": {"slicer_node": name}})
-        from .volume import input_digest
+        from ..io.volume import input_digest
 
         paths = output_paths(inputPath, folder, fileFormat)
         source = {"path": os.path.abspath(inputPath), "sha256": input_digest(inputPath), "slicer_node": name}
@@ -137,7 +138,7 @@ class DefaceLogic:
 
     def saveGroundTruth(self, volumeNode, segmentationNode, datasetFolder: str) -> str:
         """Append the volume and its (corrected) face mask to an nnU-Net v2 dataset; returns the case id."""
-        from .groundtruth import add_case
+        from ..groundtruth import add_case
 
         bridge = _bridge()
         image = bridge.image_from_volume(volumeNode)
@@ -165,8 +166,3 @@ def read_image_mask(path: str, reference):
         raise ValueError(f"{path} does not match the volume's size.")
     mask.CopyInformation(reference)  # the file went through NIfTI; copy exact geometry back
     return mask
-
-
-def _safe_file_name(name: str) -> str:
-    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._")
-    return cleaned or "volume"

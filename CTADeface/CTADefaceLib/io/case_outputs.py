@@ -19,7 +19,8 @@ import os
 import shutil
 import tempfile
 
-from .errors import OutputError
+from ..errors import OutputError
+from ..hashing import file_sha256
 from .volume import TEMP_PREFIX, input_digest, temp_prefix
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,8 @@ class ForeignOutputs(OutputError):
     """The output names are taken by another input's outputs, which are never replaced."""
 
 
-def file_sha256(path: str) -> str | None:
-    """The file's sha256, None when there is no such file; for a DICOM folder input, the digest of its series."""
+def input_sha256(path: str) -> str | None:
+    """The input's sha256, None when there is no such file; for a DICOM folder input, the digest of its series."""
     if not os.path.exists(path):
         return None
     return input_digest(path)
@@ -187,7 +188,7 @@ def _same_path(a: str, b: str) -> bool:
     return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
 
 
-def examine_case(input_path: str, paths: dict, digest=file_sha256) -> tuple[str, object]:
+def examine_case(input_path: str, paths: dict, digest=input_sha256) -> tuple[str, object]:
     """What the output folder holds under this case's names.
 
     Returns (state, detail):
@@ -233,7 +234,7 @@ def examine_case(input_path: str, paths: dict, digest=file_sha256) -> tuple[str,
     return "complete", None
 
 
-def claim_case(input_path: str, paths: dict, *, overwrite: bool, digest=file_sha256) -> None:
+def claim_case(input_path: str, paths: dict, *, overwrite: bool, digest=input_sha256) -> None:
     """Make the case's names free to write, or raise: OutputsExist (complete, no --overwrite),
     ForeignOutputs (another input's, even with --overwrite), OutputError (changed, no --overwrite).
     Remains of an interrupted run of this case are removed."""

@@ -1,4 +1,4 @@
-"""Analytic head-and-neck anatomy for the synthetic CTA phantoms (see phantom.py).
+"""Analytic head-and-neck anatomy for the synthetic CTA phantoms (see synthetic/phantom.py).
 
 Everything here lives in the *anatomical frame*: millimetres, x = patient Left,
 y = Posterior, z = Superior (LPS), origin at eye level on the mid-sagittal plane,

@@ -4,7 +4,7 @@
 UInt8 masks on the same grid: the face (the CTA-DEFACE definition, below), the
 intracranial space and the contrast-filled arteries. Same seed and spec -> same volume.
 
-How it is made. The anatomy (phantom_anatomy.py) is analytic, in a patient frame in mm
+How it is made. The anatomy (synthetic/anatomy.py) is analytic, in a patient frame in mm
 (x Left, y Posterior, z Superior; origin at eye level). Each seed draws an identity (nose,
 jaw, brows, eye spacing, lips, chin, head size), a pose (rotation about a point in the
 head) and HU levels. The physical position of every voxel is mapped back into the
@@ -17,7 +17,7 @@ Face mask (ground truth). Facial soft tissue and skin (skin, subcutaneous fat, m
 orbital fat, eyeballs and lenses) that lies (1) in the face region: from 8 mm above the
 frontal sinus down to the hyoid level (8 mm below the menton), anterior to a coronal
 plane behind the orbits above the zygomatic arch, behind the masseters down to the
-mandibular angle, and behind the chin below that (`phantom_anatomy.face_region`); and
+mandibular angle, and behind the chin below that (`anatomy.face_region`); and
 (2) within 18 mm (Euclidean) of the skin surface (so the tongue, pharynx and deep neck are out).
 External devices in that region are included: glasses, and the tube in front of the
 incisors. Bone, teeth, arteries, veins, airways, intracranial tissue and the ears are
@@ -31,7 +31,7 @@ it (vertex cut) and the scan runs down from there; without `neck`, the bottom is
 below the hyoid level and the scan runs up from there (then `vertex` cannot be honoured
 separately: `info["vertex_in_fov"]` says what happened; `info["chin_in_fov"]` likewise).
 
-Labels: `Phantom.labels` holds the tissue labels (phantom_anatomy.NAMES) and
+Labels: `Phantom.labels` holds the tissue labels (anatomy.NAMES) and
 `Phantom.clean` the noise-free HU, for tests (e.g. `Phantom.bone_mask()`).
 """
 
@@ -44,7 +44,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import phantom_anatomy as A
+from . import anatomy as A
 
 SIZES = ("small", "medium", "cta")
 _ROT_CENTRE = np.array([0.0, 0.0, -10.0])  # anatomical point the pose rotates about
@@ -97,7 +97,7 @@ class Phantom:
     arteries: object       # sitk UInt8 0/1
     spec: PhantomSpec
     clean: object = None   # sitk Int16, HU without noise
-    labels: object = None  # sitk UInt8 tissue labels (phantom_anatomy.NAMES)
+    labels: object = None  # sitk UInt8 tissue labels (anatomy.NAMES)
     identity: dict = field(default_factory=dict)
     pose_deg: tuple = (0.0, 0.0, 0.0)
     landmarks: dict = field(default_factory=dict)  # physical LPS points (mm)
@@ -300,7 +300,7 @@ def _table(xs, ys, surf, cx):
 
 def write_phantom(phantom: Phantom, folder: str, case_name: str, overwrite: bool = False) -> dict:
     """Write the CT and its three masks; returns {"image", "face", "intracranial", "arteries"} -> path."""
-    from .volume import write_image_atomic
+    from ..io.volume import write_image_atomic
 
     out = {}
     for key, im, suffix in (("image", phantom.image, ""), ("face", phantom.face, "_face_gt"),

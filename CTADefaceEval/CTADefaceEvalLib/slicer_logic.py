@@ -1,6 +1,6 @@
 """What the CTADefaceEval module does, without Qt: the GUI and the tests call this.
 
-MRML is reached only through `CTADefaceLib.slicerbridge` (volume node -> SimpleITK image); rendering
+MRML is reached only through `CTADefaceLib.slicer.bridge` (volume node -> SimpleITK image); rendering
 and scoring are `cohort.score_image` (render + MTCNN + FaceNet), the same code as `ctadeface eval`,
 and a cohort comparison is the `ctadeface eval compare` command run in a child process.
 
@@ -15,7 +15,8 @@ import os
 import re
 import sys
 
-from CTADefaceLib.subprocess_runner import DefaceProcess  # standard library only
+from CTADefaceLib.io.names import safe_file_name  # standard library only
+from CTADefaceLib.slicer.child_process import DefaceProcess  # standard library only
 
 #: The folder that holds CTADefaceEvalLib: the compare child needs it on its path besides CTADefaceLib.
 EVAL_LIBRARY_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,7 +27,7 @@ _CASE_PROGRESS = re.compile(r"^\[(\d+)/(\d+)\]")  # evaluate_cohort logs "[i/n] 
 
 
 def _bridge():
-    from CTADefaceLib import slicerbridge  # imports slicer: only on first use, so this file imports anywhere
+    from CTADefaceLib.slicer import bridge as slicerbridge  # imports slicer: only on first use, so this file imports anywhere
 
     return slicerbridge
 
@@ -51,10 +52,6 @@ def draw_box(rgb, box, color=BOX_COLOR, thickness: int = 3):
     return out
 
 
-def _safe_file_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "volume"
-
-
 def caption(result: dict) -> str:
     """One or two lines under a picture: name, face probability, FaceNet distance to the original."""
     probability = f"face p = {result['probability']:.3f}" if result["box"] is not None else "no face found"
@@ -75,7 +72,7 @@ class EvalLogic:
                      timeout: float | None = None) -> list[dict]:
         """Render each volume from the anterior (CT-Muscle), score it, save the picture with the MTCNN box.
 
-        The rendering and the face models run in a child process (`python -m CTADefaceEvalLib.slicerlogic`):
+        The rendering and the face models run in a child process (`python -m CTADefaceEvalLib.slicer_logic`):
         offscreen VTK rendering needs settings (EGL window, torch imported before VTK) that must not be made
         inside Slicer's own process, which has a real window and has rendered already.
         Returns one dict per volume, the original first: name, nodeID, role ("original"/"defaced"),
@@ -87,7 +84,7 @@ class EvalLogic:
         import json
 
         from CTADefaceLib.errors import DefaceError
-        from CTADefaceLib.volume import write_image_atomic
+        from CTADefaceLib.io.volume import write_image_atomic
 
         if originalNode is None:
             raise DefaceError("Select the original (undefaced) volume.")
@@ -96,7 +93,7 @@ class EvalLogic:
         nodes = [originalNode] + [n for n in (defacedNodes or []) if n is not None and n is not originalNode]
         jobs, used = [], set()
         for index, node in enumerate(nodes):
-            base = f"{index:02d}_{_safe_file_name(bridge.node_name(node))}"
+            base = f"{index:02d}_{safe_file_name(bridge.node_name(node))}"
             while base in used:
                 base += "_"
             used.add(base)
@@ -110,7 +107,7 @@ class EvalLogic:
             json.dump({"size": int(size or self.size), "jobs": jobs}, handle)
         if os.path.exists(answer):
             os.remove(answer)
-        process = DefaceProcess([sys.executable, "-m", "CTADefaceEvalLib.slicerlogic", manifest, answer],
+        process = DefaceProcess([sys.executable, "-m", "CTADefaceEvalLib.slicer_logic", manifest, answer],
                                 env=self.childEnvironment()).start()
         try:
             process.wait(timeout)
@@ -204,7 +201,7 @@ def score_jobs(manifest: str, answer: str) -> None:
     from . import render
 
     render.import_torch_before_vtk()  # first, before anything here can render
-    from CTADefaceLib.volume import read_image
+    from CTADefaceLib.io.volume import read_image
 
     from .cohort import score_image
 

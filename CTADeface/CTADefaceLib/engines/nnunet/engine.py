@@ -13,9 +13,9 @@ import io
 import logging
 import os
 
-from ..errors import DefaceError, ModelError
-from ..settings import DEVICES  # defined once, in settings.py
-from .base import Engine
+from ...errors import DefaceError, ModelError
+from ...settings import DEVICES  # defined once, in settings.py
+from ..base import Engine
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,8 @@ class NnUNetEngine(Engine):
 
     def __init__(self, model: str = "cta-deface", device: str = "auto", mirroring: bool = False,
                  tile_step: float = 0.5, folds: tuple[str, ...] | None = None, threads: int | None = None,
-                 label: int = 1, roi: bool = True, safety_net: bool = True, grow: bool | None = None):
-        from ..models.install import installed_results_folder, is_registered, sha256_once
+                 label: int = 1, roi: bool = True, grow: bool | None = None):
+        from ...models.install import installed_results_folder, is_registered, sha256_once
 
         self.results_folder, self.entry = installed_results_folder(model)
         self.model_name = self.entry.name if self.entry else os.path.abspath(model)
@@ -65,7 +65,7 @@ class NnUNetEngine(Engine):
         self.trusted = bool(verified) and all(
             f"{self.entry.results_folder}/fold_{f}/checkpoint_final.pth" in verified for f in self.folds)
         if not self.trusted:
-            from ..models.checkpoint import check_untrusted_model
+            from ...models.checkpoint import check_untrusted_model
 
             check_untrusted_model(self.results_folder, checkpoints)
         if not 0 < tile_step <= 1:
@@ -76,21 +76,22 @@ class NnUNetEngine(Engine):
         self.tile_step = float(tile_step)
         self.threads = threads
         self.label = label
-        # roi: run the network only on tiles that cover where the face can be (CTADefaceLib/roi.py);
+        # roi: run the network only on tiles that cover where the face can be (region.py);
         # tile_step then applies only when no head is found and the whole volume runs.
         self.roi = bool(roi)
-        # safety_net: rerun on the whole volume when the face reaches the region's edge (roi.reaches_tile_border).
-        # Only a benchmark with a random (meaningless) model turns it off: its noise always reaches the edge.
-        self.safety_net = bool(safety_net)
         # grow: start with the tiles of an upright face and add tiles where the predicted face goes on
-        # (roi.next_tiles); without it every tile of the candidate region runs at once. None = by device:
+        # (next_tiles); without it every tile of the candidate region runs at once. None = by device:
         # on a CPU a tile costs seconds, and growing ran 15 instead of 33 tiles on the benchmark CTA; on a
         # GPU a tile costs milliseconds, and each extra round (aggregation and export) costs more than the
         # tiles it saves (both measured by Testing/benchmarks/speed.py --compare).
-        self.grow = (self.device == "cpu") if grow is None else bool(grow)
+        self.grow_requested = grow
+        self.grow = self._grows_on(self.device)
         self.last_plan = None
         self.last_tiles = None
         self._predictor = None
+
+    def _grows_on(self, device: str) -> bool:
+        return (device == "cpu") if self.grow_requested is None else bool(self.grow_requested)
 
     def _folds_on_disk(self) -> tuple[str, ...]:
         folds = sorted(n[len("fold_"):] for n in os.listdir(self.results_folder)
@@ -101,18 +102,19 @@ class NnUNetEngine(Engine):
 
     def _load(self):
         import torch
-        from .tiled import tiled_predictor_class
+
+        from .tiled_predictor import TiledPredictor
 
         if self.device == "cpu":
             torch.set_num_threads(self.threads or os.cpu_count() or 1)
         with contextlib.redirect_stdout(io.StringIO()):  # nnU-Net prints a CPU notice unconditionally
-            predictor = tiled_predictor_class()(
+            predictor = TiledPredictor(
                 tile_step_size=self.tile_step, use_gaussian=True, use_mirroring=self.mirroring,
                 perform_everything_on_device=self.device != "cpu", device=torch.device(self.device),
                 verbose=False, verbose_preprocessing=False, allow_tqdm=False,
             )
         folds = tuple(int(f) if f.isdigit() else f for f in self.folds)
-        from ..models.checkpoint import weights_only_loading
+        from ...models.checkpoint import weights_only_loading
 
         with contextlib.nullcontext() if self.trusted else weights_only_loading():
             predictor.initialize_from_trained_model_folder(self.results_folder, use_folds=folds,
@@ -126,68 +128,94 @@ class NnUNetEngine(Engine):
         import torch
 
         array = sitk.GetArrayViewFromImage(image)  # (z, y, x), no copy: only the part the network sees is copied
-        properties = {"spacing": list(image.GetSpacing())[::-1]}
-        predictor = self._predictor or self._load()
-        plan = None
-        if self.roi:
-            from ..roi import plan_face_tiles
-
-            plan = plan_face_tiles(image, predictor.tile_size_in_input(properties["spacing"]), grow=self.grow)
-            if plan.whole_volume:
-                log.warning("Warning: no head found for the face region (%s); running the model on the whole volume.",
-                            plan.reason)
-        self.last_plan = plan
-
-        def run(predictor):
-            with torch.inference_mode():
-                if plan is None or plan.whole_volume:
-                    data = array.astype(np.float32)[None]  # (c=1, z, y, x)
-                    return np.asarray(predictor.predict_single_npy_array(data, properties)) == self.label
-                from ..roi import next_tiles
-
-                box = plan.box_slices()
-                prepared = predictor.prepare(array[box].astype(np.float32)[None], properties)
-                face = np.zeros(array.shape, bool)
-                while True:  # one round, then more while the predicted face runs into the edge of the tiles run
-                    starts = [tuple(s - b.start for s, b in zip(start, box)) for start in plan.starts]
-                    face[box] = predictor.predict_prepared(prepared, starts, plan.tile) == self.label
-                    added = next_tiles(plan, face) if self.grow else []
-                    if not added:
-                        return face
-                    log.info("The face goes on beyond the tiles run: %d more tiles (round %d).", len(added), plan.rounds)
-
+        spacing = list(image.GetSpacing())[::-1]
         try:
-            face = run(predictor)
+            face = self._predict_with_safety_net(image, array, spacing)
         except torch.cuda.OutOfMemoryError:
-            log.warning("Warning: the GPU ran out of memory; running this case on the CPU instead (slower).")
-            del predictor
-            self._predictor = None
-            torch.cuda.empty_cache()
-            self.device = "cpu"
-            face = run(self._load())
-        if plan is not None and not plan.whole_volume and self.safety_net:
-            from ..roi import reaches_tile_border
-
-            if reaches_tile_border(plan, face, properties["spacing"]):
-                # Safety net: the face runs into the edge of the region the network saw, so it may go on
-                # outside it (an unusual pose or device misled the region finder). Never leave face behind:
-                # when growing, follow the face beyond the region's limits; else predict the whole volume.
-                if self.grow and plan.shell is not None:
-                    from ..roi import widen
-
-                    log.warning("Warning: the face reaches the edge of the face region; following it beyond "
-                                "(slower).")
-                    plan = self.last_plan = widen(plan)
-                else:
-                    log.warning("Warning: the face reaches the edge of the face region; running the model on the "
-                                "whole volume to be sure nothing is left (slower).")
-                    plan = self.last_plan = dataclasses.replace(plan, whole_volume=True,
-                                                                reason="face reached the region's edge")
-                face = run(self._predictor)
+            self._fall_back_to_cpu()
+            face = self._predict_with_safety_net(image, array, spacing)
         self.last_tiles = self._predictor.last_tile_count
         mask = sitk.GetImageFromArray(face.astype(np.uint8))
         mask.CopyInformation(image)
         return mask
+
+    def _predict_with_safety_net(self, image, array, spacing):
+        """Plan the face region, predict it, and predict again on a wider plan when the face reaches its edge."""
+        predictor = self._predictor or self._load()
+        plan = self.last_plan = self._plan(image, predictor, spacing)
+        face = self._predict_rounds(predictor, array, spacing, plan)
+        wider = self.wider_plan(plan, face, spacing)
+        if wider is not None:
+            self.last_plan = wider
+            face = self._predict_rounds(predictor, array, spacing, wider)
+        return face
+
+    def _plan(self, image, predictor, spacing):
+        """The tiles to run (region.TilePlan), or None for the whole volume (roi off)."""
+        if not self.roi:
+            return None
+        from .region import plan_face_tiles
+
+        plan = plan_face_tiles(image, predictor.tile_size_in_input(spacing), grow=self.grow)
+        if plan.whole_volume:
+            log.warning("Warning: no head found for the face region (%s); running the model on the whole volume.",
+                        plan.reason)
+        return plan
+
+    def _predict_rounds(self, predictor, array, spacing, plan):
+        """The face (bool, z, y, x): the whole volume, or the plan's tiles, then more tiles while `next_tiles`
+        finds the predicted face running into the edge of the tiles run (one round when not growing)."""
+        import numpy as np
+        import torch
+
+        properties = {"spacing": spacing}
+        with torch.inference_mode():
+            if plan is None or plan.whole_volume:
+                data = array.astype(np.float32)[None]  # (c=1, z, y, x)
+                return np.asarray(predictor.predict_single_npy_array(data, properties)) == self.label
+            box = plan.box_slices()
+            prepared = predictor.prepare(array[box].astype(np.float32)[None], properties)
+            face = np.zeros(array.shape, bool)
+            while True:
+                starts = [tuple(s - b.start for s, b in zip(start, box)) for start in plan.starts]
+                face[box] = predictor.predict_prepared(prepared, starts, plan.tile) == self.label
+                added = self.next_tiles(plan, face) if self.grow else []
+                if not added:
+                    return face
+                log.info("The face goes on beyond the tiles run: %d more tiles (round %d).", len(added), plan.rounds)
+
+    def next_tiles(self, plan, face) -> list:
+        """The growth strategy: tiles to add to `plan` (which it records) where `face` goes on; [] when done."""
+        from .region import next_tiles
+
+        return next_tiles(plan, face)
+
+    def wider_plan(self, plan, face, spacing):
+        """The safety net: a wider plan when the face runs into the edge of the region the network saw, so it may
+        go on outside it (an unusual pose or device misled the region finder); None when the face is inside.
+        Never leave face behind: when growing, follow the face beyond the region's limits; else the whole volume."""
+        if plan is None or plan.whole_volume:
+            return None
+        from .region import reaches_tile_border, widen
+
+        if not reaches_tile_border(plan, face, spacing):
+            return None
+        if self.grow and plan.shell is not None:
+            log.warning("Warning: the face reaches the edge of the face region; following it beyond (slower).")
+            return widen(plan)
+        log.warning("Warning: the face reaches the edge of the face region; running the model on the "
+                    "whole volume to be sure nothing is left (slower).")
+        return dataclasses.replace(plan, whole_volume=True, reason="face reached the region's edge")
+
+    def _fall_back_to_cpu(self) -> None:
+        """After a GPU out-of-memory: drop the GPU predictor, and plan and grow as on a CPU from now on."""
+        import torch
+
+        log.warning("Warning: the GPU ran out of memory; running this case on the CPU instead (slower).")
+        self._predictor = None
+        torch.cuda.empty_cache()
+        self.device = "cpu"
+        self.grow = self._grows_on("cpu")
 
     def describe(self) -> dict:
         return {

@@ -38,6 +38,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ...mask import largest_component
+
 BODY_HU = -500.0
 DEVICE_HU = -900.0
 HEAD_MAX_WIDTH_MM = 240.0
@@ -87,11 +89,9 @@ def body_mask(low: np.ndarray, spacing_zyx) -> np.ndarray:
 
     dense = low > BODY_HU
     opened = ndimage.binary_opening(dense, structure=ndimage.generate_binary_structure(3, 1))
-    labels, n = ndimage.label(opened)
-    if n == 0:
+    body = largest_component(opened)
+    if not body.any():
         return np.zeros_like(dense)
-    sizes = ndimage.sum_labels(np.ones_like(labels), labels, index=np.arange(1, n + 1))
-    body = labels == (1 + int(np.argmax(sizes)))
     body = ndimage.binary_dilation(body, iterations=1) & dense | body  # give back what opening shaved off
     body = ndimage.binary_fill_holes(body)
     for k in range(body.shape[0]):  # axial hole filling: the nasal cavity and airways count as inside

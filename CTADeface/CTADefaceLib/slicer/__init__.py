@@ -1,0 +1,1 @@
+"""Slicer glue: the MRML bridge, the module logic, the child process that runs the pipeline, the first-use installer."""
