@@ -130,7 +130,10 @@ def exercise_deface(module, standins, slicer, slicer_version):
     node.inputVolume = volume
     node.model = "cta-deface"
     expect(ui.defaceButton.enabled, "Deface is enabled once a volume is selected")
-    available = dependencies.is_available
+    available, installed = dependencies.is_available, dependencies.installed_versions
+    # what this Python holds, as the installer sees it: its check reads metadata (installed_versions) and finds
+    # modules (is_available); both are narrowed to "no nnU-Net", whatever the test environment has
+    dependencies.installed_versions = lambda: {k: v for k, v in installed().items() if k != "nnunetv2"}
     try:
         dependencies.is_available = lambda name: name not in ("torch", "nnunetv2")  # no PyTorch extension either
         for _ in range(2):
@@ -145,9 +148,11 @@ def exercise_deface(module, standins, slicer, slicer_version):
             expect(len(standins.RECORD["confirm"]) == click + 1, "the installation is offered on every click")
             expect(len(errors) == before + 1 and "nnunetv2" in errors[-1], f"a declined install says why: {errors}")
     finally:
-        dependencies.is_available = available
+        dependencies.is_available, dependencies.installed_versions = available, installed
     expect(widget._process is None, "nothing started")
     # what runs is what the parameter node says: Deface's settings, Export's folder and format
+    # (the packages the child needs are taken as installed here: this part is about the settings)
+    dependencies.check = lambda engine="nnunet": dependencies.DependencyReport(engine=engine)
     calls = []
 
     def record(name):
