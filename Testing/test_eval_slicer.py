@@ -106,9 +106,13 @@ def test_child_environment_finds_both_libraries():
     from CTADefaceEvalLib.slicer_logic import EVAL_LIBRARY_PARENT, EvalLogic
     from CTADefaceLib.slicer.child_process import child_environment
 
-    env = child_environment(EvalLogic.childEnvironment({"PYTHONPATH": "/elsewhere"}))
+    env = EvalLogic.childEnvironment({"PYTHONPATH": "/elsewhere"})
     paths = env["PYTHONPATH"].split(os.pathsep)
-    assert EVAL_LIBRARY_PARENT in paths and os.path.join(REPO, "CTADeface") in paths and "/elsewhere" in paths
+    assert paths == [EVAL_LIBRARY_PARENT, os.path.join(REPO, "CTADeface"), "/elsewhere"]
+    assert env["PYTHONUNBUFFERED"] == "1"
+    again = child_environment(env)  # DefaceProcess applies the core's settings again: nothing is lost or added
+    assert sorted(again.pop("PYTHONPATH").split(os.pathsep)) == sorted(paths)
+    assert again == {key: value for key, value in env.items() if key != "PYTHONPATH"}
 
 
 def test_draw_box_and_caption():
