@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from builders import flat_image, image_from_array, mri_like
 from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom, write_phantom
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -59,10 +60,10 @@ def test_help_explains_every_command():
 def test_batch_defaces_good_cases_reports_bad_ones_and_never_touches_inputs(cases, tmp_path, synthetic_model):
     inputs = tmp_path / "in"
     shutil.copytree(cases, inputs)
-    flat = sitk.GetImageFromArray(np.full((1, 40, 40), -1000, np.int16))
+    flat = flat_image(40)
     sitk.WriteImage(flat, str(inputs / "flat.nii.gz"))
     (inputs / "broken.nrrd").write_text("not an image")
-    mri = sitk.GetImageFromArray(np.random.default_rng(1).uniform(0, 900, (20, 20, 20)).astype(np.float32))
+    mri = mri_like(900, seed=1)
     sitk.WriteImage(mri, str(inputs / "mri.mha"))
     before = {name: sha256(inputs / name) for name in os.listdir(inputs)}
     out = tmp_path / "out"
@@ -154,8 +155,7 @@ def test_empty_mask_is_an_error_and_writes_nothing(tmp_path, synthetic_model):
     # A CT of the empty scanner: air and the patient table, no head.
     array = np.full((50, 60, 60), -1000, np.int16)
     array[:, 50:54, :] = 300
-    table = sitk.GetImageFromArray(array)
-    table.SetSpacing((2.0, 2.0, 2.0))
+    table = image_from_array(array, spacing=(2.0, 2.0, 2.0))
     sitk.WriteImage(table, str(tmp_path / "block.nii.gz"))
     result = ctadeface("deface", str(tmp_path / "block.nii.gz"), "-o", str(tmp_path / "o"),
                        "--model", synthetic_model, "--device", "cpu", "--no-progress")

@@ -138,7 +138,7 @@ def heads():
     pytest.importorskip("cv2")
     import torch  # noqa: F401  (before any VTK render)
     import torchvision  # noqa: F401
-    from synthetic_head import make_synthetic_head
+    from builders import make_synthetic_head
 
     from CTADefaceLib.pipeline import deface_image
 
