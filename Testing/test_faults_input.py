@@ -16,7 +16,7 @@ import SimpleITK as sitk
 
 from builders import image_from_array, make_ct
 from test_cli import assert_one_clear_sentence, ctadeface
-from test_dicom_input import write_dicom_series
+from test_io_dicom import write_dicom_series
 from CTADefaceLib.fill import fill_value, parse_fill
 from CTADefaceLib.io.dicom import chosen_series
 from CTADefaceLib.errors import DefaceError, InputError
