@@ -57,6 +57,7 @@ def test_help_explains_every_command():
     assert "10th percentile" in " ".join(ctadeface("deface", "--help").stdout.split())
 
 
+@pytest.mark.slow  # over 14 s on 2 shared cores
 def test_batch_defaces_good_cases_reports_bad_ones_and_never_touches_inputs(cases, tmp_path, synthetic_model):
     inputs = tmp_path / "in"
     shutil.copytree(cases, inputs)
@@ -100,6 +101,7 @@ def test_batch_defaces_good_cases_reports_bad_ones_and_never_touches_inputs(case
     assert 100 < sidecar["mask_volume_ml"] < 600
 
 
+@pytest.mark.slow  # over 14 s on 2 shared cores
 def test_existing_outputs_are_skipped_unless_overwrite(cases, tmp_path, synthetic_model):
     out = tmp_path / "out"
     args = ("deface", str(cases / "good.nii.gz"), "-o", str(out), "--model", synthetic_model, "--device", "cpu",
@@ -114,6 +116,7 @@ def test_existing_outputs_are_skipped_unless_overwrite(cases, tmp_path, syntheti
     assert json.load(open(out / "good_deface.json"))["fill_value"] == -1024
 
 
+@pytest.mark.slow  # over 14 s on 2 shared cores
 def test_outputs_can_go_next_to_the_input_without_replacing_it(cases, tmp_path, synthetic_model):
     folder = tmp_path / "same"
     folder.mkdir()
@@ -151,6 +154,7 @@ def test_checksum_mismatch_names_the_file(cases, tmp_path):
     assert not (tmp_path / "o").exists() or not os.listdir(tmp_path / "o")
 
 
+@pytest.mark.slow  # over 14 s on 2 shared cores
 def test_empty_mask_is_an_error_and_writes_nothing(tmp_path, synthetic_model):
     # A CT of the empty scanner: air and the patient table, no head.
     array = np.full((50, 60, 60), -1000, np.int16)

@@ -146,6 +146,7 @@ def heads():
     return head, deface_image(head.image, mask=head.face).defaced  # defaced with its own ground-truth mask
 
 
+@pytest.mark.slow  # over 14 s on 2 shared cores
 def test_score_volumes_original_has_a_face_and_defaced_has_none(heads, tmp_path, monkeypatch):
     """Scored in a child process: Slicer's own process gets no offscreen-rendering settings."""
     from slicer_bootstrap import bootstrap
@@ -181,6 +182,7 @@ def test_score_volumes_original_has_a_face_and_defaced_has_none(heads, tmp_path,
     assert tuple(png[y1, (x1 + x2) // 2]) == (0, 255, 0)  # the MTCNN box is drawn
 
 
+@pytest.mark.slow  # over 14 s on 2 shared cores
 def test_compare_runs_on_two_tiny_cases(heads, tmp_path, monkeypatch):
     """The comparison through the module's child process, as the Run button starts it."""
     from CTADefaceEvalLib.slicer_logic import EvalLogic
