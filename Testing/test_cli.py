@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from builders import flat_image, image_from_array, mri_like
 from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom, write_phantom
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,13 +57,14 @@ def test_help_explains_every_command():
     assert "10th percentile" in " ".join(ctadeface("deface", "--help").stdout.split())
 
 
+@pytest.mark.slow  # over 14 s on 2 shared cores
 def test_batch_defaces_good_cases_reports_bad_ones_and_never_touches_inputs(cases, tmp_path, synthetic_model):
     inputs = tmp_path / "in"
     shutil.copytree(cases, inputs)
-    flat = sitk.GetImageFromArray(np.full((1, 40, 40), -1000, np.int16))
+    flat = flat_image(40)
     sitk.WriteImage(flat, str(inputs / "flat.nii.gz"))
     (inputs / "broken.nrrd").write_text("not an image")
-    mri = sitk.GetImageFromArray(np.random.default_rng(1).uniform(0, 900, (20, 20, 20)).astype(np.float32))
+    mri = mri_like(900, seed=1)
     sitk.WriteImage(mri, str(inputs / "mri.mha"))
     before = {name: sha256(inputs / name) for name in os.listdir(inputs)}
     out = tmp_path / "out"
@@ -99,6 +101,7 @@ def test_batch_defaces_good_cases_reports_bad_ones_and_never_touches_inputs(case
     assert 100 < sidecar["mask_volume_ml"] < 600
 
 
+@pytest.mark.slow  # over 14 s on 2 shared cores
 def test_existing_outputs_are_skipped_unless_overwrite(cases, tmp_path, synthetic_model):
     out = tmp_path / "out"
     args = ("deface", str(cases / "good.nii.gz"), "-o", str(out), "--model", synthetic_model, "--device", "cpu",
@@ -113,6 +116,7 @@ def test_existing_outputs_are_skipped_unless_overwrite(cases, tmp_path, syntheti
     assert json.load(open(out / "good_deface.json"))["fill_value"] == -1024
 
 
+@pytest.mark.slow  # over 14 s on 2 shared cores
 def test_outputs_can_go_next_to_the_input_without_replacing_it(cases, tmp_path, synthetic_model):
     folder = tmp_path / "same"
     folder.mkdir()
@@ -150,12 +154,12 @@ def test_checksum_mismatch_names_the_file(cases, tmp_path):
     assert not (tmp_path / "o").exists() or not os.listdir(tmp_path / "o")
 
 
+@pytest.mark.slow  # over 14 s on 2 shared cores
 def test_empty_mask_is_an_error_and_writes_nothing(tmp_path, synthetic_model):
     # A CT of the empty scanner: air and the patient table, no head.
     array = np.full((50, 60, 60), -1000, np.int16)
     array[:, 50:54, :] = 300
-    table = sitk.GetImageFromArray(array)
-    table.SetSpacing((2.0, 2.0, 2.0))
+    table = image_from_array(array, spacing=(2.0, 2.0, 2.0))
     sitk.WriteImage(table, str(tmp_path / "block.nii.gz"))
     result = ctadeface("deface", str(tmp_path / "block.nii.gz"), "-o", str(tmp_path / "o"),
                        "--model", synthetic_model, "--device", "cpu", "--no-progress")

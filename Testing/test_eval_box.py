@@ -5,7 +5,7 @@ import SimpleITK as sitk
 from CTADefaceLib.engines import create_engine
 from CTADefaceLib.pipeline import DefaceSettings, deface_image
 from CTADefaceEvalLib import metrics
-from synthetic_head import as_ras_stored, make_synthetic_head
+from builders import as_ras_stored, make_synthetic_head
 
 
 def test_box_mask_covers_nose_and_mouth_in_front():

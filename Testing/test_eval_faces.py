@@ -31,6 +31,7 @@ def test_mtcnn_finds_nothing_in_a_blank_picture():
     assert faces.face_embedding(np.zeros((200, 200, 3), np.uint8)) is None
 
 
+@pytest.mark.slow  # over 14 s on 2 shared cores
 def test_facenet_distances(astronaut):
     reference = faces.face_embedding(astronaut)
     assert reference.shape == (512,) and abs(np.linalg.norm(reference) - 1) < 1e-6

@@ -5,7 +5,7 @@ import pytest
 pytest.importorskip("vtk")
 pytest.importorskip("facenet_pytorch")
 
-from synthetic_head import as_ras_stored, make_synthetic_head  # noqa: E402
+from builders import as_ras_stored, make_synthetic_head  # noqa: E402
 
 SIZE = 320
 

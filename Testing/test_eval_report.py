@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from CTADefaceEvalLib.render import save_png
 from CTADefaceEvalLib.report import write_report
@@ -49,6 +50,7 @@ def test_eval_command_is_registered():
     assert args.method == ["box=b"]
 
 
+@pytest.mark.slow  # over 14 s on 2 shared cores
 def test_report_on_five_real_phantoms_and_three_methods(tmp_path, synthetic_model):
     """The benchmark's own code on 5 small phantoms: truth, box and nnunet (the synthetic test model) against
     the originals, with small renders to stay quick. Real phantoms, real renders, real MTCNN/FaceNet."""

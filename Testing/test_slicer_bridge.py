@@ -5,15 +5,15 @@ import SimpleITK as sitk
 
 slicer = pytest.importorskip("slicer")
 from slicer_bootstrap import bootstrap  # noqa: E402
-from slicer_helpers import LPS_DIRECTION, RAS_DIRECTION, face_mask_for, synthetic_ct  # noqa: E402
+from builders import LPS, RAS, box_ct, face_mask_for  # noqa: E402
 
 bootstrap()
 from CTADefaceLib.slicer import bridge as slicerbridge  # noqa: E402
 
 
-@pytest.mark.parametrize("direction", [LPS_DIRECTION, RAS_DIRECTION], ids=["LPS-stored", "RAS-stored"])
+@pytest.mark.parametrize("direction", [LPS, RAS], ids=["LPS-stored", "RAS-stored"])
 def test_volume_round_trip_keeps_exact_geometry_and_voxels(direction):
-    image = synthetic_ct(direction)
+    image = box_ct(direction)
     node = slicerbridge.volume_from_image(image, "ct")
     back = slicerbridge.image_from_volume(node)
     assert back.GetOrigin() == image.GetOrigin()
@@ -23,9 +23,9 @@ def test_volume_round_trip_keeps_exact_geometry_and_voxels(direction):
     assert np.array_equal(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(image))
 
 
-@pytest.mark.parametrize("direction", [LPS_DIRECTION, RAS_DIRECTION], ids=["LPS-stored", "RAS-stored"])
+@pytest.mark.parametrize("direction", [LPS, RAS], ids=["LPS-stored", "RAS-stored"])
 def test_node_geometry_is_ras(direction):
-    image = synthetic_ct(direction)
+    image = box_ct(direction)
     node = slicerbridge.volume_from_image(image, "ct")
     # A voxel's RAS position from the node equals its LPS position from ITK with x and y negated.
     index = (3, 5, 7)
@@ -38,9 +38,9 @@ def test_node_geometry_is_ras(direction):
     assert np.allclose(ras, (-lps[0], -lps[1], lps[2]), atol=1e-9)
 
 
-@pytest.mark.parametrize("direction", [LPS_DIRECTION, RAS_DIRECTION], ids=["LPS-stored", "RAS-stored"])
+@pytest.mark.parametrize("direction", [LPS, RAS], ids=["LPS-stored", "RAS-stored"])
 def test_face_mask_becomes_face_segment_on_the_volume_grid(direction):
-    image = synthetic_ct(direction)
+    image = box_ct(direction)
     mask = face_mask_for(image)
     volume = slicerbridge.volume_from_image(image, "ct")
     segmentation = slicerbridge.segmentation_from_mask(mask, volume)
@@ -59,7 +59,7 @@ def test_face_mask_becomes_face_segment_on_the_volume_grid(direction):
 
 
 def test_mask_on_another_grid_is_refused():
-    image = synthetic_ct()
+    image = box_ct()
     volume = slicerbridge.volume_from_image(image, "ct")
     wrong = sitk.Image([4, 4, 4], sitk.sitkUInt8)
     with pytest.raises(ValueError, match="grid"):

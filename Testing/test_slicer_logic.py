@@ -9,7 +9,7 @@ import SimpleITK as sitk
 
 slicer = pytest.importorskip("slicer")
 from slicer_bootstrap import bootstrap  # noqa: E402
-from slicer_helpers import RAS_DIRECTION, StandInFaceEngine, engine_mask_for, synthetic_ct  # noqa: E402
+from builders import RAS, StandInFaceEngine, box_ct, engine_mask_for  # noqa: E402
 
 bootstrap()
 from CTADefaceLib.slicer import bridge as slicerbridge  # noqa: E402
@@ -19,9 +19,9 @@ from CTADefaceLib.slicer.logic import DefaceLogic  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _defaced_pair(direction=RAS_DIRECTION, name="head"):
+def _defaced_pair(direction=RAS, name="head"):
     # Tiny synthetic blocks: the stand-in engine's masks are far below the 20 ml plausibility floor.
-    image = synthetic_ct(direction)
+    image = box_ct(direction)
     volume = slicerbridge.volume_from_image(image, name)
     logic = DefaceLogic()
     segmentation = logic.deface(volume, DefaceSettings(engine="stand-in", min_face_ml=0), engine=StandInFaceEngine())
@@ -69,7 +69,7 @@ def test_ground_truth_folder_is_a_valid_nnunet_dataset_after_three_additions(tmp
     logic = DefaceLogic()
     cases = []
     for seed in range(3):
-        image = synthetic_ct(seed=seed)
+        image = box_ct(seed=seed)
         volume = slicerbridge.volume_from_image(image, f"head{seed}")
         segmentation = logic.deface(volume, DefaceSettings(min_face_ml=0), engine=StandInFaceEngine())
         cases.append(logic.saveGroundTruth(volume, segmentation, str(dataset)))
@@ -94,7 +94,7 @@ def test_batch_script_logic_defaces_two_inputs(tmp_path):
     inputs = tmp_path / "in"
     inputs.mkdir()
     for seed in range(2):
-        sitk.WriteImage(synthetic_ct(RAS_DIRECTION, seed=seed), str(inputs / f"case{seed}.nii.gz"))
+        sitk.WriteImage(box_ct(RAS, seed=seed), str(inputs / f"case{seed}.nii.gz"))
     def data_nodes():
         return sum(slicer.mrmlScene.GetNodesByClass(c).GetNumberOfItems()
                    for c in ("vtkMRMLScalarVolumeNode", "vtkMRMLSegmentationNode",
@@ -117,7 +117,7 @@ def test_gui_path_child_process_failure_is_one_readable_error(tmp_path):
     """startDeface runs the real `ctadeface deface` in a child; its user error comes back as DefaceError."""
     from CTADefaceLib.errors import DefaceError
 
-    volume = slicerbridge.volume_from_image(synthetic_ct(), "childhead")
+    volume = slicerbridge.volume_from_image(box_ct(), "childhead")
     settings = DefaceSettings(model=str(tmp_path / "absent-model"), device="cpu")
     process = DefaceLogic().startDeface(volume, settings, workFolder=str(tmp_path / "work"))
     assert os.path.isfile(os.path.join(process.workFolder, "input.nii.gz"))  # the volume went to the child as a file
@@ -128,7 +128,7 @@ def test_gui_path_child_process_failure_is_one_readable_error(tmp_path):
 
 def test_gui_path_finished_child_outputs_become_the_face_segment(tmp_path):
     """finishDeface reads the child's mask file (NIfTI, rounded geometry) back onto the volume's exact grid."""
-    image = synthetic_ct(RAS_DIRECTION)
+    image = box_ct(RAS)
     volume = slicerbridge.volume_from_image(image, "childdone")
     mask = engine_mask_for(image)
     sitk.WriteImage(mask, str(tmp_path / "m.nii.gz"))

@@ -7,7 +7,7 @@ from CTADefaceLib.slicer.child_process import DefaceProcess, build_deface_comman
 
 
 def test_command_reproduces_settings():
-    """The child parses exactly these settings back (every field: test_settings_roundtrip.py)."""
+    """The child parses exactly these settings back (every field: test_settings.py)."""
     from CTADefaceLib.cli import build_parser
     from CTADefaceLib.commands.deface import settings_from_args
 

@@ -20,7 +20,10 @@ import driver  # noqa: E402
 
 
 def _run_driver(python, list_name, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    # Slicer's own process never has VTK_DEFAULT_OPENGL_WINDOW (the driver checks that nothing sets it); the
+    # rendering tests set it in this pytest process (CTADefaceEvalLib/render.py, for offscreen VTK), so a full run
+    # would hand it to the driver.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON") and k != "VTK_DEFAULT_OPENGL_WINDOW"}
     return subprocess.run([python, "-I", os.path.join(ENV, "driver.py"), "--repo", REPO,
                            "--list", os.path.join(ENV, list_name)], capture_output=True, text=True, timeout=180,
                           env=env, cwd=str(tmp_path))

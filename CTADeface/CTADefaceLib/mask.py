@@ -79,15 +79,27 @@ def postprocess(mask, *, largest_component: bool = False, fill_holes: bool = Fal
     return out
 
 
+def _mask_array(mask) -> np.ndarray:
+    """The voxels of a SimpleITK image (a view, no copy) or of a numpy array in (z, y, x) order."""
+    if hasattr(mask, "GetSize"):
+        import SimpleITK as sitk
+
+        return sitk.GetArrayViewFromImage(mask)
+    return np.asarray(mask)
+
+
 def mask_voxels(mask) -> int:
-    import SimpleITK as sitk
+    """How many voxels of a mask (SimpleITK image or numpy array) are set."""
+    return int(np.count_nonzero(_mask_array(mask)))
 
-    return int(np.count_nonzero(sitk.GetArrayViewFromImage(mask)))
 
-
-def mask_volume_ml(mask) -> float:
-    """Volume of the mask in millilitres (cm^3)."""
-    sx, sy, sz = mask.GetSpacing()
+def mask_volume_ml(mask, spacing=None) -> float:
+    """Volume of the mask in millilitres (cm^3). `mask` is a SimpleITK image or a numpy array in (z, y, x) order;
+    `spacing` is (x, y, z) in mm like SimpleITK's GetSpacing(), taken from the image when not given (1 mm for an
+    array)."""
+    if spacing is None:
+        spacing = mask.GetSpacing() if hasattr(mask, "GetSpacing") else (1.0, 1.0, 1.0)
+    sx, sy, sz = (float(s) for s in spacing)
     return mask_voxels(mask) * sx * sy * sz / 1000.0
 
 

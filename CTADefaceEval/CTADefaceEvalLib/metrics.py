@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import math
 
+from CTADefaceLib.mask import mask_volume_ml  # one definition, in the core (images or arrays plus spacing)
+
 
 def _array(image):
     import numpy as np
@@ -65,11 +67,6 @@ def surface_distances(pred, truth, spacing=None) -> dict:
     to_a = ndimage.distance_transform_edt(~surface_a, sampling=sampling)
     both = np.concatenate([to_b[surface_a], to_a[surface_b]])
     return {"mean_mm": float(both.mean()), "hd95_mm": float(np.percentile(both, 95)), "max_mm": float(both.max())}
-
-
-def mask_volume_ml(mask, spacing=None) -> float:
-    z, y, x = _spacing_zyx(mask, spacing)
-    return float((_array(mask) > 0).sum()) * x * y * z / 1000.0
 
 
 def preservation(original, defaced, mask, regions: dict | None = None) -> dict:

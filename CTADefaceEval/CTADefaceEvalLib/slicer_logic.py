@@ -16,7 +16,7 @@ import re
 import sys
 
 from CTADefaceLib.io.names import safe_file_name  # standard library only
-from CTADefaceLib.slicer.child_process import DefaceProcess  # standard library only
+from CTADefaceLib.slicer.child_process import DefaceProcess, child_environment  # standard library only
 
 #: The folder that holds CTADefaceEvalLib: the compare child needs it on its path besides CTADefaceLib.
 EVAL_LIBRARY_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -153,11 +153,8 @@ class EvalLogic:
 
     @staticmethod
     def childEnvironment(base: dict | None = None) -> dict:
-        """The environment with CTADefaceEvalLib's folder on PYTHONPATH (CTADefaceLib's is added by the runner)."""
-        env = dict(os.environ if base is None else base)
-        paths = [EVAL_LIBRARY_PARENT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-        return env
+        """The child's environment (slicer/child_process.py) with CTADefaceEvalLib's folder on PYTHONPATH too."""
+        return child_environment(base, library_folders=(EVAL_LIBRARY_PARENT,))
 
     def startCompare(self, originals: str, methods: dict, outdir: str, **options) -> "CompareProcess":
         """Start the comparison in a child process; poll() it from a timer, cancel() to stop it."""

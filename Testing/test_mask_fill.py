@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from ct_factory import OBLIQUE, RAS, anterior_box_mask, make_ct
+from builders import OBLIQUE, RAS, anterior_box_mask, make_ct
 from CTADefaceLib.fill import AIR_HU, apply_mask, fill_value, parse_fill
 from CTADefaceLib.errors import DefaceError, EmptyMaskError
 from CTADefaceLib.mask import mask_volume_ml, postprocess, require_face

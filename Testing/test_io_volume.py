@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from ct_factory import LPS, OBLIQUE, RAS, make_ct
+from builders import LPS, OBLIQUE, RAS, flat_image, make_ct, mri_like
 from CTADefaceLib.errors import InputError, OutputError
 from CTADefaceLib.io.volume import (from_canonical, read_image, same_grid, split_suffix, to_canonical,
                                  write_image_atomic)
@@ -63,7 +63,7 @@ def test_unreadable_file_is_a_clear_error(tmp_path):
 
 
 def test_2d_image_is_refused(tmp_path):
-    flat = sitk.GetImageFromArray(np.full((1, 30, 30), -1000, np.int16))
+    flat = flat_image(30)
     path = str(tmp_path / "flat.nrrd")
     sitk.WriteImage(flat, path)
     with pytest.raises(InputError, match="not a 3D volume"):
@@ -75,9 +75,9 @@ def test_2d_image_is_refused(tmp_path):
 
 
 def test_non_ct_values_are_refused(tmp_path):
-    mri_like = sitk.GetImageFromArray(np.random.default_rng(0).uniform(0, 800, (20, 20, 20)).astype(np.float32))
+    mri = mri_like(800, seed=0)
     path = str(tmp_path / "mri.nii.gz")
-    sitk.WriteImage(mri_like, path)
+    sitk.WriteImage(mri, path)
     with pytest.raises(InputError, match="does not look like a CT"):
         read_image(path)
 

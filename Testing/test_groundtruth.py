@@ -55,7 +55,7 @@ def test_other_dataset_is_refused(tmp_path):
 
 
 def test_missing_packages_become_selective_pip_commands():
-    """(check() against real Pythons: test_installer.py.)"""
+    """(check() against real Pythons: test_slicer_installer.py.)"""
     report = dependencies.DependencyReport(missing_torch=True, missing_nnunet=["nnunetv2>=2.5,<2.9", "acvl-utils"])
     assert "PyTorch" in report.summary() and "nnU-Net" in report.summary()
     commands = dependencies.pip_commands(report, "/slicer/python", "/tmp/c.txt")

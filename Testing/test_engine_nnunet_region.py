@@ -165,6 +165,7 @@ def _shifted_whole_volume(engine, image, shift: int = 16):
                                   PhantomSpec(seed=5003, shape=(128, 128, 128), neck=False, pose_deg=(12, -10, 6),
                                               orientation="RAS", devices=("tube",))],
                          ids=["tilted", "neck", "no-neck-tube"])
+@pytest.mark.slow  # over 14 s on 2 shared cores
 def test_fast_path_with_several_tiles_agrees_as_well_as_upstream_agrees_with_itself(tiles_model, spec):
     """The tiling test model (a 128 mm patch: several tiles and growth rounds per head). A small model's mask
     depends on where the tiles fall: upstream's own whole-volume mask changes by several percent when its tile
@@ -235,6 +236,7 @@ def test_no_roi_flag_reaches_the_subprocess():
     assert "--no-roi" not in build_deface_command("in.nii.gz", "out", DefaceSettings())
 
 
+@pytest.mark.slow  # over 14 s on 2 shared cores
 def test_safety_net_reruns_whole_volume_when_the_face_reaches_the_region_edge(synthetic_model):
     """Without growth (a GPU's default): a region too small for the face (a stand-in for a misplaced slab):
     the engine sees its prediction touch the region's edge and predicts again on the whole volume, so the
@@ -265,6 +267,7 @@ def test_safety_net_reruns_whole_volume_when_the_face_reaches_the_region_edge(sy
     assert np.array_equal(sitk.GetArrayFromImage(mask), sitk.GetArrayFromImage(whole))
 
 
+@pytest.mark.slow  # over 14 s on 2 shared cores
 def test_growing_safety_net_follows_the_face_beyond_a_misplaced_slab(tiles_model):
     """With growth (a CPU's default): a slab that stops 10 mm above the nose tip (a stand-in for a tube taken
     for the nose tip) cuts the forehead off. The engine sees the face reach the slab's edge and follows it

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from ct_factory import make_ct
+from builders import make_ct
 from CTADefaceLib.errors import InputError
 from CTADefaceLib.pipeline import expand_inputs, output_paths
 from CTADefaceLib.io.volume import read_image
