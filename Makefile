@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q -c requirements/constraints.txt
 
-.PHONY: setup demo test test-fast test-slicer-env
+.PHONY: setup demo test test-fast test-slicer-env lint
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml requirements/constraints.txt
@@ -40,3 +40,16 @@ test-slicer-env:
 .PHONY: test-slicer-full
 test-slicer-full:
 	Testing/slicer_env/full_run.sh
+
+# Lint, format check, spelling and types (settings in pyproject.toml). The tools come from pyproject's `lint`
+# extra, installed into the same venv (created here if missing: the core's small dependencies are enough).
+lint: $(VENV)/.lint-installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/codespell
+	$(VENV)/bin/mypy
+
+$(VENV)/.lint-installed: pyproject.toml requirements/constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) -e '.[lint]'
+	touch $@

@@ -14,8 +14,12 @@ import qt
 import slicer
 import vtk
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
-from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
-                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
 from slicer.util import VTKObservationMixin
 
 from CTADefaceLib.settings import DEVICES
@@ -347,8 +351,8 @@ class CTADefaceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 def ensurePackages(report, recheck, log, task):
     """The dialogs around CTADefaceLib.slicer.installer' installer (torch through the PyTorch extension)."""
-    from CTADefaceLib.slicer import installer as dependencies
     from CTADefaceLib.errors import DefaceError
+    from CTADefaceLib.slicer import installer as dependencies
 
     if report.complete:
         return
@@ -397,10 +401,11 @@ class CTADefaceTest(ScriptedLoadableModuleTest):
         import numpy as np
         import SimpleITK as sitk
 
-        from CTADefaceLib.slicer import bridge as slicerbridge, installer as dependencies
+        from CTADefaceLib.io.volume import read_image
         from CTADefaceLib.models.bundled import DATA_DIR, SYNTHETIC_NAME
         from CTADefaceLib.pipeline import DefaceSettings
-        from CTADefaceLib.io.volume import read_image
+        from CTADefaceLib.slicer import bridge as slicerbridge
+        from CTADefaceLib.slicer import installer as dependencies
 
         volume = slicerbridge.volume_from_image(read_image(os.path.join(DATA_DIR, "sample_phantom.nii.gz")),
                                                 "CTADefaceSample")

@@ -19,8 +19,12 @@ import qt
 import slicer
 import vtk
 from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
-from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
-                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
 from slicer.util import VTKObservationMixin
 
 from CTADefaceEvalLib.slicer_logic import EvalLogic, caption
@@ -281,8 +285,8 @@ class CTADefaceEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         Asked on every click until installed: a declined or failed installation is never a silent no-op.
         """
         from CTADefaceEvalLib.requirements import check_eval
-        from CTADefaceLib.slicer import installer as dependencies
         from CTADefaceLib.errors import DefaceError
+        from CTADefaceLib.slicer import installer as dependencies
 
         report = check_eval()
         if report.complete:
@@ -329,10 +333,10 @@ class CTADefaceEvalTest(ScriptedLoadableModuleTest):
         import shutil
 
         from CTADefaceEvalLib.requirements import check_eval
-        from CTADefaceLib.slicer import bridge as slicerbridge, installer as dependencies
+        from CTADefaceLib.io.volume import read_image
         from CTADefaceLib.models.bundled import DATA_DIR
         from CTADefaceLib.pipeline import DefaceSettings, deface_image
-        from CTADefaceLib.io.volume import read_image
+        from CTADefaceLib.slicer import bridge as slicerbridge
 
         if not check_eval().complete:
             self.delayDisplay("Scoring skipped: " + check_eval().summary())

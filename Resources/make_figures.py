@@ -35,11 +35,11 @@ def main() -> int:
 
     from CTADefaceEvalLib.faces import detect_face
     from CTADefaceEvalLib.render import render_anterior
+    from CTADefaceLib.io.volume import to_canonical
     from CTADefaceLib.models.bundled import SYNTHETIC_NAME
     from CTADefaceLib.models.install import install, is_installed
-    from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
     from CTADefaceLib.pipeline import DefaceSettings, deface_image
-    from CTADefaceLib.io.volume import to_canonical
+    from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
 
     if not is_installed(SYNTHETIC_NAME):
         install(SYNTHETIC_NAME, progress=False)

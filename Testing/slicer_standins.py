@@ -30,7 +30,8 @@ sys.modules["slicer.ScriptedLoadableModule"] = slm
 # --- end of stand-ins ---
 import slicer
 slicer.ScriptedLoadableModule = slm
-sys.path.insert(0, %r)
+sys.path.insert(0, ''' + repr(SLICER_ENV) + r''')
 import standins
-slicer.parameterNodeWrapper = sys.modules["slicer.parameterNodeWrapper"] = standins._parameter_node_wrapper_module("5.10")
-''' % SLICER_ENV
+slicer.parameterNodeWrapper = standins._parameter_node_wrapper_module("5.10")
+sys.modules["slicer.parameterNodeWrapper"] = slicer.parameterNodeWrapper
+'''

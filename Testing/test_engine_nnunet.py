@@ -8,9 +8,9 @@ import SimpleITK as sitk
 
 from CTADefaceLib.engines import create_engine, engine_names
 from CTADefaceLib.errors import DefaceError, ModelError
-from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
-from CTADefaceLib.pipeline import DefaceSettings, compute_mask, deface_image
 from CTADefaceLib.io.volume import same_grid
+from CTADefaceLib.pipeline import DefaceSettings, compute_mask, deface_image
+from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
 
 DICE_FLOOR = 0.85  # issue 3: mean Dice on phantoms the model was not trained on (measured 0.945 on 6 cases)
 

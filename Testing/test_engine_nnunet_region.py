@@ -10,8 +10,8 @@ import pytest
 import SimpleITK as sitk
 
 from CTADefaceLib.engines.nnunet import region as roi
-from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
 from CTADefaceLib.io.volume import to_canonical
+from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
 
 OFFICIAL_TILE_MM = (128 * 0.6, 128 * 0.45, 128 * 0.45)  # the official patch at the CTA's own spacing (z, y, x)
 # Seeds 1-12 of PhantomSpec.random cover RAS and LPS, with and without neck, vertex cut, glasses,

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
 from CTADefaceLib.io.volume import to_canonical
+from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
 
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,10 @@
 import numpy as np
 import SimpleITK as sitk
 
+from builders import as_ras_stored, make_synthetic_head
+from CTADefaceEvalLib import metrics
 from CTADefaceLib.engines import create_engine
 from CTADefaceLib.pipeline import DefaceSettings, deface_image
-from CTADefaceEvalLib import metrics
-from builders import as_ras_stored, make_synthetic_head
 
 
 def test_box_mask_covers_nose_and_mouth_in_front():

@@ -1,4 +1,7 @@
-"""Rendering: the LPS- and RAS-stored copies of one head give one picture; the face is found, and gone after defacing."""
+"""Rendering: the LPS- and RAS-stored copies of one head give one picture.
+
+The face is found, and gone after defacing.
+"""
 import numpy as np
 import pytest
 

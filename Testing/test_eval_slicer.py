@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+
 from slicer_standins import PRELUDE
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -138,8 +139,8 @@ def heads():
     pytest.importorskip("cv2")
     import torch  # noqa: F401  (before any VTK render)
     import torchvision  # noqa: F401
-    from builders import make_synthetic_head
 
+    from builders import make_synthetic_head
     from CTADefaceLib.pipeline import deface_image
 
     head = make_synthetic_head(spacing=SPACING)

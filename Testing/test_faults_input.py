@@ -15,15 +15,14 @@ import pytest
 import SimpleITK as sitk
 
 from builders import image_from_array, make_ct
-from test_cli import assert_one_clear_sentence, ctadeface
-from test_io_dicom import write_dicom_series
+from CTADefaceLib.errors import DefaceError, InputError
 from CTADefaceLib.fill import fill_value, parse_fill
 from CTADefaceLib.io.dicom import chosen_series
-from CTADefaceLib.errors import DefaceError, InputError
+from CTADefaceLib.io.volume import MAX_SPACING_MM, MAX_VOXELS_PER_AXIS, MIN_SPACING_MM, input_digest, read_image
 from CTADefaceLib.mask import postprocess
 from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
-from CTADefaceLib.io.volume import (MAX_SPACING_MM, MAX_VOXELS_PER_AXIS, MIN_SPACING_MM, input_digest,
-                                 read_image)
+from test_cli import assert_one_clear_sentence, ctadeface
+from test_io_dicom import write_dicom_series
 
 
 def digest(path):

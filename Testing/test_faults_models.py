@@ -7,7 +7,6 @@ mid-download. Every failure must be one sentence and a non-zero exit, write noth
 cache, and leave no folder under the model's final name unless it was verified.
 """
 
-import functools
 import hashlib
 import http.server
 import os
@@ -189,16 +188,16 @@ def test_real_nnunet_checkpoints_pass_the_restricted_loader(tmp_path):
     import numpy as np
     import torch
 
+    from CTADefaceLib.models.bundled import SYNTHETIC_ZIP
     from CTADefaceLib.models.checkpoint import check_checkpoint, weights_only_loading
     from test_models_install import bundled_json
-    from CTADefaceLib.models.bundled import SYNTHETIC_ZIP
 
     with zipfile.ZipFile(SYNTHETIC_ZIP) as archive:
         member = next(n for n in archive.namelist() if n.endswith("checkpoint_final.pth"))
         (tmp_path / "bundled.pth").write_bytes(archive.read(member))
     check_checkpoint(str(tmp_path / "bundled.pth"))
 
-    code = f"""
+    code = """
 import json, os, sys, time, numpy as np, torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 plans, dataset = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))

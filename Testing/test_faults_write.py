@@ -18,10 +18,10 @@ import pytest
 import SimpleITK as sitk
 
 from builders import image_from_array, make_ct
-from test_cli import REPO, ctadeface
 from CTADefaceLib.errors import OutputError
-from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
 from CTADefaceLib.io.volume import TEMP_PREFIX, read_image, write_image_atomic
+from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
+from test_cli import REPO, ctadeface
 
 FORMATS = [".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".nhdr"]
 

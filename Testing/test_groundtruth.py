@@ -7,8 +7,8 @@ import pytest
 import SimpleITK as sitk
 
 from CTADefaceLib import groundtruth
-from CTADefaceLib.slicer import installer as dependencies
 from CTADefaceLib.errors import DefaceError
+from CTADefaceLib.slicer import installer as dependencies
 
 
 def _pair(value=1):

@@ -8,8 +8,8 @@ import SimpleITK as sitk
 
 from builders import make_ct
 from CTADefaceLib.errors import InputError
-from CTADefaceLib.pipeline import expand_inputs, output_paths
 from CTADefaceLib.io.volume import read_image
+from CTADefaceLib.pipeline import expand_inputs, output_paths
 
 
 def write_dicom_series(image, folder):

@@ -8,8 +8,7 @@ import SimpleITK as sitk
 
 from builders import LPS, OBLIQUE, RAS, flat_image, make_ct, mri_like
 from CTADefaceLib.errors import InputError, OutputError
-from CTADefaceLib.io.volume import (from_canonical, read_image, same_grid, split_suffix, to_canonical,
-                                 write_image_atomic)
+from CTADefaceLib.io.volume import from_canonical, read_image, same_grid, split_suffix, to_canonical, write_image_atomic
 
 FORMATS = [".nii.gz", ".nii", ".nrrd", ".mha", ".mhd"]
 DIRECTIONS = {"LPS": LPS, "RAS": RAS, "oblique": OBLIQUE}

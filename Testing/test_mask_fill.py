@@ -5,8 +5,8 @@ import pytest
 import SimpleITK as sitk
 
 from builders import OBLIQUE, RAS, anterior_box_mask, make_ct
-from CTADefaceLib.fill import AIR_HU, apply_mask, fill_value, parse_fill
 from CTADefaceLib.errors import DefaceError, EmptyMaskError
+from CTADefaceLib.fill import AIR_HU, apply_mask, fill_value, parse_fill
 from CTADefaceLib.mask import mask_volume_ml, postprocess, require_face
 from CTADefaceLib.pipeline import DefaceSettings, deface_image
 

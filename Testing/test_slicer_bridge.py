@@ -4,8 +4,8 @@ import pytest
 import SimpleITK as sitk
 
 slicer = pytest.importorskip("slicer")
-from slicer_bootstrap import bootstrap  # noqa: E402
 from builders import LPS, RAS, box_ct, face_mask_for  # noqa: E402
+from slicer_bootstrap import bootstrap  # noqa: E402
 
 bootstrap()
 from CTADefaceLib.slicer import bridge as slicerbridge  # noqa: E402

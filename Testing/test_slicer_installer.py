@@ -12,8 +12,8 @@ import tempfile
 
 import pytest
 
-from CTADefaceLib.slicer import installer as dependencies
 from CTADefaceLib.errors import DefaceError
+from CTADefaceLib.slicer import installer as dependencies
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PIP_CACHE = os.path.expanduser("~/.cache/ctadeface-ci/pip")
@@ -53,7 +53,8 @@ def _in_bare_python(site: str, code: str):
 def test_check_reports_what_nnunet_loads_a_model_with(bare_python_with_nnunet):
     report = _in_bare_python(bare_python_with_nnunet, (
         "import json, dataclasses; from CTADefaceLib.slicer import installer as d; "
-        "print(json.dumps({'nnunet': dataclasses.asdict(d.check('nnunet')), 'box': dataclasses.asdict(d.check('box')),"
+        "print(json.dumps({'nnunet': dataclasses.asdict(d.check('nnunet')), "
+        "'box': dataclasses.asdict(d.check('box')),"
         " 'torch': d.torch_requirement()}))"))
     missing = report["nnunet"]["missing_nnunet"]
     names = {dependencies.canonical_name(m.split("<")[0].split(">")[0].split("=")[0].split("!")[0]) for m in missing}

@@ -8,12 +8,12 @@ import pytest
 import SimpleITK as sitk
 
 slicer = pytest.importorskip("slicer")
-from slicer_bootstrap import bootstrap  # noqa: E402
 from builders import RAS, StandInFaceEngine, box_ct, engine_mask_for  # noqa: E402
+from slicer_bootstrap import bootstrap  # noqa: E402
 
 bootstrap()
-from CTADefaceLib.slicer import bridge as slicerbridge  # noqa: E402
 from CTADefaceLib.pipeline import DefaceSettings  # noqa: E402
+from CTADefaceLib.slicer import bridge as slicerbridge  # noqa: E402
 from CTADefaceLib.slicer.logic import DefaceLogic  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

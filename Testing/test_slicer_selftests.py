@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+
 from slicer_standins import PRELUDE
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -49,8 +49,8 @@ def make_case(args):
     seed, size, images, labels = args
     import SimpleITK as sitk
 
-    from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
     from CTADefaceLib.io.volume import to_canonical
+    from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
 
     phantom = make_phantom(PhantomSpec.random(seed, size=size))
     name = f"SYN_{seed:04d}"
@@ -77,8 +77,7 @@ def write_raw_dataset(raw: str, cases: int, size: str, workers: int) -> None:
 
 
 def plan_and_preprocess(preprocessed: str, width_divisor: int, workers: int, patch: int | None = None) -> None:
-    from nnunetv2.experiment_planning.plan_and_preprocess_api import (extract_fingerprints, plan_experiments,
-                                                                       preprocess)
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import extract_fingerprints, plan_experiments, preprocess
 
     extract_fingerprints([DATASET_ID], num_processes=workers, check_dataset_integrity=True)
     plan_experiments([DATASET_ID])
@@ -206,7 +205,8 @@ def main() -> None:
     import torch
 
     hardware = torch.cuda.get_device_name(0) if args.device == "cuda" else f"CPU ({os.cpu_count()} cores)"
-    notes = (f"Trained on {args.cases} synthetic phantoms (size '{args.size}', seeds 1000-{999 + args.cases}) on {hardware}: "
+    notes = (f"Trained on {args.cases} synthetic phantoms (size '{args.size}', seeds 1000-{999 + args.cases}) "
+             f"on {hardware}: "
              f"data {t1 - t0:.0f} s, planning {t2 - t1:.0f} s, training {t3 - t2:.0f} s; features / {args.width_divisor}"
              f"{f'; patch {args.patch}^3' if args.patch else ''}. "
              "Synthetic data only: NOT FOR CLINICAL USE.")

@@ -18,7 +18,6 @@ from . import __version__
 from .errors import DefaceError
 
 
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ctadeface",

@@ -16,8 +16,8 @@ import os
 import re
 
 from .errors import DefaceError
-from .pipeline import write_json_atomic
 from .io.volume import write_image_atomic
+from .pipeline import write_json_atomic
 
 CASE_PREFIX = "DEFACE"
 FILE_ENDING = ".nii.gz"

@@ -19,19 +19,28 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from . import __version__
-from .hashing import file_sha256
-from .io.case_outputs import (OutputsExist, case_leftovers, claim_case, output_folder_lock,
-                          own_staging_folders, prepare_output_folder, remove_stale_temporaries, write_case,
-                          write_json_atomic)
-from .fill import apply_mask, fill_value, parse_fill
 from .errors import DefaceError, OutputError
+from .fill import apply_mask, fill_value, parse_fill
+from .hashing import file_sha256
+from .io.case_outputs import (
+    OutputsExist,
+    case_leftovers,
+    claim_case,
+    output_folder_lock,
+    own_staging_folders,
+    prepare_output_folder,
+    remove_stale_temporaries,
+    write_case,
+    write_json_atomic,
+)
+from .io.volume import IMAGE_SUFFIXES, from_canonical, input_digest, read_image, same_grid, split_suffix, to_canonical
 from .mask import binary_face, mask_volume_ml, mask_voxels, postprocess, require_face
 from .settings import DefaceSettings  # noqa: F401  (defined once, in settings.py)
-from .io.volume import IMAGE_SUFFIXES, from_canonical, input_digest, read_image, same_grid, split_suffix, to_canonical
 
 log = logging.getLogger(__name__)
 
-# file_sha256 (hashing.py) and write_json_atomic (io/case_outputs.py) live elsewhere; other modules import them from here too.
+# file_sha256 (hashing.py) and write_json_atomic (io/case_outputs.py) live elsewhere;
+# other modules import them from here too.
 __all__ = ["DefaceSettings", "DefaceResult", "deface_image", "deface_file", "deface_batch", "expand_inputs",
            "find_inputs", "output_paths", "write_outputs", "write_json_atomic", "file_sha256", "case_name"]
 

@@ -80,7 +80,7 @@ class DefaceSettings:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "DefaceSettings":
+    def from_dict(cls, data: dict) -> DefaceSettings:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

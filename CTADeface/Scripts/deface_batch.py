@@ -42,10 +42,10 @@ def run_batch(inputs, outdir, settings, *, logic=None, engine=None, overwrite=Fa
     a case is "skipped" only when its own complete outputs are there, and any error in one case is recorded in
     one sentence while the others still run. Only the per-case step differs: it goes through MRML.
     """
-    from CTADefaceLib.slicer import bridge as slicerbridge
-    from CTADefaceLib.pipeline import case_name, deface_batch
-    from CTADefaceLib.slicer.logic import DefaceLogic
     from CTADefaceLib.io.volume import read_image, split_suffix
+    from CTADefaceLib.pipeline import case_name, deface_batch
+    from CTADefaceLib.slicer import bridge as slicerbridge
+    from CTADefaceLib.slicer.logic import DefaceLogic
 
     logic = logic or DefaceLogic()
 

@@ -130,7 +130,10 @@ def face_embedding(picture, box=None):
 
 
 def embedding_distance(a, b) -> float | None:
-    """Euclidean distance of two embeddings (0 = same; about 1.1 and above = different people); None if either is missing."""
+    """Euclidean distance of two embeddings (0 = same; about 1.1 and above = different people).
+
+    None if either is missing.
+    """
     import numpy as np
 
     if a is None or b is None:

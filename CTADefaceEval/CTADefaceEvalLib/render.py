@@ -141,6 +141,7 @@ def render_volume(image, *, size: int = 512, angles=((0, 0),), view_angle: float
     centred and its larger frontal extent fills `fill` of the frame. Returns RGB uint8 arrays (size x size x 3).
     """
     import numpy as np
+
     from CTADefaceLib.io.volume import to_canonical
 
     vtk = _vtk()
@@ -199,7 +200,7 @@ def _grab(window, vtk):
     return np.ascontiguousarray(rgb[::-1])  # VTK's first row is the bottom of the picture
 
 
-def render_anterior(image, size: int = 512) -> "numpy.ndarray":  # noqa: F821
+def render_anterior(image, size: int = 512) -> numpy.ndarray:  # noqa: F821
     """The paper's picture: one anterior CT-Muscle rendering, RGB uint8."""
     return render_volume(image, size=size)[0]
 

@@ -108,7 +108,8 @@ def write_html(rows, summary, methods, figures: dict, path: str, title: str = "C
     out.write(f"<h1>{html.escape(title)}</h1><p>{summary['cases']} cases; methods: {html.escape(', '.join(methods))}. "
               "Pictures: anterior CT-Muscle volume renderings; faces: MTCNN (probability, 0 = none); "
               "identity: FaceNet embedding distance to the original's render.</p>")
-    out.write("<h2>Face detection</h2><table><tr><th>method</th><th>detected</th><th>rate</th><th>95% CI (Clopper-Pearson)</th>"
+    out.write("<h2>Face detection</h2><table><tr><th>method</th><th>detected</th><th>rate</th>"
+              "<th>95% CI (Clopper-Pearson)</th>"
               "<th>mean probability</th></tr>")
     for m in methods:
         d, p = summary["detections"][m], summary["probability"][m]

@@ -27,7 +27,9 @@ _CASE_PROGRESS = re.compile(r"^\[(\d+)/(\d+)\]")  # evaluate_cohort logs "[i/n] 
 
 
 def _bridge():
-    from CTADefaceLib.slicer import bridge as slicerbridge  # imports slicer: only on first use, so this file imports anywhere
+    from CTADefaceLib.slicer import (
+        bridge as slicerbridge,  # imports slicer: only on first use, so this file imports anywhere
+    )
 
     return slicerbridge
 
@@ -156,7 +158,7 @@ class EvalLogic:
         """The child's environment (slicer/child_process.py) with CTADefaceEvalLib's folder on PYTHONPATH too."""
         return child_environment(base, library_folders=(EVAL_LIBRARY_PARENT,))
 
-    def startCompare(self, originals: str, methods: dict, outdir: str, **options) -> "CompareProcess":
+    def startCompare(self, originals: str, methods: dict, outdir: str, **options) -> CompareProcess:
         """Start the comparison in a child process; poll() it from a timer, cancel() to stop it."""
         argv = self.compareCohortCommand(originals, methods, outdir, **options)
         process = CompareProcess(argv, env=self.childEnvironment())

@@ -40,7 +40,10 @@ def _finite(x):
 
 
 def friedman(samples: dict) -> dict:
-    """Friedman test over methods (dict name -> list of per-case values, same case order); cases with a gap are dropped."""
+    """Friedman test over methods (dict name -> list of per-case values, same case order).
+
+    Cases with a gap are dropped.
+    """
     from scipy.stats import friedmanchisquare
 
     names = list(samples)

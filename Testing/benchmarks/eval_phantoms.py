@@ -1,6 +1,6 @@
 """Reproduce the paper's evaluation table and figures on N synthetic heads.
 
-    python Testing/benchmarks/eval_phantoms.py -n 10 -o eval_phantoms [--size 512] [--methods truth box nnunet] [--model NAME]
+    python Testing/benchmarks/eval_phantoms.py -n 10 -o eval_phantoms [--size 512] [--methods M ...] [--model NAME]
 
 For each case: a phantom (CTADefaceLib.synthetic.phantom: `PhantomSpec.random(seed, size)`, `make_phantom(spec)`),
 or, where that module is not installed yet, the test suite's synthetic head; then each method's mask:
@@ -63,8 +63,10 @@ def method_mask(method: str, phantom, engines: dict):
 
 
 def run(n: int, outdir: str, methods: list[str], size: int, phantom_size: str) -> dict:
-    from CTADefaceEvalLib import render  # noqa: F401  (imports torch/torchvision before VTK: see render.py)
-    from CTADefaceEvalLib import metrics
+    from CTADefaceEvalLib import (
+        metrics,
+        render,  # noqa: F401  (imports torch/torchvision before VTK: see render.py)
+    )
     from CTADefaceEvalLib.cohort import score_image
     from CTADefaceEvalLib.report import write_report
     from CTADefaceLib.errors import DefaceError

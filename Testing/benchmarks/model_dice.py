@@ -22,8 +22,8 @@ DEFAULT_SEEDS = (5000, 5001, 5002, 5003, 5004, 5005)
 
 def evaluate(model: str, seeds, size: str, device: str, tile_step: float = 0.5):
     from CTADefaceEvalLib.metrics import dice
-    from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
     from CTADefaceLib.pipeline import DefaceSettings, compute_mask
+    from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
 
     settings = DefaceSettings(model=model, device=device, tile_step=tile_step)
     engine = settings.create_engine()

@@ -179,8 +179,8 @@ def child_agreement(args) -> dict:
     import SimpleITK as sitk
 
     from CTADefaceLib.models.install import install, is_installed
-    from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
     from CTADefaceLib.pipeline import DefaceSettings, compute_mask
+    from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
     from tiles_model import pad_before
 
     if args.model == "synthetic-test" and not is_installed("synthetic-test"):
@@ -195,7 +195,10 @@ def child_agreement(args) -> dict:
         tiles_a = e_up.last_tiles
         b = sitk.GetArrayFromImage(compute_mask(ph.image, default, e_fast)[0]).astype(bool)
         g = sitk.GetArrayFromImage(ph.face).astype(bool)
-        d = lambda x, y: float(2 * np.count_nonzero(x & y) / max(1, np.count_nonzero(x) + np.count_nonzero(y)))
+
+        def d(x, y):
+            return float(2 * np.count_nonzero(x & y) / max(1, np.count_nonzero(x) + np.count_nonzero(y)))
+
         plan = e_fast.last_plan
         # the reference: upstream against itself with its tile grid moved by 16 voxels (air added before the image)
         shift = 16
@@ -236,8 +239,8 @@ def run_child(kind: str, args, extra: list[str], malloc: bool) -> dict:
 def make_inputs(workdir: str, seed: int, smoke: bool = False) -> tuple[str, str, str]:
     import SimpleITK as sitk
 
-    from CTADefaceLib.synthetic.random_model import write_random_model
     from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
+    from CTADefaceLib.synthetic.random_model import write_random_model
 
     shape, spacing = (SMOKE_SHAPE, SMOKE_SPACING) if smoke else (CTA_SHAPE, CTA_SPACING)
     name = f"{'smoke' if smoke else 'cta'}_phantom_{seed}"
@@ -319,7 +322,8 @@ def run(args) -> int:
         print(f"{name:44s} {r['tiles']:>6d} {r['load_s']:7.1f} {r['predict_s']:10.1f} {r['peak_gb']:8.2f}"
               + ("  (extrapolated)" if r.get("extrapolated") else ""))
     if a.get("extrapolated"):
-        print(f"(a) is extrapolated: preprocessing {a['preprocess_s']:.1f} s + {a['tiles']} tiles x {a['mean_tile_s']:.2f} s "
+        print(f"(a) is extrapolated: preprocessing {a['preprocess_s']:.1f} s + "
+              f"{a['tiles']} tiles x {a['mean_tile_s']:.2f} s "
               f"(mean of {a['tiles_run']} timed tiles: {', '.join(f'{x:.2f}' for x in a['per_tile_s'])}) "
               f"+ export {a['export_s']:.1f} s; its peak memory covers preprocessing and {a['tiles_run']} tiles only")
     if b.get("roi_box"):

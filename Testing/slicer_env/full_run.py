@@ -15,8 +15,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "CTADeface"))
 
-from CTADefaceLib.slicer import installer as dependencies  # noqa: E402
 from CTADefaceLib.settings import DefaceSettings  # noqa: E402
+from CTADefaceLib.slicer import installer as dependencies  # noqa: E402
 from CTADefaceLib.slicer.child_process import DefaceProcess, build_deface_command  # noqa: E402
 
 SAMPLE = os.path.join(REPO, "CTADeface", "CTADefaceLib", "data", "sample_phantom.nii.gz")

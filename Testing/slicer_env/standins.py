@@ -18,9 +18,8 @@ import types
 import typing
 import xml.etree.ElementTree as ET
 
-import vtk
-
 import connector_rules
+import vtk
 
 RECORD = {"errors": [], "dialogs": [], "confirm": [], "reloaded": [], "infos": []}
 ANSWERS = {"getExistingDirectory": "", "getOpenFileName": "", "confirmOkCancelDisplay": False}

@@ -1,9 +1,10 @@
 """Model zips and folders are hostile until checked: nothing they hold may land outside the staging folder.
 
 A zip is refused as a whole, before anything is unpacked, when a member has an absolute path, a drive
-letter or a `..` step, is a symbolic link, is encrypted, shares its name with another member, or when the sizes it declares add up to more
-than any face model needs (a zip bomb). Unpacking copies at most the declared size of each member
-(zipfile stops there and checks the CRC), and a copy that grows beyond it is refused too.
+letter or a `..` step, is a symbolic link, is encrypted, shares its name with another member, or when the
+sizes it declares add up to more than any face model needs (a zip bomb). Unpacking copies at most the
+declared size of each member (zipfile stops there and checks the CRC), and a copy that grows beyond it is
+refused too.
 """
 
 from __future__ import annotations

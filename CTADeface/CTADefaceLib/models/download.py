@@ -10,6 +10,7 @@ is refused and its part file deleted: resuming it could never give the right fil
 
 from __future__ import annotations
 
+import functools
 import http.client
 import os
 import re
@@ -89,7 +90,7 @@ def download(url: str, target: str, *, progress: bool = True, expected_size: int
                 desc=os.path.basename(target), disable=not progress, leave=False,
             ) as bar:
                 try:
-                    for block in iter(lambda: response.read(_CHUNK), b""):
+                    for block in iter(functools.partial(response.read, _CHUNK), b""):
                         if have + len(block) > limit:
                             out.close()
                             raise _too_big(url, part, have + len(block), limit)
@@ -106,10 +107,9 @@ def download(url: str, target: str, *, progress: bool = True, expected_size: int
     if total is not None and size != total:
         raise ModelError(f"The download of {url} stopped at {size} of {total} bytes; run the same command again "
                          "to resume it.")
-    if expected_sha256 is not None:
-        if file_sha256(part) != expected_sha256:
-            os.remove(part)  # a corrupt file must not be resumed
-            raise ChecksumError(f"The downloaded file {os.path.basename(target)} from {url} does not match its "
-                                "registered sha256 checksum; it was deleted, try again or use another mirror.")
+    if expected_sha256 is not None and file_sha256(part) != expected_sha256:
+        os.remove(part)  # a corrupt file must not be resumed
+        raise ChecksumError(f"The downloaded file {os.path.basename(target)} from {url} does not match its "
+                            "registered sha256 checksum; it was deleted, try again or use another mirror.")
     os.replace(part, target)
     return target

@@ -113,7 +113,7 @@ class DefaceProcess:
         self._reader: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> "DefaceProcess":
+    def start(self) -> DefaceProcess:
         kwargs = hidden_window_options()
         if os.name == "posix":
             kwargs["start_new_session"] = True  # its own process group: cancel kills the launcher's child and workers

@@ -181,7 +181,7 @@ def check(engine: str = "nnunet") -> DependencyReport:
         wanted = [NNUNET_REQUIREMENT, *NNUNET_RUNTIME, *nnunet_requirements(versions), *wanted]
     seen, missing = set(), []
     for requirement in wanted:
-        name = canonical_name(re.split(r"[<>=!~;\[ ]", requirement, 1)[0])
+        name = canonical_name(re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0])
         if name not in seen:
             seen.add(name)
             if _unmet(requirement, versions):
@@ -281,7 +281,7 @@ def pip_commands(report: DependencyReport, python: str | None = None,
 
 
 def _is_nnunet(requirement: str) -> bool:
-    return canonical_name(re.split(r"[<>=!~; \[]", requirement, 1)[0]) == "nnunetv2"
+    return canonical_name(re.split(r"[<>=!~; \[]", requirement, maxsplit=1)[0]) == "nnunetv2"
 
 
 def run_install(report: DependencyReport, python: str = sys.executable, log=print) -> DependencyReport:

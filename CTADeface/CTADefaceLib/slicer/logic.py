@@ -53,8 +53,8 @@ class DefaceLogic:
         by the process's cancel(), or here if the child cannot start.
         Returns a `child_process.DefaceProcess`; when it has finished, call `finishDeface`.
         """
-        from .child_process import DefaceProcess, build_deface_command
         from ..io.volume import write_image_atomic
+        from .child_process import DefaceProcess, build_deface_command
 
         settings = replace(settings or DefaceSettings(), output_format=".nii.gz")
         if workFolder:

@@ -14,7 +14,7 @@ paint primitives write tissue labels into the label array, in list order.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 
@@ -250,7 +250,7 @@ def build(idn: dict, devices=()) -> tuple[list, list, dict]:
         ring = [(0, 12, z), (9, 16, z), (11, 26, z), (8, 35, z), (0, 38, z), (-8, 35, z), (-11, 26, z), (-9, 16, z), (0, 12, z)]
         paint += paint_tube(CORTICAL, ring, 3.2, only=SOFT)
         paint += [paint_seg(CORTICAL, (0, 38, z), (0, 52, z - 6), 3.2, only=SOFT)]
-        paint += mirror(lambda s: paint_seg(CORTICAL, (s * 10, 16, z), (s * 28, 14, z), 3.2, only=SOFT))
+        paint += mirror(lambda s, z=z: paint_seg(CORTICAL, (s * 10, 16, z), (s * 28, 14, z), 3.2, only=SOFT))
     paint += [paint_seg(CSF, (0, 24, -30), (0, 25, -330), 8, only=SOFT + (CORTICAL, CANCELLOUS)),
               paint_seg(WM, (0, 20, 4), (0, 24, -30), 11, 8, only=BRAIN + SOFT + (CORTICAL, CANCELLOUS)),
               paint_seg(CORD, (0, 24, -30), (0, 25, -330), 5.2)]

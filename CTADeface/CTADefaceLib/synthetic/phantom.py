@@ -39,8 +39,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field, replace
-from typing import Optional
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -61,12 +60,12 @@ class PhantomSpec:
     orientation: str = "LPS"                # stored direction: "LPS" identity, "RAS" diag(-1,-1,1)
     neck: bool = True                       # FOV reaches below the chin (else it ends just below it)
     vertex: bool = True                     # FOV includes the top of the skull (else it is cut)
-    pose_deg: Optional[tuple] = None        # (rx, ry, rz) rotations about L, P, S axes; None = from seed
+    pose_deg: tuple | None = None           # (rx, ry, rz) rotations about L, P, S axes; None = from seed
     devices: tuple = ()                     # any of "glasses", "tube"
     noise_hu: float = 15.0                  # Gaussian noise sd
 
     @classmethod
-    def random(cls, seed: int, size: str = "small") -> "PhantomSpec":
+    def random(cls, seed: int, size: str = "small") -> PhantomSpec:
         """Draw pose, field of view, orientation and devices from the seed."""
         if size not in SIZES:
             raise ValueError(f"size must be one of {SIZES}, not {size!r}")
@@ -312,8 +311,8 @@ def write_phantom(phantom: Phantom, folder: str, case_name: str, overwrite: bool
 
 def save_preview(phantom: Phantom, path: str) -> str:
     """PNG of axial (eye level), sagittal and coronal mid-slices in LPS, face mask outlined in red."""
-    import SimpleITK as sitk
     import matplotlib
+    import SimpleITK as sitk
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -221,7 +221,7 @@ def greedy_cover(candidate: np.ndarray, factors, image_shape_zyx, tile_zyx, max_
     return chosen
 
 
-def low_res_cover(plan: "TilePlan", starts) -> np.ndarray:
+def low_res_cover(plan: TilePlan, starts) -> np.ndarray:
     """Low-res voxels wholly inside some of the given tiles."""
     covered = np.zeros(plan.candidate.shape, bool)
     for start in starts:

@@ -1,7 +1,8 @@
 """nnU-Net's own predictor, told which tiles to run.
 
-`TiledPredictor` is `nnUNetPredictor` with one change: it runs the network only on the tiles it is given (start indices and tile size in the array
-given, axes z, y, x), through nnU-Net's own preprocessing, Gaussian-weighted aggregation and export.
+`TiledPredictor` is `nnUNetPredictor` with one change: it runs the network only on the tiles it is given
+(start indices and tile size in the array given, axes z, y, x), through nnU-Net's own preprocessing,
+Gaussian-weighted aggregation and export.
 Voxels that no tile covers are background.
 
     prepared = predictor.prepare(data, properties)       # nnU-Net preprocessing, once
