@@ -6,15 +6,20 @@ headers): a defacing tool must not copy identifying fields into its output.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from .errors import DefaceError
 from .settings import FILL_POLICIES  # noqa: F401  (defined once, in settings.py)
 
+if TYPE_CHECKING:
+    import SimpleITK as sitk
+
 AIR_HU = -1024.0
 
 
-def parse_fill(text) -> str | float:
+def parse_fill(text: Any) -> str | float:
     """'p10' | 'air' | a finite number (HU) -> the policy; anything else is a user error."""
     if isinstance(text, (int, float)):
         number = float(text)
@@ -33,7 +38,7 @@ def parse_fill(text) -> str | float:
     return number
 
 
-def fill_value(image, policy) -> float:
+def fill_value(image: sitk.Image, policy: str | float) -> float:
     """The value written into the face, exactly as it will be stored in the image's pixel type.
 
     p10 = the image's 10th percentile (the paper's choice). An integer image stores the nearest whole
@@ -62,7 +67,7 @@ def fill_value(image, policy) -> float:
     return value
 
 
-def apply_mask(image, mask, value: float):
+def apply_mask(image: sitk.Image, mask: sitk.Image, value: float) -> sitk.Image:
     """New image: `value` inside the mask, the input's exact voxels elsewhere, same pixel type and grid."""
     import SimpleITK as sitk
 

@@ -6,14 +6,19 @@ means the same on 0.45 mm and 1 mm scans.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Sequence
+
 import numpy as np
 
 from .errors import DefaceError, EmptyMaskError
 
+if TYPE_CHECKING:
+    import SimpleITK as sitk
+
 FACE_LABEL = 1
 
 
-def binary_face(mask, label: int = FACE_LABEL):
+def binary_face(mask: sitk.Image, label: int | str = FACE_LABEL) -> sitk.Image:
     """UInt8 0/1 image of one label of a label map (nnU-Net output, edited segmentation...)."""
     import SimpleITK as sitk
 
@@ -26,7 +31,7 @@ def binary_face(mask, label: int = FACE_LABEL):
 MAX_MARGIN_MM = 50.0
 
 
-def check_margin(margin_mm) -> float:
+def check_margin(margin_mm: Any) -> float:
     """A safety margin is a distance to grow the mask by: a finite number of mm, zero or more."""
     try:
         value = float(margin_mm)
@@ -57,7 +62,8 @@ def _largest(binary: np.ndarray) -> np.ndarray:
 largest_component = _largest  # public name; postprocess's keyword argument of the same name shadows it inside
 
 
-def postprocess(mask, *, largest_component: bool = False, fill_holes: bool = False, margin_mm: float = 0.0):
+def postprocess(mask: sitk.Image, *, largest_component: bool = False, fill_holes: bool = False,
+                margin_mm: float = 0.0) -> sitk.Image:
     """Clean a binary face mask; each step is off unless asked for, so the model's mask is kept as is."""
     import SimpleITK as sitk
     from scipy import ndimage
@@ -79,7 +85,7 @@ def postprocess(mask, *, largest_component: bool = False, fill_holes: bool = Fal
     return out
 
 
-def _mask_array(mask) -> np.ndarray:
+def _mask_array(mask: sitk.Image | np.ndarray) -> np.ndarray:
     """The voxels of a SimpleITK image (a view, no copy) or of a numpy array in (z, y, x) order."""
     if hasattr(mask, "GetSize"):
         import SimpleITK as sitk
@@ -88,12 +94,12 @@ def _mask_array(mask) -> np.ndarray:
     return np.asarray(mask)
 
 
-def mask_voxels(mask) -> int:
+def mask_voxels(mask: sitk.Image | np.ndarray) -> int:
     """How many voxels of a mask (SimpleITK image or numpy array) are set."""
     return int(np.count_nonzero(_mask_array(mask)))
 
 
-def mask_volume_ml(mask, spacing=None) -> float:
+def mask_volume_ml(mask: sitk.Image | np.ndarray, spacing: Sequence[float] | None = None) -> float:
     """Volume of the mask in millilitres (cm^3). `mask` is a SimpleITK image or a numpy array in (z, y, x) order;
     `spacing` is (x, y, z) in mm like SimpleITK's GetSpacing(), taken from the image when not given (1 mm for an
     array)."""
@@ -103,7 +109,7 @@ def mask_volume_ml(mask, spacing=None) -> float:
     return mask_voxels(mask) * sx * sy * sz / 1000.0
 
 
-def require_face(mask, name: str = "the image", min_ml: float = 0.0) -> None:
+def require_face(mask: sitk.Image, name: str = "the image", min_ml: float = 0.0) -> None:
     """An empty (or implausibly small) mask would silently 'deface' nothing: stop instead."""
     import SimpleITK as sitk
 

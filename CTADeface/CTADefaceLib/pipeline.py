@@ -16,7 +16,7 @@ import os
 import time
 import traceback
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 from . import __version__
 from .errors import DefaceError, OutputError
@@ -37,6 +37,15 @@ from .io.volume import IMAGE_SUFFIXES, from_canonical, input_digest, read_image,
 from .mask import binary_face, mask_volume_ml, mask_voxels, postprocess, require_face
 from .settings import DefaceSettings  # noqa: F401  (defined once, in settings.py)
 
+if TYPE_CHECKING:
+    import SimpleITK as sitk
+
+    from .engines.base import Engine
+    from .records import BatchRecord, Sidecar
+
+#: A re-identification check (commands.reidentification_checker): defaced image -> its verdict for the sidecar.
+Check = Callable[["sitk.Image"], "dict[str, Any]"]
+
 log = logging.getLogger(__name__)
 
 # file_sha256 (hashing.py) and write_json_atomic (io/case_outputs.py) live elsewhere;
@@ -47,12 +56,12 @@ __all__ = ["DefaceSettings", "DefaceResult", "deface_image", "deface_file", "def
 
 @dataclass
 class DefaceResult:
-    defaced: object  # SimpleITK image, input grid and pixel type
-    mask: object  # SimpleITK UInt8 image, input grid
-    provenance: dict
+    defaced: sitk.Image  # input grid and pixel type
+    mask: sitk.Image  # UInt8, input grid
+    provenance: dict[str, Any]  # the sidecar's content, before the outputs are written
 
 
-def package_versions() -> dict:
+def package_versions() -> dict[str, str]:
     from importlib import metadata
 
     versions = {"ctadeface": __version__}
@@ -64,7 +73,8 @@ def package_versions() -> dict:
     return versions
 
 
-def compute_mask(image, settings: DefaceSettings, engine=None, timings: dict | None = None):
+def compute_mask(image: sitk.Image, settings: DefaceSettings, engine: Engine | None = None,
+                 timings: dict[str, float] | None = None) -> tuple[sitk.Image, Engine]:
     """The engine's face mask on `image`'s exact grid (engines work in the canonical orientation)."""
     timings = {} if timings is None else timings
     engine = engine or settings.create_engine()
@@ -77,7 +87,8 @@ def compute_mask(image, settings: DefaceSettings, engine=None, timings: dict | N
     return from_canonical(binary_face(mask), image), engine
 
 
-def deface_image(image, settings: DefaceSettings | None = None, *, engine=None, mask=None,
+def deface_image(image: sitk.Image, settings: DefaceSettings | None = None, *, engine: Engine | None = None,
+                 mask: sitk.Image | None = None,
                  name: str = "the image") -> DefaceResult:
     """Deface an in-memory image. Give `mask` (e.g. a corrected segmentation) to skip the engine."""
     settings = settings or DefaceSettings()
@@ -126,7 +137,7 @@ def case_name(input_path: str) -> str:
     return os.path.basename(split_suffix(path)[0])
 
 
-def output_paths(input_path: str, outdir: str, output_format: str | None = None) -> dict:
+def output_paths(input_path: str, outdir: str, output_format: str | None = None) -> dict[str, str]:
     """`<name>_defaced.<ext>`, `<name>_facemask.<ext>`, `<name>_deface.json` in outdir."""
     suffix = output_format or split_suffix(input_path)[1] or ".nii.gz"
     if suffix in (".mhd", ".nhdr", ".nii"):
@@ -141,8 +152,9 @@ def output_paths(input_path: str, outdir: str, output_format: str | None = None)
     }
 
 
-def write_outputs(result: DefaceResult, paths: dict, *, overwrite: bool = False, protect: tuple = (),
-                  extra: dict | None = None, started: float | None = None) -> dict:
+def write_outputs(result: DefaceResult, paths: dict[str, str], *, overwrite: bool = False,
+                  protect: tuple[str, ...] = (), extra: dict[str, Any] | None = None,
+                  started: float | None = None) -> Sidecar:
     """Write defaced image, mask and sidecar all-or-nothing (io/case_outputs.write_case): the sidecar comes last.
 
     `started`: when the case began (time.perf_counter()); the sidecar then records the total time.
@@ -151,17 +163,19 @@ def write_outputs(result: DefaceResult, paths: dict, *, overwrite: bool = False,
     sidecar = dict(result.provenance)
     sidecar.update(extra or {})
 
-    def finish(data: dict) -> None:
+    def finish(data: dict[str, Any]) -> None:
         data["timings_s"] = dict(data["timings_s"], write=round(time.perf_counter() - start, 3))
         if started is not None:
             data["timings_s"]["total"] = round(time.perf_counter() - started, 3)
 
-    return write_case({"defaced": result.defaced, "mask": result.mask}, sidecar, paths, overwrite=overwrite,
-                      protect=protect, before_sidecar=finish)
+    written = write_case({"defaced": result.defaced, "mask": result.mask}, sidecar, paths, overwrite=overwrite,
+                         protect=protect, before_sidecar=finish)
+    return cast("Sidecar", written)  # the provenance above plus the outputs write_case adds
 
 
-def deface_file(input_path: str, outdir: str, settings: DefaceSettings | None = None, *, engine=None,
-                overwrite: bool = False, check: Callable | None = None, claimed: bool = False) -> dict:
+def deface_file(input_path: str, outdir: str, settings: DefaceSettings | None = None, *,
+                engine: Engine | None = None, overwrite: bool = False, check: Check | None = None,
+                claimed: bool = False) -> Sidecar:
     """Deface one file (or DICOM folder) into outdir; returns the sidecar dict.
 
     `check`: a re-identification check passed in by the command layer (commands.reidentification_checker,
@@ -201,7 +215,7 @@ def deface_file(input_path: str, outdir: str, settings: DefaceSettings | None = 
 
         _, files, count = chosen_series(input_path)
         input_info.update(dicom_files=len(files), dicom_series_in_folder=count)
-    extra = {"input": input_info}
+    extra: dict[str, Any] = {"input": input_info}
     if check is not None:
         started = time.perf_counter()
         extra["reidentification_check"] = check(result.defaced)
@@ -264,7 +278,7 @@ def expand_inputs(inputs: list[str]) -> list[str]:
     return find_inputs(inputs)[0]
 
 
-def plan_outputs(cases: list[str], outdir: str, output_format: str | None = None) -> dict:
+def plan_outputs(cases: list[str], outdir: str, output_format: str | None = None) -> dict[str, dict[str, str]]:
     """Each case's output paths; OutputError (naming both) if two cases would share an output name.
 
     Policy: output names are `<input name>_defaced...` in ONE folder, so `siteA/scan.nii.gz` and
@@ -277,7 +291,7 @@ def plan_outputs(cases: list[str], outdir: str, output_format: str | None = None
 
     inputs = {key(p): p for p in cases}
     owners: dict[str, str] = {}
-    plan = {}
+    plan: dict[str, dict[str, str]] = {}
     for path in cases:
         paths = output_paths(path, outdir, output_format)
         for out in paths.values():
@@ -313,11 +327,12 @@ class BatchInterrupted(KeyboardInterrupt):
     """Ctrl-C (or SIGTERM) during a batch; its message says what of the current case remains."""
 
 
-def describe_interruption(current: str | None, paths: dict | None, outdir: str, report: list[dict]) -> str:
+def describe_interruption(current: str | None, paths: dict[str, str] | None, outdir: str,
+                          report: list[BatchRecord]) -> str:
     """What is true on disk after an interrupted case was cleaned up (write_case removes what it can)."""
     done = sum(r["status"] == "done" for r in report)
     before = f" {done} case(s) finished before it and are complete." if done else ""
-    if current is None:
+    if current is None or paths is None:  # paths is None only when no case started
         return "interrupted before any case started; nothing was written."
     if os.path.lexists(paths["sidecar"]):
         return f"interrupted at {current}; its outputs in {outdir} are complete (its sidecar is there).{before}"
@@ -329,8 +344,9 @@ def describe_interruption(current: str | None, paths: dict | None, outdir: str, 
 
 
 def deface_batch(inputs: list[str], outdir: str, settings: DefaceSettings | None = None, *,
-                 overwrite: bool = False, progress: bool = True, engine=None,
-                 check: Callable | None = None, run_case=None) -> list[dict]:
+                 overwrite: bool = False, progress: bool = True, engine: Engine | None = None,
+                 check: Check | None = None,
+                 run_case: Callable[[str, dict[str, str], Engine], Sidecar] | None = None) -> list[BatchRecord]:
     """Deface many inputs with one loaded engine; a bad case is recorded and the rest still run.
 
     Before anything runs: the inputs' output names must not collide, and the output folder must
@@ -346,23 +362,23 @@ def deface_batch(inputs: list[str], outdir: str, settings: DefaceSettings | None
     cases, excluded = find_inputs(inputs)
     plan = plan_outputs(cases, outdir, settings.output_format)
     prepare_output_folder(outdir)
-    report = [{"input": path, "status": "skipped", "message": reason} for path, reason in excluded]
+    report: list[BatchRecord] = [{"input": path, "status": "skipped", "message": reason} for path, reason in excluded]
     with output_folder_lock(outdir):
         remove_stale_temporaries(outdir)
         bar = tqdm(cases, unit="case", disable=not progress or len(cases) < 2, desc="defacing")
-        current = None
+        current: str | None = None
         try:
             for path in bar:
                 current = path
-                record = {"input": path, "status": None, "message": ""}
+                record: BatchRecord = {"input": path, "status": None, "message": ""}
                 report.append(record)
                 try:
                     claim_case(path, plan[path], overwrite=overwrite)
                 except OutputsExist:
-                    record.update(status="skipped", message="outputs exist (use --overwrite to redo)")
+                    record.update({"status": "skipped", "message": "outputs exist (use --overwrite to redo)"})
                     continue
                 except Exception as err:
-                    record.update(status="failed", message=describe_failure(path, err))
+                    record.update({"status": "failed", "message": describe_failure(path, err)})
                     log.debug("%s: %s", path, record["message"])  # the summary prints it once
                     continue
                 # One engine for the whole batch, loaded for the first case that needs it; a model
@@ -377,14 +393,14 @@ def deface_batch(inputs: list[str], outdir: str, settings: DefaceSettings | None
                     else:
                         sidecar = run_case(path, plan[path], engine)
                 except Exception as err:
-                    record.update(status="failed", message=describe_failure(path, err))
+                    record.update({"status": "failed", "message": describe_failure(path, err)})
                     log.debug("%s: %s", path, record["message"])  # the summary prints it once
                     continue
-                record.update(status="done", outputs=sidecar["outputs"], mask_volume_ml=sidecar["mask_volume_ml"],
-                              seconds=sidecar["timings_s"].get("total"))
+                record.update({"status": "done", "outputs": sidecar["outputs"], "mask_volume_ml": sidecar["mask_volume_ml"],
+                               "seconds": sidecar["timings_s"].get("total")})
                 if "reidentification_check" in sidecar:
                     record["check"] = sidecar["reidentification_check"]["check"]
                     record["face_probability"] = sidecar["reidentification_check"]["face_probability"]
         except KeyboardInterrupt:
-            raise BatchInterrupted(describe_interruption(current, plan.get(current), outdir, report[:-1])) from None
+            raise BatchInterrupted(describe_interruption(current, plan.get(current) if current is not None else None, outdir, report[:-1])) from None
     return report

@@ -12,6 +12,12 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import argparse
+
+    from .engines.base import Engine
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 FILL_POLICIES = ("p10", "air")  # a number (HU) is a valid fill as well
@@ -63,7 +69,7 @@ class DefaceSettings:
     engine_options: dict = field(default_factory=dict, metadata=_option(
         "--engine-options", "extra keyword arguments for the engine, as a JSON object (e.g. '{\"threads\": 4}')"))
 
-    def create_engine(self):
+    def create_engine(self) -> Engine:
         from .engines import create_engine
 
         options = dict(self.engine_options)
@@ -102,11 +108,13 @@ class DefaceSettings:
         return argv
 
 
-def _default(f: dataclasses.Field):
-    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+def _default(f: dataclasses.Field[Any]) -> Any:
+    if f.default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
 
 
-def _kind(f: dataclasses.Field) -> str:
+def _kind(f: dataclasses.Field[Any]) -> str:
     """How a field travels on a command line: bool (a switch), float, json (a dict) or str."""
     default = _default(f)
     if isinstance(default, bool):
@@ -130,7 +138,7 @@ def _json_object(text: str) -> dict:
     return value
 
 
-def add_arguments(parser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One argparse option per settings field."""
     for f in dataclasses.fields(DefaceSettings):
         flag, help_text, choices = f.metadata["flag"], f.metadata["help"], f.metadata["choices"]
@@ -145,7 +153,7 @@ def add_arguments(parser) -> None:
             parser.add_argument(flag, dest=f.name, default=default, choices=choices, help=help_text)
 
 
-def normal_fill(value):
+def normal_fill(value: Any) -> Any:
     """'p10'/'air' stay words; a number (given as text on a command line) becomes a float; others stay as given
     (deface.parse_fill reports them as a user error)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -159,7 +167,7 @@ def normal_fill(value):
         return text
 
 
-def from_args(args) -> DefaceSettings:
+def from_args(args: argparse.Namespace) -> DefaceSettings:
     """The settings an argparse namespace from `add_arguments` describes."""
     values = {}
     for f in dataclasses.fields(DefaceSettings):

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..records import BatchRecord
 
 
 def add_settings_arguments(parser) -> None:
@@ -59,7 +63,7 @@ def run(args) -> int:
     return print_summary(report, as_json=args.json)
 
 
-def print_summary(report: list[dict], as_json: bool = False) -> int:
+def print_summary(report: list[BatchRecord], as_json: bool = False) -> int:
     """One line per input (done / skipped / FAILED, with the reason) and the counts; 1 if any case failed."""
     failed = [r for r in report if r["status"] == "failed"]
     if as_json:

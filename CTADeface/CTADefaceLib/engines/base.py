@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import SimpleITK as sitk
+
 
 class Engine:
     """Image in, binary mask on the same grid out.
@@ -12,9 +17,9 @@ class Engine:
 
     name = "engine"
 
-    def predict(self, image):
+    def predict(self, image: sitk.Image) -> sitk.Image:
         """Return a UInt8 SimpleITK image, 1 where the face is, on `image`'s exact grid."""
         raise NotImplementedError
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {"engine": self.name}

@@ -20,8 +20,14 @@ y posteriorly, x to the patient's left):
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ..mask import largest_component
 from .base import Engine
+
+if TYPE_CHECKING:
+    import numpy as np
+    import SimpleITK as sitk
 
 BODY_HU = -300.0
 
@@ -30,7 +36,7 @@ class BoxEngine(Engine):
     name = "box"
 
     def __init__(self, depth_mm: float = 25.0, above_mm: float = 40.0, below_mm: float = 70.0,
-                 half_width_mm: float = 40.0, **_ignored):
+                 half_width_mm: float = 40.0, **_ignored: Any) -> None:
         self.depth_mm = float(depth_mm)
         self.above_mm = float(above_mm)
         self.below_mm = float(below_mm)
@@ -42,7 +48,7 @@ class BoxEngine(Engine):
                 "depth_mm": self.depth_mm, "above_mm": self.above_mm, "below_mm": self.below_mm,
                 "half_width_mm": self.half_width_mm}
 
-    def predict(self, image):
+    def predict(self, image: sitk.Image) -> sitk.Image:
         import numpy as np
         import SimpleITK as sitk
 
@@ -70,7 +76,7 @@ class BoxEngine(Engine):
         return _like(mask, image)
 
 
-def _like(array, reference):
+def _like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
     import SimpleITK as sitk
 
     out = sitk.GetImageFromArray(array)
@@ -78,7 +84,8 @@ def _like(array, reference):
     return out
 
 
-def _nose_tip(body, spacing_zyx, top_skip_mm=60.0, depth_mm=230.0, midline_mm=35.0):
+def _nose_tip(body: np.ndarray, spacing_zyx: tuple[float, float, float], top_skip_mm: float = 60.0,
+              depth_mm: float = 230.0, midline_mm: float = 35.0) -> tuple[int, int, int] | None:
     """(z, y, x) index of the most anterior body voxel in the face zone, or None."""
     import numpy as np
 
@@ -95,7 +102,7 @@ def _nose_tip(body, spacing_zyx, top_skip_mm=60.0, depth_mm=230.0, midline_mm=35
     half = int(round(midline_mm / sx))
     x_lo, x_hi = max(0, int(mid) - half), min(body.shape[2], int(mid) + half + 1)
     zone = zone[:, :, x_lo:x_hi]
-    coronal = zone.any(axis=2)  # (z, y)
+    coronal: Any = zone.any(axis=2)  # (z, y) bool array; numpy's stubs type .any(axis=...) as a scalar
     rows = np.nonzero(coronal.any(axis=1))[0]
     if rows.size == 0:
         return None

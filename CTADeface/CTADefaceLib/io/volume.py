@@ -12,11 +12,16 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import InputError, OutputError
 from ..hashing import file_sha256
+
+if TYPE_CHECKING:
+    import SimpleITK as sitk
 
 #: File name endings this project reads and writes (SimpleITK picks the writer from them).
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -40,7 +45,7 @@ MAX_VOXELS_PER_AXIS = 2048
 MAX_TOTAL_VOXELS = 1 << 30
 
 
-def _sitk():
+def _sitk() -> Any:
     import SimpleITK as sitk  # imported on first use: Slicer loads this module without it
 
     return sitk
@@ -59,7 +64,7 @@ def is_image_file(path: str) -> bool:
     return os.path.isfile(path) and split_suffix(path)[1] != "" and not path.lower().endswith(".raw")
 
 
-def read_image(path: str):
+def read_image(path: str) -> sitk.Image:
     """Read one 3D image file; raise InputError with one sentence if it cannot be used."""
     sitk = _sitk()
     if not os.path.exists(path):
@@ -120,7 +125,7 @@ def separate_data_file(path: str) -> str | None:
     return None
 
 
-def _last_line(err) -> str:
+def _last_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[-1].strip() if text else "unknown reason"
 
@@ -178,7 +183,7 @@ def check_complete(path: str) -> None:
                          "finite values in Hounsfield units.")
 
 
-def _uncompressed_blocks(path: str, size: int = 1 << 22):
+def _uncompressed_blocks(path: str, size: int = 1 << 22) -> Iterator[bytes]:
     """The file's bytes, decompressed when it is gzip (recognised by its magic number, whatever the name)."""
     import gzip
 
@@ -194,7 +199,7 @@ def _nifti_byte_order(path: str) -> str:
     return "<" if int.from_bytes(head[:4], "little") in (348, 540) else ">"
 
 
-def check_image(image, name: str = "the image") -> None:
+def check_image(image: sitk.Image, name: str = "the image") -> None:
     """Refuse what is not a single-channel 3D CT in Hounsfield units on a plausible voxel grid."""
     sitk = _sitk()
     if image.GetDimension() != 3 or min(image.GetSize()) < 2:
@@ -217,7 +222,7 @@ def check_image(image, name: str = "the image") -> None:
         )
 
 
-def check_geometry(size, spacing_mm, name: str = "the image") -> None:
+def check_geometry(size: tuple[int, ...], spacing_mm: tuple[float, ...], name: str = "the image") -> None:
     """Refuse voxel spacings and sizes outside what a head CT can have (see the constants above)."""
     for axis, spacing in zip("xyz", spacing_mm):
         if not (MIN_SPACING_MM <= spacing <= MAX_SPACING_MM):
@@ -233,13 +238,13 @@ def check_geometry(size, spacing_mm, name: str = "the image") -> None:
                          f"{MAX_TOTAL_VOXELS} this tool accepts for a head CT.")
 
 
-def to_canonical(image):
+def to_canonical(image: sitk.Image) -> sitk.Image:
     """Permute/flip axes (never resample) so that the engine sees the CANONICAL orientation."""
     sitk = _sitk()
     return sitk.DICOMOrient(image, CANONICAL)
 
 
-def from_canonical(canonical, reference):
+def from_canonical(canonical: sitk.Image, reference: sitk.Image) -> sitk.Image:
     """Bring an image made on `to_canonical(reference)`'s grid back onto `reference`'s exact grid."""
     sitk = _sitk()
     orientation = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(reference.GetDirection())
@@ -251,7 +256,7 @@ def from_canonical(canonical, reference):
     return back
 
 
-def same_grid(a, b) -> bool:
+def same_grid(a: sitk.Image, b: sitk.Image) -> bool:
     """True when two images share size, spacing, origin and direction exactly."""
     return (
         a.GetSize() == b.GetSize()
@@ -270,7 +275,7 @@ def temp_prefix() -> str:
     return f"{TEMP_PREFIX}{os.getpid()}-"
 
 
-def without_metadata(image):
+def without_metadata(image: sitk.Image) -> sitk.Image:
     """The image with an empty meta-data dictionary (a copy when there was anything to drop).
 
     Readers fill the dictionary from the input's header (NRRD fields, MetaImage tags, NIfTI descrip,
@@ -291,7 +296,7 @@ def without_metadata(image):
     return clean
 
 
-def write_image_atomic(image, path: str, *, overwrite: bool = False, protect: tuple[str, ...] = (),
+def write_image_atomic(image: sitk.Image, path: str, *, overwrite: bool = False, protect: tuple[str, ...] = (),
                        shown: str | None = None) -> str:
     """Write, verify, then rename into place, so a final name only ever holds a complete, checked file.
 
@@ -351,7 +356,7 @@ class _WriteCheckFailed(Exception):
     """The file read back differs from the image that was written."""
 
 
-def _refuse_existing(shown: str, target: str, overwrite: bool, protect) -> None:
+def _refuse_existing(shown: str, target: str, overwrite: bool, protect: tuple[str, ...]) -> None:
     if any(os.path.exists(p) and os.path.exists(target) and os.path.samefile(target, p) for p in protect):
         raise OutputError(f"Refusing to write {shown}: it is an input file.")
     if os.path.exists(target) and not overwrite:
@@ -394,7 +399,7 @@ def _remove_quietly(path: str) -> None:
         pass
 
 
-def _verify_written(expected, path: str) -> None:
+def _verify_written(expected: sitk.Image, path: str) -> None:
     """Read the written file back: same size, pixel type, geometry and voxels, and data complete.
 
     Writers can fail without an error (ITK's NIfTI writer only prints "wrote only 0 of N bytes"

@@ -12,10 +12,18 @@ import dataclasses
 import io
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from ...errors import DefaceError, ModelError
 from ...settings import DEVICES  # defined once, in settings.py
 from ..base import Engine
+
+if TYPE_CHECKING:
+    import numpy as np
+    import SimpleITK as sitk
+
+    from .region import TilePlan
+    from .tiled_predictor import TiledPredictor
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +69,10 @@ class NnUNetEngine(Engine):
         # Only the registry's own models, whose every file installed_results_folder just checked against the
         # registered sha256, are loaded as nnU-Net loads them (plain pickle); any other checkpoint could run
         # code when unpickled, so it is loaded with PyTorch's restricted unpickler (models/checkpoint.py).
-        verified = {f.path for f in self.entry.files} if self.entry is not None and is_registered(self.entry) else ()
-        self.trusted = bool(verified) and all(
-            f"{self.entry.results_folder}/fold_{f}/checkpoint_final.pth" in verified for f in self.folds)
+        entry = self.entry if self.entry is not None and is_registered(self.entry) else None
+        verified = {f.path for f in entry.files} if entry is not None else ()
+        self.trusted = entry is not None and bool(verified) and all(
+            f"{entry.results_folder}/fold_{f}/checkpoint_final.pth" in verified for f in self.folds)
         if not self.trusted:
             from ...models.checkpoint import check_untrusted_model
 
@@ -86,9 +95,9 @@ class NnUNetEngine(Engine):
         # tiles it saves (both measured by Testing/benchmarks/speed.py --compare).
         self.grow_requested = grow
         self.grow = self._grows_on(self.device)
-        self.last_plan = None
-        self.last_tiles = None
-        self._predictor = None
+        self.last_plan: TilePlan | None = None
+        self.last_tiles: int | None = None
+        self._predictor: TiledPredictor | None = None
 
     def _grows_on(self, device: str) -> bool:
         return (device == "cpu") if self.grow_requested is None else bool(self.grow_requested)
@@ -100,7 +109,7 @@ class NnUNetEngine(Engine):
             raise ModelError(f"{self.results_folder} has no fold_*/checkpoint_final.pth.")
         return ("all",) if "all" in folds else tuple(folds)
 
-    def _load(self):
+    def _load(self) -> TiledPredictor:
         import torch
 
         from .tiled_predictor import TiledPredictor
@@ -122,7 +131,7 @@ class NnUNetEngine(Engine):
         self._predictor = predictor
         return predictor
 
-    def predict(self, image):
+    def predict(self, image: sitk.Image) -> sitk.Image:
         import numpy as np
         import SimpleITK as sitk
         import torch
@@ -134,12 +143,13 @@ class NnUNetEngine(Engine):
         except torch.cuda.OutOfMemoryError:
             self._fall_back_to_cpu()
             face = self._predict_with_safety_net(image, array, spacing)
+        assert self._predictor is not None  # _predict_with_safety_net loaded it
         self.last_tiles = self._predictor.last_tile_count
         mask = sitk.GetImageFromArray(face.astype(np.uint8))
         mask.CopyInformation(image)
         return mask
 
-    def _predict_with_safety_net(self, image, array, spacing):
+    def _predict_with_safety_net(self, image: sitk.Image, array: np.ndarray, spacing: list[float]) -> np.ndarray:
         """Plan the face region, predict it, and predict again on a wider plan when the face reaches its edge."""
         predictor = self._predictor or self._load()
         plan = self.last_plan = self._plan(image, predictor, spacing)
@@ -150,7 +160,7 @@ class NnUNetEngine(Engine):
             face = self._predict_rounds(predictor, array, spacing, wider)
         return face
 
-    def _plan(self, image, predictor, spacing):
+    def _plan(self, image: sitk.Image, predictor: TiledPredictor, spacing: list[float]) -> TilePlan | None:
         """The tiles to run (region.TilePlan), or None for the whole volume (roi off)."""
         if not self.roi:
             return None
@@ -162,7 +172,8 @@ class NnUNetEngine(Engine):
                         plan.reason)
         return plan
 
-    def _predict_rounds(self, predictor, array, spacing, plan):
+    def _predict_rounds(self, predictor: TiledPredictor, array: np.ndarray, spacing: list[float],
+                        plan: TilePlan | None) -> np.ndarray:
         """The face (bool, z, y, x): the whole volume, or the plan's tiles, then more tiles while `next_tiles`
         finds the predicted face running into the edge of the tiles run (one round when not growing)."""
         import numpy as np
@@ -184,13 +195,13 @@ class NnUNetEngine(Engine):
                     return face
                 log.info("The face goes on beyond the tiles run: %d more tiles (round %d).", len(added), plan.rounds)
 
-    def next_tiles(self, plan, face) -> list:
+    def next_tiles(self, plan: TilePlan, face: np.ndarray) -> list:
         """The growth strategy: tiles to add to `plan` (which it records) where `face` goes on; [] when done."""
         from .region import next_tiles
 
         return next_tiles(plan, face)
 
-    def wider_plan(self, plan, face, spacing):
+    def wider_plan(self, plan: TilePlan | None, face: np.ndarray, spacing: list[float]) -> TilePlan | None:
         """The safety net: a wider plan when the face runs into the edge of the region the network saw, so it may
         go on outside it (an unusual pose or device misled the region finder); None when the face is inside.
         Never leave face behind: when growing, follow the face beyond the region's limits; else the whole volume."""
