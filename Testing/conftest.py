@@ -1,4 +1,5 @@
 """Shared test set-up: import the libraries from this checkout, whatever is installed."""
+
 import os
 import sys
 

@@ -3,6 +3,7 @@
 slicer-core has MRML and the Qt-free module logics but sets no `slicer.mrmlScene` and no
 `slicer.modules`; this wires a scene and the logics that slicer.util needs, once per process.
 """
+
 import types
 
 _STATE = {}

@@ -5,11 +5,13 @@
 vtk) is the real slicer-core, except slicer.parameterNodeWrapper (slicer-core lacks it: it needs Qt), which
 is the rule-enforcing stand-in of Testing/slicer_env/standins.py.
 """
+
 import os
 
 SLICER_ENV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "slicer_env")
 
-PRELUDE = r'''
+PRELUDE = (
+    r"""
 import sys, types
 # --- TEST STAND-INS for what only the Slicer application provides ---
 qt = types.ModuleType("qt"); qt.QTimer = object; sys.modules["qt"] = qt
@@ -30,8 +32,11 @@ sys.modules["slicer.ScriptedLoadableModule"] = slm
 # --- end of stand-ins ---
 import slicer
 slicer.ScriptedLoadableModule = slm
-sys.path.insert(0, ''' + repr(SLICER_ENV) + r''')
+sys.path.insert(0, """
+    + repr(SLICER_ENV)
+    + r""")
 import standins
 slicer.parameterNodeWrapper = standins._parameter_node_wrapper_module("5.10")
 sys.modules["slicer.parameterNodeWrapper"] = slicer.parameterNodeWrapper
-'''
+"""
+)

@@ -5,6 +5,7 @@ become one sentence on stderr and `slicer.util.exit(code)`. The script runs in a
 slicer-core MRML; only `slicer.app` and `slicer.util.exit` (the Slicer application) are stand-ins that record
 the exit status.
 """
+
 import os
 import subprocess
 import sys
@@ -17,7 +18,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "CTADeface", "Scripts", "deface_batch.py")
 SAMPLE = os.path.join(REPO, "CTADeface", "CTADefaceLib", "data", "sample_phantom.nii.gz")
 
-RUN_AS_SLICER = r'''
+RUN_AS_SLICER = r"""
 import runpy, sys
 sys.path.insert(0, sys.argv[1])
 EXIT_FILE = sys.argv[2]
@@ -32,15 +33,21 @@ slicer.util.exit = _exit
 # --- end of stand-ins ---
 sys.argv = [sys.argv[3], *sys.argv[4:]]
 runpy.run_path(sys.argv[0], run_name="__main__")
-'''
+"""
 
 
 def _run_in_slicer(tmp_path, *args):
     exit_file = tmp_path / "exit-code"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "CTADeface"),
-                                                        os.environ.get("PYTHONPATH", "")]))
-    done = subprocess.run([sys.executable, "-c", RUN_AS_SLICER, os.path.join(REPO, "Testing"), str(exit_file),
-                           SCRIPT, "--", *args], capture_output=True, text=True, env=env, timeout=300)
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "CTADeface"), os.environ.get("PYTHONPATH", "")])
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_AS_SLICER, os.path.join(REPO, "Testing"), str(exit_file), SCRIPT, "--", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     code = int(exit_file.read_text()) if exit_file.exists() else None
     return code, done
 
@@ -65,5 +72,8 @@ def test_a_usage_error_ends_slicer_with_status_2(tmp_path):
 def test_a_successful_batch_ends_slicer_with_status_0(tmp_path):
     code, done = _run_in_slicer(tmp_path, SAMPLE, "-o", str(tmp_path / "out"), "--engine", "box")
     assert code == 0, done.stderr
-    assert sorted(os.listdir(tmp_path / "out")) == ["sample_phantom_deface.json", "sample_phantom_defaced.nii.gz",
-                                                    "sample_phantom_facemask.nii.gz"]
+    assert sorted(os.listdir(tmp_path / "out")) == [
+        "sample_phantom_deface.json",
+        "sample_phantom_defaced.nii.gz",
+        "sample_phantom_facemask.nii.gz",
+    ]

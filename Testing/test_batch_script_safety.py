@@ -3,6 +3,7 @@
 Each test runs the script in a fresh interpreter the way Slicer runs it (`--python-script S.py -- ARGS`) with the
 real slicer-core MRML; only `slicer.app` and `slicer.util.exit` (the Slicer application) are stand-ins.
 """
+
 import hashlib
 import json
 import os
@@ -17,10 +18,9 @@ pytest.importorskip("slicer")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "CTADeface", "Scripts", "deface_batch.py")
 SAMPLE = os.path.join(REPO, "CTADeface", "CTADefaceLib", "data", "sample_phantom.nii.gz")
-ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "CTADeface"),
-                                                    os.environ.get("PYTHONPATH", "")]))
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "CTADeface"), os.environ.get("PYTHONPATH", "")]))
 
-RUN_AS_SLICER = r'''
+RUN_AS_SLICER = r"""
 import runpy, sys
 sys.path.insert(0, sys.argv[1])
 from slicer_bootstrap import bootstrap
@@ -32,12 +32,17 @@ slicer.util.exit = lambda code: sys.exit(code)
 # --- end of stand-ins ---
 sys.argv = sys.argv[2:]
 runpy.run_path(sys.argv[0], run_name="__main__")
-'''
+"""
 
 
 def _run_in_slicer(*args):
-    return subprocess.run([sys.executable, "-c", RUN_AS_SLICER, os.path.join(REPO, "Testing"), SCRIPT, "--",
-                           *map(str, args)], capture_output=True, text=True, env=ENV, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", RUN_AS_SLICER, os.path.join(REPO, "Testing"), SCRIPT, "--", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
 
 
 def _two_patients_named_alike(tmp_path):
@@ -88,14 +93,20 @@ def test_another_inputs_outputs_are_never_replaced_even_with_overwrite(tmp_path)
     second = _run_in_slicer(site_b, "-o", out, "--engine", "box", "--overwrite")
     assert second.returncode == 1, second.stdout + second.stderr
     lines = second.stdout.splitlines()
-    assert any(line.startswith("failed") and str(site_b) in line and "holds the outputs of another input" in line
-               and str(site_a) in line for line in lines), second.stdout
+    assert any(
+        line.startswith("failed")
+        and str(site_b) in line
+        and "holds the outputs of another input" in line
+        and str(site_a) in line
+        for line in lines
+    ), second.stdout
     assert _digests(out) == before  # siteA's outputs are untouched, byte for byte
 
     # The same input again without --overwrite is skipped: its own outputs are complete.
     third = _run_in_slicer(site_a, "-o", out, "--engine", "box")
-    assert third.returncode == 0 and any(line.startswith("skipped") for line in third.stdout.splitlines()), \
+    assert third.returncode == 0 and any(line.startswith("skipped") for line in third.stdout.splitlines()), (
         third.stdout + third.stderr
+    )
     assert _digests(out) == before
 
 
@@ -111,8 +122,11 @@ def test_an_unexpected_error_in_one_case_does_not_end_the_batch(tmp_path):
     done = _run_in_slicer(inputs, "-o", out, "--engine", "box", "--overwrite")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
-    records = {line.split()[1].rstrip(":"): line for line in done.stdout.splitlines()
-               if line.split() and line.split()[0] in ("done", "failed", "skipped")}
+    records = {
+        line.split()[1].rstrip(":"): line
+        for line in done.stdout.splitlines()
+        if line.split() and line.split()[0] in ("done", "failed", "skipped")
+    }
     assert records[str(inputs / "a.nii.gz")].startswith("failed"), done.stdout
     assert "a_defaced.nii.gz" in records[str(inputs / "a.nii.gz")]
     assert records[str(inputs / "b.nii.gz")].startswith("done"), done.stdout
@@ -122,8 +136,13 @@ def test_an_unexpected_error_in_one_case_does_not_end_the_batch(tmp_path):
 
 def test_plain_python_says_the_script_runs_inside_slicer(tmp_path):
     # Plain Python, slicer-core importable but no Slicer application (no MRML scene): the case the review hit.
-    done = subprocess.run([sys.executable, SCRIPT, "--", SAMPLE, "-o", str(tmp_path / "out"), "--engine", "box"],
-                          capture_output=True, text=True, env=ENV, timeout=300)
+    done = subprocess.run(
+        [sys.executable, SCRIPT, "--", SAMPLE, "-o", str(tmp_path / "out"), "--engine", "box"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
     assert done.returncode == 2, done.stdout + done.stderr
     assert "Traceback" not in done.stderr and "AttributeError" not in done.stderr
     errors = _errors(done)

@@ -15,16 +15,29 @@ from builders import flat_image, image_from_array, mri_like
 from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom, write_phantom
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SIDECAR_KEYS = {"engine", "model", "model_sha256", "device", "fill_value", "mask_volume_ml", "timings_s", "versions",
-                "settings", "input", "outputs"}
+SIDECAR_KEYS = {
+    "engine",
+    "model",
+    "model_sha256",
+    "device",
+    "fill_value",
+    "mask_volume_ml",
+    "timings_s",
+    "versions",
+    "settings",
+    "input",
+    "outputs",
+}
 
 
 def ctadeface(*args, env=None):
-    environment = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "CTADeface"),
-                                                               os.path.join(REPO, "CTADefaceEval")]))
+    environment = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "CTADeface"), os.path.join(REPO, "CTADefaceEval")])
+    )
     environment.update(env or {})
-    return subprocess.run([sys.executable, "-m", "CTADefaceLib.cli", *args], capture_output=True, text=True,
-                          env=environment, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "CTADefaceLib.cli", *args], capture_output=True, text=True, env=environment, timeout=600
+    )
 
 
 def sha256(path):
@@ -68,8 +81,19 @@ def test_batch_defaces_good_cases_reports_bad_ones_and_never_touches_inputs(case
     sitk.WriteImage(mri, str(inputs / "mri.mha"))
     before = {name: sha256(inputs / name) for name in os.listdir(inputs)}
     out = tmp_path / "out"
-    result = ctadeface("deface", str(inputs), str(inputs / "missing.nii.gz"), "-o", str(out),
-                       "--model", synthetic_model, "--device", "cpu", "--json", "--no-progress")
+    result = ctadeface(
+        "deface",
+        str(inputs),
+        str(inputs / "missing.nii.gz"),
+        "-o",
+        str(out),
+        "--model",
+        synthetic_model,
+        "--device",
+        "cpu",
+        "--json",
+        "--no-progress",
+    )
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     report = {os.path.basename(r["input"]): r for r in json.loads(result.stdout)}
@@ -104,8 +128,19 @@ def test_batch_defaces_good_cases_reports_bad_ones_and_never_touches_inputs(case
 @pytest.mark.slow  # over 14 s on 2 shared cores
 def test_existing_outputs_are_skipped_unless_overwrite(cases, tmp_path, synthetic_model):
     out = tmp_path / "out"
-    args = ("deface", str(cases / "good.nii.gz"), "-o", str(out), "--model", synthetic_model, "--device", "cpu",
-            "--fill", "air", "--no-progress")
+    args = (
+        "deface",
+        str(cases / "good.nii.gz"),
+        "-o",
+        str(out),
+        "--model",
+        synthetic_model,
+        "--device",
+        "cpu",
+        "--fill",
+        "air",
+        "--no-progress",
+    )
     assert ctadeface(*args).returncode == 0
     stamp = os.stat(out / "good_defaced.nii.gz").st_mtime_ns
     again = ctadeface(*args)
@@ -122,16 +157,34 @@ def test_outputs_can_go_next_to_the_input_without_replacing_it(cases, tmp_path, 
     folder.mkdir()
     shutil.copy(cases / "good.nii.gz", folder / "good.nii.gz")
     digest = sha256(folder / "good.nii.gz")
-    result = ctadeface("deface", str(folder / "good.nii.gz"), "-o", str(folder), "--model", synthetic_model,
-                       "--device", "cpu", "--format", ".nrrd", "--no-progress")
+    result = ctadeface(
+        "deface",
+        str(folder / "good.nii.gz"),
+        "-o",
+        str(folder),
+        "--model",
+        synthetic_model,
+        "--device",
+        "cpu",
+        "--format",
+        ".nrrd",
+        "--no-progress",
+    )
     assert result.returncode == 0, result.stderr
     assert sha256(folder / "good.nii.gz") == digest
     assert (folder / "good_defaced.nrrd").exists() and (folder / "good_facemask.nrrd").exists()
 
 
 def test_model_not_installed_says_how_to_install(cases, tmp_path):
-    result = ctadeface("deface", str(cases / "good.nii.gz"), "-o", str(tmp_path), "--model", "cta-deface",
-                       env={"CTADEFACE_HOME": str(tmp_path / "empty-cache")})
+    result = ctadeface(
+        "deface",
+        str(cases / "good.nii.gz"),
+        "-o",
+        str(tmp_path),
+        "--model",
+        "cta-deface",
+        env={"CTADEFACE_HOME": str(tmp_path / "empty-cache")},
+    )
     assert result.returncode == 2
     line = assert_one_clear_sentence(result)
     assert "not installed" in line and "ctadeface models install cta-deface" in line
@@ -146,9 +199,12 @@ def test_checksum_mismatch_names_the_file(cases, tmp_path):
     data = bytearray(open(checkpoint, "rb").read())
     data[-100] ^= 0xFF
     open(checkpoint, "wb").write(bytes(data))
-    for result in (ctadeface("models", "verify", "synthetic-test", env=env),
-                   ctadeface("deface", str(cases / "good.nii.gz"), "-o", str(tmp_path / "o"), "--model",
-                             "synthetic-test", env=env)):
+    for result in (
+        ctadeface("models", "verify", "synthetic-test", env=env),
+        ctadeface(
+            "deface", str(cases / "good.nii.gz"), "-o", str(tmp_path / "o"), "--model", "synthetic-test", env=env
+        ),
+    ):
         assert result.returncode == 2
         assert "checkpoint_final.pth" in assert_one_clear_sentence(result)
     assert not (tmp_path / "o").exists() or not os.listdir(tmp_path / "o")
@@ -161,8 +217,17 @@ def test_empty_mask_is_an_error_and_writes_nothing(tmp_path, synthetic_model):
     array[:, 50:54, :] = 300
     table = image_from_array(array, spacing=(2.0, 2.0, 2.0))
     sitk.WriteImage(table, str(tmp_path / "block.nii.gz"))
-    result = ctadeface("deface", str(tmp_path / "block.nii.gz"), "-o", str(tmp_path / "o"),
-                       "--model", synthetic_model, "--device", "cpu", "--no-progress")
+    result = ctadeface(
+        "deface",
+        str(tmp_path / "block.nii.gz"),
+        "-o",
+        str(tmp_path / "o"),
+        "--model",
+        synthetic_model,
+        "--device",
+        "cpu",
+        "--no-progress",
+    )
     assert result.returncode == 1
     assert "No face was found" in result.stdout + result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "o").exists() or not os.listdir(tmp_path / "o")
@@ -182,8 +247,19 @@ def test_check_marks_pass_or_review_in_sidecar_and_summary(cases, tmp_path, synt
     """--check renders the result and runs MTCNN; the verdict follows the probability and the threshold,
     and travels to both the sidecar and the batch summary."""
     out = tmp_path / "out"
-    result = ctadeface("deface", str(cases / "good.nii.gz"), "-o", str(out), "--model", synthetic_model,
-                       "--device", "cpu", "--check", "--no-progress", "--json")
+    result = ctadeface(
+        "deface",
+        str(cases / "good.nii.gz"),
+        "-o",
+        str(out),
+        "--model",
+        synthetic_model,
+        "--device",
+        "cpu",
+        "--check",
+        "--no-progress",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)[0]
     sidecar = json.load(open(out / "good_deface.json"))

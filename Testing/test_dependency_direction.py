@@ -10,7 +10,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORE = os.path.join(REPO, "CTADeface", "CTADefaceLib")
 EVAL = os.path.join(REPO, "CTADefaceEval", "CTADefaceEvalLib")
 TESTING_MODULES = {os.path.splitext(n)[0] for n in os.listdir(os.path.join(REPO, "Testing")) if n.endswith(".py")} | {
-    "Testing", "conftest", "benchmarks", "slicer_env"}
+    "Testing",
+    "conftest",
+    "benchmarks",
+    "slicer_env",
+}
 
 
 def python_files(folder):
@@ -39,7 +43,7 @@ def imported_modules(path):
             names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = package.split(".")[:len(package.split(".")) - (node.level - 1)]
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                 module = ".".join(base + ([node.module] if node.module else []))
             else:
                 module = node.module or ""
@@ -75,21 +79,29 @@ def test_core_front_doors_import_no_evaluation():
 
 @pytest.mark.parametrize("folder", ["engines", "io", "models"])
 def test_engines_io_and_models_do_not_import_front_doors(folder):
-    front_doors = ("CTADefaceLib.commands", "CTADefaceLib.cli", "CTADefaceLib.launcher", "CTADefaceLib.slicer",
-                   "CTADefaceLib.pipeline")
+    front_doors = (
+        "CTADefaceLib.commands",
+        "CTADefaceLib.cli",
+        "CTADefaceLib.launcher",
+        "CTADefaceLib.slicer",
+        "CTADefaceLib.pipeline",
+    )
     files = list(python_files(os.path.join(CORE, folder)))
     assert files
     assert offenders(files, lambda n: n in front_doors or n.startswith(tuple(f + "." for f in front_doors))) == []
 
 
 def test_nothing_installed_imports_testing():
-    files = list(python_files(os.path.join(REPO, "CTADeface"))) + list(python_files(os.path.join(REPO, "CTADefaceEval")))
+    files = list(python_files(os.path.join(REPO, "CTADeface"))) + list(
+        python_files(os.path.join(REPO, "CTADefaceEval"))
+    )
     assert offenders(files, lambda n: n.split(".")[0] in TESTING_MODULES) == []
     by_path = []  # nor builds a path into it (as `ctadeface bench` once loaded Testing/benchmarks/speed.py)
     for path in files:
         for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
-            if isinstance(node, ast.Call) and any(isinstance(c, ast.Constant) and "Testing" in str(c.value)
-                                                  for arg in node.args for c in ast.walk(arg)):
+            if isinstance(node, ast.Call) and any(
+                isinstance(c, ast.Constant) and "Testing" in str(c.value) for arg in node.args for c in ast.walk(arg)
+            ):
                 by_path.append(f"{os.path.relpath(path, REPO)}:{node.lineno}")
     assert by_path == []
 

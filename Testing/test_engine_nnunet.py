@@ -43,8 +43,9 @@ def test_unseen_phantoms_reach_the_dice_floor(engine):
     specs = [PhantomSpec.random(seed, size="small") for seed in (7001, 7002, 7003)]
     specs.append(dataclasses.replace(PhantomSpec.random(7004, size="small"), orientation="RAS", pose_deg=(15, -10, 12)))
     # Another spacing than the 2 mm the model was trained on: nnU-Net resamples in and out.
-    specs.append(dataclasses.replace(PhantomSpec.random(7005, size="small"), spacing=(1.6, 1.6, 2.5),
-                                     shape=(150, 160, 112)))
+    specs.append(
+        dataclasses.replace(PhantomSpec.random(7005, size="small"), spacing=(1.6, 1.6, 2.5), shape=(150, 160, 112))
+    )
     scores = []
     for spec in specs:
         phantom = make_phantom(spec)

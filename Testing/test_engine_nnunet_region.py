@@ -78,19 +78,28 @@ def test_growth_with_no_face_in_the_core_runs_the_whole_region():
     assert not np.any(plan.candidate & ~roi.low_res_cover(plan, plan.starts))  # every candidate voxel now runs
 
 
-POSE_CASES = [((20, 20, 20), True, True, ("glasses",)),
-              ((-20, -20, -20), False, True, ("tube",)),
-              ((20, -20, 0), True, False, ()),
-              ((-20, 20, 10), False, False, ("glasses", "tube"))]
+POSE_CASES = [
+    ((20, 20, 20), True, True, ("glasses",)),
+    ((-20, -20, -20), False, True, ("tube",)),
+    ((20, -20, 0), True, False, ()),
+    ((-20, 20, 10), False, False, ("glasses", "tube")),
+]
 
 
 @pytest.mark.parametrize("pose, neck, vertex, devices", POSE_CASES)
 def test_roi_poses_and_fields_of_view(pose, neck, vertex, devices):
     """Extreme tilts (20 degrees on each axis), with and without the neck, a cut vertex, glasses and a tube."""
     i = POSE_CASES.index((pose, neck, vertex, devices))
-    spec = PhantomSpec(seed=300 + i, shape=(120, 128, 144 if neck else 128), spacing=(2.0, 2.0, 2.0),
-                       orientation="RAS" if i % 2 else "LPS", neck=neck, vertex=vertex, pose_deg=pose,
-                       devices=devices)
+    spec = PhantomSpec(
+        seed=300 + i,
+        shape=(120, 128, 144 if neck else 128),
+        spacing=(2.0, 2.0, 2.0),
+        orientation="RAS" if i % 2 else "LPS",
+        neck=neck,
+        vertex=vertex,
+        pose_deg=pose,
+        devices=devices,
+    )
     phantom = make_phantom(spec)
     image = to_canonical(phantom.image)
     face = sitk.GetArrayFromImage(to_canonical(phantom.face)).astype(bool)
@@ -142,14 +151,18 @@ def test_fast_path_matches_whole_volume(synthetic_model):
     whole = DefaceSettings(model=synthetic_model, device="cpu", tile_step=0.5, roi=False)
     fast = DefaceSettings(model=synthetic_model, device="cpu")
     e_whole, e_fast = whole.create_engine(), fast.create_engine()
-    cases = [PhantomSpec.random(5000, "small"),  # the model never saw these seeds
-             PhantomSpec(seed=5001, shape=(120, 128, 144), neck=True, pose_deg=(15, -12, 8), orientation="RAS"),
-             PhantomSpec(seed=5002, shape=(128, 128, 128), neck=False, pose_deg=(-14, 10, -15), devices=("glasses",))]
+    cases = [
+        PhantomSpec.random(5000, "small"),  # the model never saw these seeds
+        PhantomSpec(seed=5001, shape=(120, 128, 144), neck=True, pose_deg=(15, -12, 8), orientation="RAS"),
+        PhantomSpec(seed=5002, shape=(128, 128, 128), neck=False, pose_deg=(-14, 10, -15), devices=("glasses",)),
+    ]
     for spec in cases:
         phantom = make_phantom(spec)
         a = sitk.GetArrayFromImage(compute_mask(phantom.image, whole, e_whole)[0]).astype(bool)
         b = sitk.GetArrayFromImage(compute_mask(phantom.image, fast, e_fast)[0]).astype(bool)
-        assert _dice(a, b) >= 0.99, f"seed {spec.seed}: Dice {_dice(a, b):.4f} between the fast path and whole-volume inference"
+        assert _dice(a, b) >= 0.99, (
+            f"seed {spec.seed}: Dice {_dice(a, b):.4f} between the fast path and whole-volume inference"
+        )
         assert e_fast.describe()["roi"] and e_fast.last_tiles >= 1
 
 
@@ -160,11 +173,17 @@ def _shifted_whole_volume(engine, image, shift: int = 16):
     return sitk.GetArrayFromImage(engine.predict(pad_before(image, shift))).astype(bool)[shift:, shift:, shift:]
 
 
-@pytest.mark.parametrize("spec", [PhantomSpec.random(5000, "small"),  # unseen seeds: tilted, no neck
-                                  PhantomSpec(seed=5002, shape=(120, 128, 144), neck=True, pose_deg=(-8, 10, -12)),
-                                  PhantomSpec(seed=5003, shape=(128, 128, 128), neck=False, pose_deg=(12, -10, 6),
-                                              orientation="RAS", devices=("tube",))],
-                         ids=["tilted", "neck", "no-neck-tube"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        PhantomSpec.random(5000, "small"),  # unseen seeds: tilted, no neck
+        PhantomSpec(seed=5002, shape=(120, 128, 144), neck=True, pose_deg=(-8, 10, -12)),
+        PhantomSpec(
+            seed=5003, shape=(128, 128, 128), neck=False, pose_deg=(12, -10, 6), orientation="RAS", devices=("tube",)
+        ),
+    ],
+    ids=["tilted", "neck", "no-neck-tube"],
+)
 @pytest.mark.slow  # over 14 s on 2 shared cores
 def test_fast_path_with_several_tiles_agrees_as_well_as_upstream_agrees_with_itself(tiles_model, spec):
     """The tiling test model (a 128 mm patch: several tiles and growth rounds per head). A small model's mask
@@ -193,11 +212,18 @@ def test_random_model_loads_in_nnunet(tmp_path):
 
     from CTADefaceLib.synthetic.random_model import parameter_count, write_random_model
 
-    results = write_random_model(str(tmp_path), features=(4, 8, 16, 32), patch=(32, 32, 32), spacing_zyx=(2.0, 2.0, 2.0))
+    results = write_random_model(
+        str(tmp_path), features=(4, 8, 16, 32), patch=(32, 32, 32), spacing_zyx=(2.0, 2.0, 2.0)
+    )
     for name in ("plans.json", "dataset.json", os.path.join("fold_all", "checkpoint_final.pth")):
         assert os.path.isfile(os.path.join(results, name))
-    predictor = nnUNetPredictor(tile_step_size=1.0, use_mirroring=False, perform_everything_on_device=False,
-                                device=torch.device("cpu"), allow_tqdm=False)
+    predictor = nnUNetPredictor(
+        tile_step_size=1.0,
+        use_mirroring=False,
+        perform_everything_on_device=False,
+        device=torch.device("cpu"),
+        allow_tqdm=False,
+    )
     predictor.initialize_from_trained_model_folder(results, use_folds=("all",))
     data = np.random.default_rng(0).normal(0, 300, (1, 40, 36, 33)).astype(np.float32)
     start = time.perf_counter()
@@ -307,9 +333,9 @@ def test_safety_net_ignores_a_box_side_with_only_air_beyond():
     spacing = image.GetSpacing()[::-1]
     plan = roi.plan_face_tiles(image, official_tile(image), grow=False)
     x1 = plan.box[5]
-    near_side = face[..., x1 - int(np.ceil(6.0 / spacing[2])):x1]
+    near_side = face[..., x1 - int(np.ceil(6.0 / spacing[2])) : x1]
     assert near_side.any() and x1 < face.shape[2], "the face must come near the box's side, inside the image"
-    assert not plan.body[..., -(-x1 // plan.factors[2]):].any(), "the head ends before that side (glasses arms aside)"
+    assert not plan.body[..., -(-x1 // plan.factors[2]) :].any(), "the head ends before that side (glasses arms aside)"
     assert not roi.reaches_tile_border(plan, face, spacing)
     cut = dataclasses.replace(plan, box=plan.box[:5] + (x1 - 10,))  # a side through the cheek: the face goes on
     assert roi.reaches_tile_border(cut, face, spacing)
@@ -324,9 +350,23 @@ def test_speed_benchmark_runs_end_to_end(tmp_path):
     import sys
 
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmarks", "speed.py")
-    out = subprocess.run([sys.executable, script, "--smoke", "--upstream-tiles", "1", "--compare",
-                          "--agreement-seeds", "5000", "--workdir", str(tmp_path)],
-                         capture_output=True, text=True, timeout=900)
+    out = subprocess.run(
+        [
+            sys.executable,
+            script,
+            "--smoke",
+            "--upstream-tiles",
+            "1",
+            "--compare",
+            "--agreement-seeds",
+            "5000",
+            "--workdir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     summary = re.search(r"SUMMARY: default ([\d.]+) s vs upstream ([\d.]+) s .* tiles (\d+) vs (\d+)", out.stdout)
     assert summary, out.stdout

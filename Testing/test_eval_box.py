@@ -1,4 +1,5 @@
 """The box engine (ICHSEG-style prism) puts a non-empty mask in front of the head, on the input grid."""
+
 import numpy as np
 import SimpleITK as sitk
 
@@ -27,8 +28,7 @@ def test_box_through_the_pipeline_on_a_ras_stored_copy_keeps_everything_else():
     ras = as_ras_stored(head.image)
     result = deface_image(ras, DefaceSettings(engine="box"))
     assert result.mask.GetDirection() == ras.GetDirection()
-    kept = metrics.preservation(ras, result.defaced, result.mask,
-                                {"intracranial": as_ras_stored(head.intracranial)})
+    kept = metrics.preservation(ras, result.defaced, result.mask, {"intracranial": as_ras_stored(head.intracranial)})
     assert kept["changed_outside_mask"] == 0 and kept["changed_in_intracranial"] == 0
     assert kept["changed_inside_mask"] > 0
     assert result.provenance["engine"] == "box"

@@ -3,6 +3,7 @@
 Faces used: skimage.data.astronaut() (Eileen Collins) and skimage.data.camera() (the
 "cameraman", a different person, grayscale).
 """
+
 import numpy as np
 import pytest
 

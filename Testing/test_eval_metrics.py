@@ -1,4 +1,5 @@
 """Metrics on hand-made masks with known answers."""
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -8,7 +9,7 @@ from CTADefaceEvalLib import metrics
 
 def cube(shape, lo, hi):
     mask = np.zeros(shape, np.uint8)
-    mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = 1
+    mask[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = 1
     return mask
 
 

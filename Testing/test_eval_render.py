@@ -2,6 +2,7 @@
 
 The face is found, and gone after defacing.
 """
+
 import numpy as np
 import pytest
 
@@ -45,8 +46,10 @@ def test_same_detection_from_both_copies(pictures):
 
     lps, ras = (faces.detect_face(p) for p in pictures)
     assert lps.probability > 0.9 and abs(lps.probability - ras.probability) < 1e-3
-    assert faces.embedding_distance(faces.face_embedding(pictures[0], lps.box),
-                                    faces.face_embedding(pictures[1], ras.box)) < 0.05
+    assert (
+        faces.embedding_distance(faces.face_embedding(pictures[0], lps.box), faces.face_embedding(pictures[1], ras.box))
+        < 0.05
+    )
 
 
 def test_check_defaced_passes_after_removing_the_face(head, tmp_path):

@@ -1,4 +1,5 @@
 """The report for 5 cases and three methods: every file exists and the HTML carries the pictures."""
+
 import json
 
 import numpy as np
@@ -19,10 +20,17 @@ def fake_rows(folder):
             picture[8:24, 8:24] = (40 * j + 60, 80, 200 - 40 * i)
             path = save_png(picture, str(folder / f"c{i}_{method}.png"))
             probability = [0.99, 0.9 if i % 2 else 0.0, 0.8 if i == 0 else 0.0][j] + 0.001 * rng.random() * (j == 0)
-            rows.append({"case": f"case{i}", "method": method, "face_probability": probability,
-                         "embedding_distance": None if method == "original" else 0.3 + 0.1 * j + 0.05 * i,
-                         "dice": None if method == "original" else 0.9 - 0.3 * (method == "box"),
-                         "runtime_s": None if method == "original" else 1.0 + j, "render": path})
+            rows.append(
+                {
+                    "case": f"case{i}",
+                    "method": method,
+                    "face_probability": probability,
+                    "embedding_distance": None if method == "original" else 0.3 + 0.1 * j + 0.05 * i,
+                    "dice": None if method == "original" else 0.9 - 0.3 * (method == "box"),
+                    "runtime_s": None if method == "original" else 1.0 + j,
+                    "render": path,
+                }
+            )
     return rows
 
 

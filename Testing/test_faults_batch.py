@@ -23,8 +23,9 @@ BOX = ("--engine", "box", "--no-progress")
 
 
 def environment(**extra):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "CTADeface"),
-                                                       os.path.join(REPO, "CTADefaceEval")]))
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "CTADeface"), os.path.join(REPO, "CTADefaceEval")])
+    )
     env.update(extra)
     return env
 
@@ -34,8 +35,9 @@ def cli_command(*args):
 
 
 def ctadeface(*args, env=None, **popen):
-    return subprocess.run(cli_command(*args), capture_output=True, text=True, env=environment(**(env or {})),
-                          timeout=600, **popen)
+    return subprocess.run(
+        cli_command(*args), capture_output=True, text=True, env=environment(**(env or {})), timeout=600, **popen
+    )
 
 
 def sha256(path):
@@ -68,8 +70,7 @@ def assert_complete_case(out, name, input_path):
 @contextlib.contextmanager
 def mounted_tmpfs(path, options):
     os.makedirs(path, exist_ok=True)
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True,
-                            text=True)
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
     if result.returncode != 0:
         pytest.skip(f"mounting a tmpfs is not permitted here ({result.stderr.strip()})")
     try:
@@ -95,8 +96,10 @@ def test_same_file_name_from_two_folders_is_refused_before_anything_runs(scans, 
         os.makedirs(tmp_path / site)
         shutil.copy(scans[key], tmp_path / site / "scan.nii.gz")
     out = tmp_path / "out"
-    for inputs in ((tmp_path / "siteA" / "scan.nii.gz", tmp_path / "siteB" / "scan.nii.gz"),
-                   (tmp_path / "siteA", tmp_path / "siteB")):
+    for inputs in (
+        (tmp_path / "siteA" / "scan.nii.gz", tmp_path / "siteB" / "scan.nii.gz"),
+        (tmp_path / "siteA", tmp_path / "siteB"),
+    ):
         for extra in ((), ("--overwrite",)):
             result = ctadeface("deface", *inputs, "-o", out, *BOX, *extra)
             assert result.returncode == 2, result.stdout + result.stderr
@@ -156,8 +159,9 @@ def test_an_output_name_that_is_an_input_is_refused(scans, tmp_path):
     shutil.copy(scans["a"], tmp_path / "scan.nii.gz")
     shutil.copy(scans["b"], tmp_path / "scan_defaced.nii.gz")  # named explicitly, so taken as an input
     digest = sha256(tmp_path / "scan_defaced.nii.gz")
-    result = ctadeface("deface", tmp_path / "scan.nii.gz", tmp_path / "scan_defaced.nii.gz", "-o", tmp_path, *BOX,
-                       "--overwrite")
+    result = ctadeface(
+        "deface", tmp_path / "scan.nii.gz", tmp_path / "scan_defaced.nii.gz", "-o", tmp_path, *BOX, "--overwrite"
+    )
     assert result.returncode == 2 and "would replace the input" in one_sentence(result)
     assert sha256(tmp_path / "scan_defaced.nii.gz") == digest
 
@@ -172,8 +176,11 @@ def test_excluded_files_in_a_folder_are_listed_as_skipped_with_the_reason(scans,
     assert result.returncode == 0, result.stderr
     report = {os.path.basename(k): v for k, v in records(result).items()}
     assert report["scan.nii.gz"]["status"] == "done"
-    for name, reason in (("scan_gt.nii.gz", "ground-truth"), ("old_defaced.nii.gz", "defaced output"),
-                         ("old_facemask.nrrd", "face-mask output")):
+    for name, reason in (
+        ("scan_gt.nii.gz", "ground-truth"),
+        ("old_defaced.nii.gz", "defaced output"),
+        ("old_facemask.nrrd", "face-mask output"),
+    ):
         assert report[name]["status"] == "skipped" and reason in report[name]["message"], report[name]
     text = ctadeface("deface", folder, "-o", tmp_path / "out", *BOX)
     assert "skipped  " + str(folder / "scan_gt.nii.gz") + ": excluded" in text.stdout
@@ -233,8 +240,17 @@ def test_memory_error_in_one_case_is_one_sentence_and_the_next_case_runs(scans, 
     # Enough for the interpreter, its libraries and a small case (one BLAS thread keeps the address
     # space small and the same on any machine), far too little for the big one (about 2 GB here).
     limit = 1_400 * 2**20
-    result = ctadeface("deface", big_path, scans["a"], "-o", tmp_path / "out", *BOX, "--json",
-                       env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}, preexec_fn=cap_memory)
+    result = ctadeface(
+        "deface",
+        big_path,
+        scans["a"],
+        "-o",
+        tmp_path / "out",
+        *BOX,
+        "--json",
+        env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
+        preexec_fn=cap_memory,
+    )
     try:
         small_done = records(result)[scans["a"]]["status"] == "done"
     except (ValueError, KeyError):
@@ -263,8 +279,13 @@ def test_internal_error_in_one_case_is_reported_as_a_bug_and_the_rest_run(scans,
             return mask[:-1, :, :] if sorted(image.GetSize()) == sorted(size_of_a) else mask
 
     assert sitk.ReadImage(scans["b"]).GetSize() != size_of_a
-    report = deface_batch([scans["a"], scans["b"]], str(tmp_path / "out"), DefaceSettings(engine="box"),
-                          engine=OffGridForOneScan(), progress=False)
+    report = deface_batch(
+        [scans["a"], scans["b"]],
+        str(tmp_path / "out"),
+        DefaceSettings(engine="box"),
+        engine=OffGridForOneScan(),
+        progress=False,
+    )
     by_input = {r["input"]: r for r in report}
     assert by_input[scans["a"]]["status"] == "failed"
     assert by_input[scans["a"]]["message"].startswith("internal error (")
@@ -332,8 +353,16 @@ def test_rerun_finishes_an_interrupted_case_and_removes_only_dead_runs_temporari
         assert "1 defaced" in result.stdout  # redone, not "already exists" and not skipped
         assert_complete_case(out, "a", scans["a"])
         left = sorted(os.listdir(out))
-        assert left == sorted(["a_deface.json", "a_defaced.nii.gz", "a_facemask.nii.gz", "notes.txt",
-                               ".tmp-other-tool", f".ctadeface-tmp-{live.pid}-busy"])
+        assert left == sorted(
+            [
+                "a_deface.json",
+                "a_defaced.nii.gz",
+                "a_facemask.nii.gz",
+                "notes.txt",
+                ".tmp-other-tool",
+                f".ctadeface-tmp-{live.pid}-busy",
+            ]
+        )
     finally:
         live.kill()
         live.wait()
@@ -357,8 +386,13 @@ def test_a_second_run_into_a_folder_being_written_refuses(scans, tmp_path):
     for name in names:
         shutil.copy(scans[name[0]], folder / f"{name}.nii.gz")
     out = tmp_path / "out"
-    first = subprocess.Popen(cli_command("deface", folder, "-o", out, *BOX), env=environment(),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        cli_command("deface", folder, "-o", out, *BOX),
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.time() + 300
         while not (out.exists() and any(n.startswith(".ctadeface-tmp-") for n in os.listdir(out))):

@@ -185,8 +185,10 @@ def test_two_series_choose_the_largest_with_a_warning_and_digest_covers_its_file
     with caplog.at_level(logging.WARNING, logger="CTADefaceLib.io.dicom"):
         uid, files, count = chosen_series(str(folder))
     assert count == 2 and len(files) == 12 and uid == "1.2.826.0.1.3680043.2.1125.1.424242"
-    assert "holds 2 DICOM series; using 1.2.826.0.1.3680043.2.1125.1.424242 (12 files) and ignoring the other 1" \
+    assert (
+        "holds 2 DICOM series; using 1.2.826.0.1.3680043.2.1125.1.424242 (12 files) and ignoring the other 1"
         in caplog.text
+    )
     assert read_image(str(folder)).GetSize() == (32, 28, 12)
 
     first = input_digest(str(folder))
@@ -234,11 +236,11 @@ def test_absurd_size_is_refused_from_the_header_before_reading_voxels(tmp_path):
     (tmp_path / "huge.nhdr").write_text(
         "NRRD0004\ntype: short\ndimension: 3\nspace: left-posterior-superior\nsizes: 4000 4000 4000\n"
         "space directions: (1,0,0) (0,1,0) (0,0,1)\nkinds: domain domain domain\nendian: little\n"
-        "encoding: raw\nspace origin: (0,0,0)\ndata file: huge.raw\n")
+        "encoding: raw\nspace origin: (0,0,0)\ndata file: huge.raw\n"
+    )
     with pytest.raises(InputError, match=f"4000 voxels along x, more than the {MAX_VOXELS_PER_AXIS}"):
         read_image(str(tmp_path / "huge.nhdr"))
-    (tmp_path / "big.nhdr").write_text(
-        (tmp_path / "huge.nhdr").read_text().replace("4000 4000 4000", "2000 2000 2000"))
+    (tmp_path / "big.nhdr").write_text((tmp_path / "huge.nhdr").read_text().replace("4000 4000 4000", "2000 2000 2000"))
     with pytest.raises(InputError, match=r"8000000000 voxels \(2000x2000x2000\), more than"):
         read_image(str(tmp_path / "big.nhdr"))
 
@@ -287,8 +289,11 @@ def test_fill_percentile_of_an_image_with_nan_is_refused():
 def test_non_finite_fill_and_negative_margin_are_one_sentence_at_the_cli(tmp_path):
     path = tmp_path / "ct.nii.gz"
     sitk.WriteImage(make_ct(), str(path))
-    for args, expect in ((("--fill", "nan"), "finite number"), (("--fill", "inf"), "finite number"),
-                         (("--margin-mm", "-3"), "--margin-mm must be zero or a positive number")):
+    for args, expect in (
+        (("--fill", "nan"), "finite number"),
+        (("--fill", "inf"), "finite number"),
+        (("--margin-mm", "-3"), "--margin-mm must be zero or a positive number"),
+    ):
         result = ctadeface("deface", str(path), "-o", str(tmp_path / "out"), "--engine", "box", *args)
         assert result.returncode == 2, result.stderr
         assert expect in assert_one_clear_sentence(result)

@@ -35,13 +35,19 @@ def home(tmp_path, monkeypatch):
 
 
 def _environment():
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "CTADeface"),
-                                                       os.path.join(REPO, "CTADefaceEval")]))
+    return dict(
+        os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "CTADeface"), os.path.join(REPO, "CTADefaceEval")])
+    )
 
 
 def ctadeface(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "CTADefaceLib.cli", *args], capture_output=True, text=True,
-                          env=_environment(), timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "CTADefaceLib.cli", *args],
+        capture_output=True,
+        text=True,
+        env=_environment(),
+        timeout=timeout,
+    )
 
 
 def one_sentence(result) -> str:
@@ -76,8 +82,11 @@ def test_model_name_that_is_a_path_deletes_nothing(tmp_path, home, how):
     (victim / "precious.txt").write_text("keep me")
     name = str(victim) if how == "absolute" else os.path.join("..", "..", "victim")  # home/models/../../victim
     source = zip_folder(make_results_folder(tmp_path), tmp_path / "toy.zip")
-    for args in (("remove", name), ("install", name, "--from", str(source)),
-                 ("install", name, "--from", str(source), "--overwrite")):
+    for args in (
+        ("remove", name),
+        ("install", name, "--from", str(source)),
+        ("install", name, "--from", str(source), "--overwrite"),
+    ):
         line = one_sentence(ctadeface("models", *args))
         assert "not a model name" in line, line
         assert (victim / "precious.txt").read_text() == "keep me"
@@ -89,8 +98,11 @@ def test_folder_that_is_not_our_model_is_never_replaced_or_removed(tmp_path, hom
     mine.mkdir(parents=True)
     (mine / "notes.txt").write_text("not a model")
     source = zip_folder(make_results_folder(tmp_path), tmp_path / "toy.zip")
-    for args in (("install", "mine", "--from", str(source)), ("install", "mine", "--from", str(source), "--overwrite"),
-                 ("remove", "mine")):
+    for args in (
+        ("install", "mine", "--from", str(source)),
+        ("install", "mine", "--from", str(source), "--overwrite"),
+        ("remove", "mine"),
+    ):
         assert "not a model installed by ctadeface" in one_sentence(ctadeface("models", *args))
         assert listing(mine) == {"notes.txt"}
 
@@ -120,8 +132,14 @@ class _Evil:
 def write_evil_checkpoint(path, marker):
     import torch
 
-    torch.save({"network_weights": _Evil(str(marker)), "init_args": {"configuration": "3d_fullres"},
-                "trainer_name": "nnUNetTrainer"}, str(path))
+    torch.save(
+        {
+            "network_weights": _Evil(str(marker)),
+            "init_args": {"configuration": "3d_fullres"},
+            "trainer_name": "nnUNetTrainer",
+        },
+        str(path),
+    )
 
 
 def evil_model(tmp_path, marker):
@@ -145,8 +163,17 @@ def test_evil_checkpoint_given_as_model_path_runs_nothing(tmp_path, home):
     marker = tmp_path / "marker"
     model = evil_model(tmp_path, marker)
     write_phantom(make_phantom(PhantomSpec.random(8002, size="small")), str(tmp_path / "in"), "case")
-    result = ctadeface("deface", str(tmp_path / "in" / "case.nii.gz"), "-o", str(tmp_path / "out"),
-                       "--model", str(model / RESULTS), "--device", "cpu", "--no-progress")
+    result = ctadeface(
+        "deface",
+        str(tmp_path / "in" / "case.nii.gz"),
+        "-o",
+        str(tmp_path / "out"),
+        "--model",
+        str(model / RESULTS),
+        "--device",
+        "cpu",
+        "--no-progress",
+    )
     line = one_sentence(result)
     assert "not a plain nnU-Net checkpoint" in line, line
     assert not marker.exists()
@@ -220,10 +247,15 @@ trainer.save_checkpoint(sys.argv[3])
     (tmp_path / "plans.json").write_bytes(bundled_json("plans.json"))
     (tmp_path / "dataset.json").write_bytes(bundled_json("dataset.json"))
     full = tmp_path / "full.pth"
-    subprocess.run([sys.executable, "-c", code, str(tmp_path / "plans.json"), str(tmp_path / "dataset.json"),
-                    str(full)], check=True, capture_output=True, timeout=300,
-                   env=dict(_environment(), **{k: str(tmp_path / k) for k in ("nnUNet_results", "nnUNet_raw",
-                                                                             "nnUNet_preprocessed")}))
+    subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "plans.json"), str(tmp_path / "dataset.json"), str(full)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+        env=dict(
+            _environment(), **{k: str(tmp_path / k) for k in ("nnUNet_results", "nnUNet_raw", "nnUNet_preprocessed")}
+        ),
+    )
     raw = torch.load(str(full), map_location="cpu", weights_only=False)
     assert {"optimizer_state", "logging", "network_weights", "init_args"} <= set(raw)
     assert isinstance(raw["_best_ema"], np.floating)
@@ -242,7 +274,7 @@ def set_declared_size(zip_path, member, size):
         start = 0
         while (start := data.find(signature, start)) >= 0:
             length = struct.unpack_from("<H", data, start + name_len_at)[0]
-            if bytes(data[start + name_at:start + name_at + length]) == encoded:
+            if bytes(data[start + name_at : start + name_at + length]) == encoded:
                 struct.pack_into("<I", data, start + size_at, size)
             start += 4
     open(zip_path, "wb").write(bytes(data))
@@ -266,7 +298,7 @@ def hostile_zip(tmp_path, kind):
         elif kind == "symlink":
             link = zipfile.ZipInfo("download/" + RESULTS + "/fold_1/checkpoint_final.pth")
             link.create_system = 3
-            link.external_attr = (0o120777 << 16)
+            link.external_attr = 0o120777 << 16
             archive.writestr(link, str(outside))
         elif kind in ("bomb", "liar"):
             archive.writestr("download/padding.bin", b"\0" * 200_000, compress_type=zipfile.ZIP_DEFLATED)
@@ -287,8 +319,13 @@ def test_hostile_zip_is_refused_and_writes_nothing_outside_the_cache(tmp_path, h
     assert models_in(home) == set()
     written = {p for p in listing(tmp_path) - before if not p.startswith("home")}
     assert written == set(), written
-    expected = {"absolute": "outside the model folder", "dotdot": "outside the model folder",
-                "symlink": "symbolic link", "bomb": "zip bomb", "liar": "not a usable zip file"}[kind]
+    expected = {
+        "absolute": "outside the model folder",
+        "dotdot": "outside the model folder",
+        "symlink": "symbolic link",
+        "bomb": "zip bomb",
+        "liar": "not a usable zip file",
+    }[kind]
     assert expected in line, line
 
 
@@ -313,9 +350,20 @@ def test_corrupted_checkpoint_with_same_size_and_mtime_is_not_used(tmp_path, hom
     results, entry = installed_results_folder(SYNTHETIC_NAME)
     checkpoint = os.path.join(results, "fold_all", "checkpoint_final.pth")
     corrupt_keeping_size_and_mtime(checkpoint)
-    for args in (("models", "path", SYNTHETIC_NAME),
-                 ("deface", str(tmp_path / "in" / "case.nii.gz"), "-o", str(tmp_path / "out"), "--model",
-                  SYNTHETIC_NAME, "--device", "cpu", "--no-progress")):
+    for args in (
+        ("models", "path", SYNTHETIC_NAME),
+        (
+            "deface",
+            str(tmp_path / "in" / "case.nii.gz"),
+            "-o",
+            str(tmp_path / "out"),
+            "--model",
+            SYNTHETIC_NAME,
+            "--device",
+            "cpu",
+            "--no-progress",
+        ),
+    ):
         line = one_sentence(ctadeface(*args))
         assert "checksum" in line and "checkpoint_final.pth" in line, line
     assert not (tmp_path / "out").exists() or listing(tmp_path / "out") == set()
@@ -402,17 +450,17 @@ class Server:
         if mode == "truncate":  # claims the whole length, sends 40 %, then hangs up
             handler.send_header("Content-Length", str(len(body)))
             handler.end_headers()
-            handler.wfile.write(body[:len(body) * 2 // 5])
+            handler.wfile.write(body[: len(body) * 2 // 5])
             handler.close_connection = True
             return
         if mode == "short-length":  # Content-Length smaller than the file: the client gets a cut file
             handler.send_header("Content-Length", str(len(body) // 2))
             handler.end_headers()
-            handler.wfile.write(body[:len(body) // 2])
+            handler.wfile.write(body[: len(body) // 2])
             return
         if mode == "no-length-truncate":  # no Content-Length at all, and the body is cut
             handler.end_headers()
-            handler.wfile.write(body[:len(body) // 2])
+            handler.wfile.write(body[: len(body) // 2])
             handler.close_connection = True
             return
         if mode == "extra":  # more bytes than the file: claims and sends them
@@ -426,7 +474,7 @@ class Server:
         handler.end_headers()
         if mode.startswith("slow"):  # 4 KiB every 50 ms: long enough to be interrupted, bounded in time
             for offset in range(0, len(body), 4096):
-                handler.wfile.write(body[offset:offset + 4096])
+                handler.wfile.write(body[offset : offset + 4096])
                 handler.wfile.flush()
                 time.sleep(0.05)
                 if self.mode != mode:
@@ -554,9 +602,13 @@ def test_install_killed_mid_download_leaves_no_model_and_a_rerun_completes(tmp_p
     zip_folder(make_results_folder(tmp_path, checkpoint_bytes=1_200_000), os.path.join(server.root, "toy.zip"))
     url = f"{server.url}/toy.zip"
     server.mode = "slow"
-    process = subprocess.Popen([sys.executable, "-m", "CTADefaceLib.cli", "models", "install", "toy", "--from", url,
-                                "--no-progress"], env=_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "CTADefaceLib.cli", "models", "install", "toy", "--from", url, "--no-progress"],
+        env=_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not any(os.path.getsize(p) > 20_000 for p in staging_parts(home, "toy")):
@@ -584,16 +636,29 @@ def _hub_with_marker(tmp_path):
     """A torch.hub repository whose hubconf.py creates a marker when torch.hub.load imports it."""
     hub, marker = tmp_path / "hub", tmp_path / "PWNED"
     hub.mkdir()
-    (hub / "hubconf.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\ndef net(**kw):\n    raise SystemExit(0)\n")
+    (hub / "hubconf.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\ndef net(**kw):\n    raise SystemExit(0)\n"
+    )
     return hub, marker
 
 
 HUB_KWARGS = {"model": "net", "source": "local", "trust_repo": True}
 
 
-@pytest.mark.parametrize("route", ["network", "nonlin", "preprocessor_name", "normalization_schemes",
-                                   "resampling_fn_data", "image_reader_writer", "label_manager",
-                                   "overwrite_image_reader_writer", "trainer_name"])
+@pytest.mark.parametrize(
+    "route",
+    [
+        "network",
+        "nonlin",
+        "preprocessor_name",
+        "normalization_schemes",
+        "resampling_fn_data",
+        "image_reader_writer",
+        "label_manager",
+        "overwrite_image_reader_writer",
+        "trainer_name",
+    ],
+)
 def test_every_name_nnunet_resolves_from_a_model_is_checked(tmp_path, home, route):
     import json
 
@@ -602,15 +667,24 @@ def test_every_name_nnunet_resolves_from_a_model_is_checked(tmp_path, home, rout
     plans_path = model / RESULTS / "plans.json"
     plans = json.loads(plans_path.read_text())
     configs = [c for c in plans["configurations"].values() if "architecture" in c]
-    expected = {"preprocessor_name": "join", "normalization_schemes": "np", "resampling_fn_data": "resize",
-                "image_reader_writer": "os", "label_manager": "torch", "overwrite_image_reader_writer": "join",
-                "trainer_name": "torch"}.get(route)
+    expected = {
+        "preprocessor_name": "join",
+        "normalization_schemes": "np",
+        "resampling_fn_data": "resize",
+        "image_reader_writer": "os",
+        "label_manager": "torch",
+        "overwrite_image_reader_writer": "join",
+        "trainer_name": "torch",
+    }.get(route)
     for config in configs:
         arch = config["architecture"]
         if route == "network":  # pydoc.locate walks through unet's `torch` to torch.hub.load, called with kwargs
             expected = "dynamic_network_architectures.architectures.unet.torch.hub.load"
-            config["architecture"] = {"network_class_name": expected, "_kw_requires_import": [],
-                                      "arch_kwargs": dict(HUB_KWARGS, repo_or_dir=str(hub))}
+            config["architecture"] = {
+                "network_class_name": expected,
+                "_kw_requires_import": [],
+                "arch_kwargs": dict(HUB_KWARGS, repo_or_dir=str(hub)),
+            }
         elif route == "nonlin":  # the network builds nonlin(**nonlin_kwargs)
             expected = "torch.nn.modules.conv.torch.hub.load"
             arch["arch_kwargs"]["nonlin"] = expected
@@ -639,8 +713,19 @@ def test_every_name_nnunet_resolves_from_a_model_is_checked(tmp_path, home, rout
         from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom, write_phantom
 
         write_phantom(make_phantom(PhantomSpec.random(8003, size="small")), str(tmp_path / "in"), "case")
-        line = one_sentence(ctadeface("deface", str(tmp_path / "in" / "case.nii.gz"), "-o", str(tmp_path / "out"),
-                                      "--model", str(model / RESULTS), "--device", "cpu", "--no-progress"))
+        line = one_sentence(
+            ctadeface(
+                "deface",
+                str(tmp_path / "in" / "case.nii.gz"),
+                "-o",
+                str(tmp_path / "out"),
+                "--model",
+                str(model / RESULTS),
+                "--device",
+                "cpu",
+                "--no-progress",
+            )
+        )
         assert expected in line, line
         assert not marker.exists()
 
@@ -651,11 +736,17 @@ def test_real_nnunet_layers_and_moved_networks_are_accepted():
 
     for name in ("torch.nn.modules.conv.Conv3d", "torch.nn.InstanceNorm3d", "torch.nn.LeakyReLU"):
         assert _class_in(name, "torch.nn", "torch.nn.modules.") is not None, name
-    for name in ("dynamic_network_architectures.architectures.unet.PlainConvUNet",
-                 "dynamic_network_architectures.architectures.residual_unet.ResidualEncoderUNet"):
+    for name in (
+        "dynamic_network_architectures.architectures.unet.PlainConvUNet",
+        "dynamic_network_architectures.architectures.residual_unet.ResidualEncoderUNet",
+    ):
         assert _class_in(name, "dynamic_network_architectures", "dynamic_network_architectures.") is not None
-    for name in ("torch.nn.modules.conv.torch.hub.load", "torch.nn.modules.conv.F", "torch.nn.functional.conv3d",
-                 "torch.hub.load"):
+    for name in (
+        "torch.nn.modules.conv.torch.hub.load",
+        "torch.nn.modules.conv.F",
+        "torch.nn.functional.conv3d",
+        "torch.hub.load",
+    ):
         assert _class_in(name, "torch.nn", "torch.nn.modules.") is None, name
 
 

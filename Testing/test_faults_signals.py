@@ -33,8 +33,13 @@ class Run:
     """A `ctadeface -v deface` child whose stderr lines are collected as they come."""
 
     def __init__(self, *args):
-        self.process = subprocess.Popen(cli_command("-v", "deface", *args), env=environment(), text=True,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            cli_command("-v", "deface", *args),
+            env=environment(),
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         self.lines = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -60,6 +65,7 @@ class Run:
                 return any(os.readlink(os.path.join(folder, fd)).endswith(name) for fd in os.listdir(folder))
             except OSError:
                 return False
+
         return check
 
     def finish(self):

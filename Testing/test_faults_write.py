@@ -30,8 +30,9 @@ FORMATS = [".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".nhdr"]
 def tmpfs(path, options):
     """A real small file system mounted at `path` (root only); unmounted whatever happens."""
     path.mkdir(exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip() or 'mount failed'})")
     try:
@@ -124,12 +125,14 @@ def test_a_killed_writer_leaves_only_a_temporary_named_with_its_pid(tmp_path):
     """SIGKILL in the middle of a long write: no final name, and the leftover says which process made it."""
     out = tmp_path / "out"
     out.mkdir()
-    script = ("import numpy as np, SimpleITK as sitk\n"
-              "from CTADefaceLib.io.volume import write_image_atomic\n"
-              "a = np.random.default_rng(1).integers(-1000, 2000, (600, 512, 512), dtype=np.int16)\n"
-              "i = sitk.GetImageFromArray(a); i.SetSpacing((0.5, 0.5, 0.5))\n"
-              "print('writing', flush=True)\n"
-              f"write_image_atomic(i, {str(out / 'big.nii.gz')!r})\n")
+    script = (
+        "import numpy as np, SimpleITK as sitk\n"
+        "from CTADefaceLib.io.volume import write_image_atomic\n"
+        "a = np.random.default_rng(1).integers(-1000, 2000, (600, 512, 512), dtype=np.int16)\n"
+        "i = sitk.GetImageFromArray(a); i.SetSpacing((0.5, 0.5, 0.5))\n"
+        "print('writing', flush=True)\n"
+        f"write_image_atomic(i, {str(out / 'big.nii.gz')!r})\n"
+    )
     env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "CTADeface"))
     child = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
     try:

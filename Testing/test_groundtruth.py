@@ -1,4 +1,5 @@
 """Pure-core helpers of the Slicer module: ground-truth dataset growth and first-use dependency plans."""
+
 import json
 import os
 
@@ -59,8 +60,10 @@ def test_missing_packages_become_selective_pip_commands():
     report = dependencies.DependencyReport(missing_torch=True, missing_nnunet=["nnunetv2>=2.5,<2.9", "acvl-utils"])
     assert "PyTorch" in report.summary() and "nnU-Net" in report.summary()
     commands = dependencies.pip_commands(report, "/slicer/python", "/tmp/c.txt")
-    assert commands == [["/slicer/python", "-m", "pip", "install", "--no-deps", "nnunetv2>=2.5,<2.9"],
-                        ["/slicer/python", "-m", "pip", "install", "--prefer-binary", "-c", "/tmp/c.txt", "acvl-utils"]]
+    assert commands == [
+        ["/slicer/python", "-m", "pip", "install", "--no-deps", "nnunetv2>=2.5,<2.9"],
+        ["/slicer/python", "-m", "pip", "install", "--prefer-binary", "-c", "/tmp/c.txt", "acvl-utils"],
+    ]
     flat = " ".join(" ".join(c) for c in commands)
     for owned in ("torch", "SimpleITK", "numpy", "requests"):
         assert f" {owned}" not in flat

@@ -18,15 +18,22 @@ def write_dicom_series(image, folder):
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
     direction = image.GetDirection()
-    orientation = "\\".join(str(v) for v in (direction[0], direction[3], direction[6],
-                                              direction[1], direction[4], direction[7]))
+    orientation = "\\".join(
+        str(v) for v in (direction[0], direction[3], direction[6], direction[1], direction[4], direction[7])
+    )
     series = "1.2.826.0.1.3680043.2.1125.1.424242"
     for k in range(image.GetDepth()):
         piece = image[:, :, k]
-        for tag, value in (("0008|0060", "CT"), ("0020|000e", series), ("0020|0037", orientation),
-                           ("0020|0032", "\\".join(map(str, image.TransformIndexToPhysicalPoint((0, 0, k))))),
-                           ("0020|0013", str(k + 1)), ("0018|0050", str(image.GetSpacing()[2])),
-                           ("0028|1052", "0"), ("0028|1053", "1")):
+        for tag, value in (
+            ("0008|0060", "CT"),
+            ("0020|000e", series),
+            ("0020|0037", orientation),
+            ("0020|0032", "\\".join(map(str, image.TransformIndexToPhysicalPoint((0, 0, k))))),
+            ("0020|0013", str(k + 1)),
+            ("0018|0050", str(image.GetSpacing()[2])),
+            ("0028|1052", "0"),
+            ("0028|1053", "1"),
+        ):
             piece.SetMetaData(tag, value)
         writer.SetFileName(os.path.join(folder, f"slice{k:03d}.dcm"))
         writer.Execute(piece)

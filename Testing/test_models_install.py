@@ -40,8 +40,10 @@ def make_results_folder(root, checkpoint_bytes=300_000):
     (base / "plans.json").write_bytes(bundled_json("plans.json"))
     (base / "dataset.json").write_bytes(bundled_json("dataset.json"))
     weights = {"w": torch.from_numpy(np.random.default_rng(len(str(root))).random(checkpoint_bytes // 4, np.float32))}
-    torch.save({"network_weights": weights, "init_args": {"configuration": "3d_fullres"},
-                "trainer_name": "nnUNetTrainer"}, base / "fold_all" / "checkpoint_final.pth")
+    torch.save(
+        {"network_weights": weights, "init_args": {"configuration": "3d_fullres"}, "trainer_name": "nnUNetTrainer"},
+        base / "fold_all" / "checkpoint_final.pth",
+    )
     return root / "model"
 
 
@@ -155,8 +157,13 @@ def test_download_resumes_with_range(tmp_path, server):
     target = tmp_path / "got" / "blob.bin"
     target.parent.mkdir()
     (tmp_path / "got" / "blob.bin.part").write_bytes(payload[:50_000])  # an interrupted earlier download
-    download(f"{url}/blob.bin", str(target), progress=False, expected_size=len(payload),
-             expected_sha256=hashlib.sha256(payload).hexdigest())
+    download(
+        f"{url}/blob.bin",
+        str(target),
+        progress=False,
+        expected_size=len(payload),
+        expected_sha256=hashlib.sha256(payload).hexdigest(),
+    )
     assert target.read_bytes() == payload
     assert RangeHandler.requests[-1] == ("/blob.bin", "bytes=50000-")
 

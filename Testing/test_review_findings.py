@@ -1,4 +1,5 @@
 """Defects found by the hostile review (each test fails on the code as reviewed; see the defect named above it)."""
+
 import json
 import os
 import shutil
@@ -11,13 +12,18 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(REPO, "CTADeface", "CTADefaceLib", "data", "sample_phantom.nii.gz")
-ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "CTADeface"), os.path.join(REPO, "CTADefaceEval"),
-                                                   os.environ.get("PYTHONPATH", "")]))
+ENV = dict(
+    os.environ,
+    PYTHONPATH=os.pathsep.join(
+        [os.path.join(REPO, "CTADeface"), os.path.join(REPO, "CTADefaceEval"), os.environ.get("PYTHONPATH", "")]
+    ),
+)
 
 
 def _cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "CTADefaceLib.cli", *args], capture_output=True, text=True, env=ENV,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "CTADefaceLib.cli", *args], capture_output=True, text=True, env=ENV, timeout=timeout
+    )
 
 
 # DEFECT R1: plans.json of an untrusted model (--model PATH, or `models install NAME --from ...`) can run any code:
@@ -31,14 +37,17 @@ def test_r1_plans_json_cannot_reach_torch_hub_load(tmp_path, synthetic_model):
     hub = evil / "hub"
     hub.mkdir()
     marker = tmp_path / "PWNED"
-    (hub / "hubconf.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\ndef net(**kw):\n    raise SystemExit(0)\n")
+    (hub / "hubconf.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\ndef net(**kw):\n    raise SystemExit(0)\n"
+    )
     plans = json.loads((evil / "plans.json").read_text())
     for config in plans["configurations"].values():
         if isinstance(config.get("architecture"), dict):
             config["architecture"] = {
                 "network_class_name": "dynamic_network_architectures.architectures.unet.torch.hub.load",
                 "arch_kwargs": {"repo_or_dir": str(hub), "model": "net", "source": "local", "trust_repo": True},
-                "_kw_requires_import": []}
+                "_kw_requires_import": [],
+            }
     (evil / "plans.json").write_text(json.dumps(plans))
     _cli("deface", SAMPLE, "-o", str(tmp_path / "out"), "--model", str(evil), "--no-progress")
     assert not marker.exists(), "code named by plans.json ran when the model loaded"
@@ -54,18 +63,36 @@ def test_r2_batch_script_never_overwrites_another_patients_outputs(tmp_path):
         shutil.copy(SAMPLE, tmp_path / site / "scan.nii.gz")
     # make the two patients differ
     import SimpleITK as sitk
+
     b = sitk.ReadImage(str(tmp_path / "siteB" / "scan.nii.gz"))
     sitk.WriteImage(sitk.Flip(b, [True, False, False]), str(tmp_path / "siteB" / "scan.nii.gz"))
     runner = (
         "import runpy, sys\nsys.path.insert(0, sys.argv[1])\nfrom slicer_bootstrap import bootstrap\nbootstrap()\n"
         "import slicer\nslicer.app = object()\nslicer.util.exit = lambda code: sys.exit(code)\n"
-        "sys.argv = sys.argv[2:]\nrunpy.run_path(sys.argv[0], run_name='__main__')\n")
+        "sys.argv = sys.argv[2:]\nrunpy.run_path(sys.argv[0], run_name='__main__')\n"
+    )
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-c", runner, os.path.join(REPO, "Testing"),
-                           os.path.join(REPO, "CTADeface", "Scripts", "deface_batch.py"), "--",
-                           str(tmp_path / "siteA" / "scan.nii.gz"), str(tmp_path / "siteB" / "scan.nii.gz"),
-                           "-o", str(out), "--engine", "box", "--overwrite"], capture_output=True, text=True, env=ENV,
-                          timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            runner,
+            os.path.join(REPO, "Testing"),
+            os.path.join(REPO, "CTADeface", "Scripts", "deface_batch.py"),
+            "--",
+            str(tmp_path / "siteA" / "scan.nii.gz"),
+            str(tmp_path / "siteB" / "scan.nii.gz"),
+            "-o",
+            str(out),
+            "--engine",
+            "box",
+            "--overwrite",
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
     reported_done = [line for line in done.stdout.splitlines() if line.startswith("done")]
     assert len(reported_done) < 2, "both patients reported defaced, but only one set of outputs exists:\n" + done.stdout
 
@@ -92,9 +119,23 @@ def test_r4_a_fifo_input_does_not_hang(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     os.mkfifo(folder / "b.nii.gz")
-    process = subprocess.Popen([sys.executable, "-m", "CTADefaceLib.cli", "deface", str(folder), "-o",
-                                str(tmp_path / "out"), "--engine", "box", "--no-progress"], env=ENV,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "CTADefaceLib.cli",
+            "deface",
+            str(folder),
+            "-o",
+            str(tmp_path / "out"),
+            "--engine",
+            "box",
+            "--no-progress",
+        ],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         process.wait(60)
     except subprocess.TimeoutExpired:

@@ -3,6 +3,7 @@
 The round trips go over EVERY field of DefaceSettings with a non-default value, so a field added without
 a flag, or one the parser or argv drop, fails here.
 """
+
 import dataclasses
 import json
 import os
@@ -85,8 +86,9 @@ def test_dict_round_trips_every_field_as_the_sidecar_stores_it():
 def test_batch_script_parser_is_the_same_definition():
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("deface_batch", os.path.join(REPO, "CTADeface", "Scripts",
-                                                                               "deface_batch.py"))
+    spec = importlib.util.spec_from_file_location(
+        "deface_batch", os.path.join(REPO, "CTADeface", "Scripts", "deface_batch.py")
+    )
     batch = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(batch)
     from CTADefaceLib.commands.deface import settings_from_args
@@ -120,12 +122,16 @@ def test_bad_engine_options_are_a_usage_error(capsys):
 
 def test_settings_module_imports_only_the_standard_library():
     """Slicer loads it when the module loads, with only its bundled packages."""
-    code = ("import sys; before = set(sys.modules); import CTADefaceLib.settings; "
-            "print(' '.join(sorted(set(sys.modules) - before)))")
+    code = (
+        "import sys; before = set(sys.modules); import CTADefaceLib.settings; "
+        "print(' '.join(sorted(set(sys.modules) - before)))"
+    )
     env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "CTADeface"))
-    loaded = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, env=env,
-                            check=True).stdout.split()
-    third_party = [m for m in loaded if m.split(".")[0] not in sys.stdlib_module_names and
-                   not m.startswith("CTADefaceLib")]
+    loaded = subprocess.run(
+        [sys.executable, "-S", "-c", code], capture_output=True, text=True, env=env, check=True
+    ).stdout.split()
+    third_party = [
+        m for m in loaded if m.split(".")[0] not in sys.stdlib_module_names and not m.startswith("CTADefaceLib")
+    ]
     assert third_party == []
     assert settings_module.__name__ == "CTADefaceLib.settings"

@@ -1,4 +1,5 @@
 """Volume node <-> SimpleITK geometry and face mask <-> segmentation node, with slicer-core's MRML."""
+
 import numpy as np
 import pytest
 import SimpleITK as sitk

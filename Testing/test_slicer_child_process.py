@@ -1,5 +1,6 @@
 """The Slicer module's child process: cancel ends the whole tree, the temporary CT copy is deleted, the
 allocator settings follow the device, and the real model child reports progress while it runs."""
+
 import os
 import sys
 import textwrap
@@ -29,18 +30,22 @@ def _launcher_script(tmp_path, child_ignores_term: bool) -> str:
     """Like Slicer's PythonSlicer (a CTKAppLauncher): starts the real Python as its own child, passes the
     output through (the child inherits the pipe) and waits for it."""
     child = tmp_path / "python_real.py"
-    child.write_text(textwrap.dedent(f"""
+    child.write_text(
+        textwrap.dedent(f"""
         import os, signal, sys, time
         {"signal.signal(signal.SIGTERM, signal.SIG_IGN)" if child_ignores_term else ""}
         open({str(tmp_path / "child.pid")!r}, "w").write(str(os.getpid()))
         print(" 10%|# tile 1/10", flush=True)
         time.sleep(120)
-    """))
+    """)
+    )
     parent = tmp_path / "python_slicer.py"
-    parent.write_text(textwrap.dedent(f"""
+    parent.write_text(
+        textwrap.dedent(f"""
         import subprocess, sys
         sys.exit(subprocess.call([sys.executable, {str(child)!r}]))
-    """))
+    """)
+    )
     return str(parent)
 
 
@@ -147,8 +152,9 @@ def test_cancelled_gui_run_deletes_its_copy_of_the_ct(tmp_path, synthetic_model)
 
     volume = _sample_volume("cancelhead")
     logic = DefaceLogic()
-    process = logic.startDeface(volume, DefaceSettings(model=synthetic_model, device="cpu", mirroring=True),
-                                workFolder=str(tmp_path / "work"))
+    process = logic.startDeface(
+        volume, DefaceSettings(model=synthetic_model, device="cpu", mirroring=True), workFolder=str(tmp_path / "work")
+    )
     time.sleep(1.0)
     assert process.running
     process.cancel(grace_s=2)
@@ -163,8 +169,9 @@ def test_failed_gui_run_deletes_its_copy_of_the_ct(tmp_path):
 
     volume = _sample_volume("failhead")
     logic = DefaceLogic()
-    process = logic.startDeface(volume, DefaceSettings(model=str(tmp_path / "absent-model"), device="cpu"),
-                                workFolder=str(tmp_path / "work"))
+    process = logic.startDeface(
+        volume, DefaceSettings(model=str(tmp_path / "absent-model"), device="cpu"), workFolder=str(tmp_path / "work")
+    )
     with pytest.raises(DefaceError, match="absent-model"):
         logic.finishDeface(process, volume)
     assert os.listdir(tmp_path / "work") == []

@@ -3,6 +3,7 @@
 The full install into a Python holding Slicer's own package versions runs with `make test-slicer-full`
 (Testing/slicer_env/full_run.sh); these are the fast parts.
 """
+
 import glob
 import json
 import os
@@ -35,8 +36,24 @@ def test_pyproject_and_installer_give_nnunet_the_same_bounds():
 def bare_python_with_nnunet(tmp_path_factory):
     """A Python that has only nnunetv2 (installed --no-deps, as the installer's first step does) and pip."""
     target = tmp_path_factory.mktemp("site")
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
-                           "--cache-dir", PIP_CACHE, "nnunetv2==2.8.1", "pip"], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(target),
+            "--cache-dir",
+            PIP_CACHE,
+            "nnunetv2==2.8.1",
+            "pip",
+        ],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         pytest.skip(f"pip could not fetch nnunetv2 2.8.1: {done.stdout[-300:]}{done.stderr[-300:]}")
     return str(target)
@@ -51,11 +68,15 @@ def _in_bare_python(site: str, code: str):
 
 
 def test_check_reports_what_nnunet_loads_a_model_with(bare_python_with_nnunet):
-    report = _in_bare_python(bare_python_with_nnunet, (
-        "import json, dataclasses; from CTADefaceLib.slicer import installer as d; "
-        "print(json.dumps({'nnunet': dataclasses.asdict(d.check('nnunet')), "
-        "'box': dataclasses.asdict(d.check('box')),"
-        " 'torch': d.torch_requirement()}))"))
+    report = _in_bare_python(
+        bare_python_with_nnunet,
+        (
+            "import json, dataclasses; from CTADefaceLib.slicer import installer as d; "
+            "print(json.dumps({'nnunet': dataclasses.asdict(d.check('nnunet')), "
+            "'box': dataclasses.asdict(d.check('box')),"
+            " 'torch': d.torch_requirement()}))"
+        ),
+    )
     missing = report["nnunet"]["missing_nnunet"]
     names = {dependencies.canonical_name(m.split("<")[0].split(">")[0].split("=")[0].split("!")[0]) for m in missing}
     # nnU-Net imports matplotlib and seaborn whenever it loads a model; the child needs tqdm
@@ -72,20 +93,51 @@ def test_check_reports_what_nnunet_loads_a_model_with(bare_python_with_nnunet):
 
 def test_installed_nnunet_out_of_range_is_reported(tmp_path):
     site = tmp_path / "site"
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site),
-                           "--cache-dir", PIP_CACHE, "nnunetv2==2.4.2", "pip"], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(site),
+            "--cache-dir",
+            PIP_CACHE,
+            "nnunetv2==2.4.2",
+            "pip",
+        ],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         pytest.skip("pip could not fetch nnunetv2 2.4.2")
-    report = _in_bare_python(str(site), "import json; from CTADefaceLib.slicer import installer as d; "
-                                        "print(json.dumps(d.check('nnunet').missing_nnunet))")
+    report = _in_bare_python(
+        str(site),
+        "import json; from CTADefaceLib.slicer import installer as d; "
+        "print(json.dumps(d.check('nnunet').missing_nnunet))",
+    )
     assert dependencies.NNUNET_REQUIREMENT in report
 
 
 def test_pip_plan_installs_nnunet_without_its_dependencies_and_the_rest_constrained():
     report = dependencies.DependencyReport(missing_nnunet=["nnunetv2>=2.5,<2.9", "matplotlib", "acvl-utils<0.3"])
     commands = dependencies.pip_commands(report, "/slicer/python", "/tmp/c.txt")
-    assert commands == [["/slicer/python", "-m", "pip", "install", "--no-deps", "nnunetv2>=2.5,<2.9"],
-                        ["/slicer/python", "-m", "pip", "install", "--prefer-binary", "-c", "/tmp/c.txt", "matplotlib", "acvl-utils<0.3"]]
+    assert commands == [
+        ["/slicer/python", "-m", "pip", "install", "--no-deps", "nnunetv2>=2.5,<2.9"],
+        [
+            "/slicer/python",
+            "-m",
+            "pip",
+            "install",
+            "--prefer-binary",
+            "-c",
+            "/tmp/c.txt",
+            "matplotlib",
+            "acvl-utils<0.3",
+        ],
+    ]
 
 
 def test_run_install_failure_is_one_sentence_and_leaves_no_constraints_file(tmp_path):

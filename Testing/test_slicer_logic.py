@@ -1,4 +1,5 @@
 """DefaceLogic with slicer-core: deface -> edit segment -> apply / export / ground truth / batch."""
+
 import importlib.util
 import json
 import os
@@ -40,7 +41,9 @@ def test_edited_segment_is_exactly_what_apply_changes():
     original = slicer.util.arrayFromVolume(volume).copy()
     edited = np.zeros(original.shape, np.uint8)
     edited[3:7, 1:4, 2:9] = 1  # what an annotator painted: a different region than the engine's
-    slicer.util.updateSegmentBinaryLabelmapFromArray(edited, segmentation, slicerbridge.face_segment_id(segmentation), volume)
+    slicer.util.updateSegmentBinaryLabelmapFromArray(
+        edited, segmentation, slicerbridge.face_segment_id(segmentation), volume
+    )
     defaced_node = logic.applyDefacing(volume, segmentation, fill=-1024)
     defaced = slicer.util.arrayFromVolume(defaced_node)
     assert defaced_node is not volume
@@ -95,19 +98,28 @@ def test_batch_script_logic_defaces_two_inputs(tmp_path):
     inputs.mkdir()
     for seed in range(2):
         sitk.WriteImage(box_ct(RAS, seed=seed), str(inputs / f"case{seed}.nii.gz"))
+
     def data_nodes():
-        return sum(slicer.mrmlScene.GetNodesByClass(c).GetNumberOfItems()
-                   for c in ("vtkMRMLScalarVolumeNode", "vtkMRMLSegmentationNode",
-                             "vtkMRMLScalarVolumeDisplayNode", "vtkMRMLSegmentationDisplayNode"))
+        return sum(
+            slicer.mrmlScene.GetNodesByClass(c).GetNumberOfItems()
+            for c in (
+                "vtkMRMLScalarVolumeNode",
+                "vtkMRMLSegmentationNode",
+                "vtkMRMLScalarVolumeDisplayNode",
+                "vtkMRMLSegmentationDisplayNode",
+            )
+        )
 
     nodes_before = data_nodes()
-    code = batch.main(["--", str(inputs), "-o", str(tmp_path / "out"), "--engine", "stand-in",
-                        "--min-face-ml", "0"],
-                      engine=StandInFaceEngine())
+    code = batch.main(
+        ["--", str(inputs), "-o", str(tmp_path / "out"), "--engine", "stand-in", "--min-face-ml", "0"],
+        engine=StandInFaceEngine(),
+    )
     assert code == 0
     out = sorted(os.listdir(tmp_path / "out"))
-    assert out == sorted(f"case{s}{suffix}" for s in range(2)
-                         for suffix in ("_defaced.nii.gz", "_facemask.nii.gz", "_deface.json"))
+    assert out == sorted(
+        f"case{s}{suffix}" for s in range(2) for suffix in ("_defaced.nii.gz", "_facemask.nii.gz", "_deface.json")
+    )
     assert data_nodes() == nodes_before  # nodes are removed after each case
     # A missing input is a failed case and a non-zero exit, not a crash.
     assert batch.main([str(tmp_path / "missing.nii.gz"), "-o", str(tmp_path / "out2")], engine=StandInFaceEngine()) == 1

@@ -3,6 +3,7 @@
 qt, ctk and slicer.ScriptedLoadableModule exist only inside Slicer; the stand-ins below are
 LABELLED TEST STAND-INS with just the names the module file touches at import time.
 """
+
 import ast
 import os
 import subprocess
@@ -26,14 +27,14 @@ def test_no_heavy_import_at_module_level():
     assert not top_level & set(HEAVY), top_level
 
 
-STAND_IN_IMPORT = r'''
+STAND_IN_IMPORT = r"""
 sys.path[:0] = [{ctadeface!r}]
 import CTADeface
 logic = CTADeface.CTADefaceLogic()
 assert hasattr(logic, "applyDefacing") and hasattr(logic, "deface") and hasattr(logic, "saveGroundTruth")
 heavy = [m for m in {heavy!r} if m in sys.modules]
 print("HEAVY", heavy)
-'''
+"""
 
 
 def test_module_imports_with_stand_ins_and_loads_nothing_heavy():
@@ -53,8 +54,13 @@ def test_core_library_imports_no_slicer_except_the_bridge():
                 continue
             tree = ast.parse(open(os.path.join(dirpath, name), encoding="utf-8").read())
             for node in ast.walk(tree):
-                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                    [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                    if isinstance(node, ast.ImportFrom) and node.level == 0
+                    else []
+                )
                 if any(n.split(".")[0] in ("slicer", "qt", "ctk", "vtk") for n in names):
                     offenders.append(os.path.relpath(os.path.join(dirpath, name), lib))
     assert offenders == []

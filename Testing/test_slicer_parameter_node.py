@@ -6,6 +6,7 @@ none fits, in setup() and on every enter(). The rules are in Testing/slicer_env/
 with the connector class it comes from; here they are applied to the real .ui files and the real
 parameter node classes (imported with the stand-ins, whose wrapper records the annotations as written).
 """
+
 import json
 import os
 import subprocess
@@ -21,7 +22,7 @@ import connector_rules  # noqa: E402
 DEFACE_UI = os.path.join(REPO, "CTADeface", "Resources", "UI", "CTADeface.ui")
 EVAL_UI = os.path.join(REPO, "CTADefaceEval", "Resources", "UI", "CTADefaceEval.ui")
 
-CHECK = r'''
+CHECK = r"""
 import json, sys
 sys.path[:0] = [{env!r}, {ctadeface!r}, {ctadefaceeval!r}]
 import standins
@@ -31,14 +32,19 @@ print(json.dumps({{
     "deface": connector_rules.check({deface_ui!r}, CTADeface.CTADefaceParameterNode.allParameters, {version!r}),
     "eval": connector_rules.check({eval_ui!r}, CTADefaceEval.CTADefaceEvalParameterNode.allParameters, {version!r}),
 }}))
-'''
+"""
 
 
 @pytest.mark.parametrize("version", ["5.8", "5.10", "main"])
 def test_every_bound_widget_has_a_slicer_connector(version):
-    code = CHECK.format(env=os.path.join(REPO, "Testing", "slicer_env"), ctadeface=os.path.join(REPO, "CTADeface"),
-                        ctadefaceeval=os.path.join(REPO, "CTADefaceEval"), deface_ui=DEFACE_UI, eval_ui=EVAL_UI,
-                        version=version)
+    code = CHECK.format(
+        env=os.path.join(REPO, "Testing", "slicer_env"),
+        ctadeface=os.path.join(REPO, "CTADeface"),
+        ctadefaceeval=os.path.join(REPO, "CTADefaceEval"),
+        deface_ui=DEFACE_UI,
+        eval_ui=EVAL_UI,
+        version=version,
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     problems = json.loads(result.stdout.strip().splitlines()[-1])
@@ -47,11 +53,17 @@ def test_every_bound_widget_has_a_slicer_connector(version):
 
 def test_the_ui_binds_the_settings_the_widget_needs():
     bindings = connector_rules.ui_bindings(DEFACE_UI)
-    assert bindings == {"inputVolume": "qMRMLNodeComboBox", "faceSegmentation": "qMRMLNodeComboBox",
-                        "device": "QComboBox", "tileStep": "QDoubleSpinBox", "mirroring": "QCheckBox",
-                        "fillPolicy": "QComboBox", "fillValue": "QDoubleSpinBox", "exportFormat": "QComboBox"}
-    assert connector_rules.ui_bindings(EVAL_UI) == {"originalVolume": "qMRMLNodeComboBox",
-                                                     "pictureSize": "QComboBox"}
+    assert bindings == {
+        "inputVolume": "qMRMLNodeComboBox",
+        "faceSegmentation": "qMRMLNodeComboBox",
+        "device": "QComboBox",
+        "tileStep": "QDoubleSpinBox",
+        "mirroring": "QCheckBox",
+        "fillPolicy": "QComboBox",
+        "fillValue": "QDoubleSpinBox",
+        "exportFormat": "QComboBox",
+    }
+    assert connector_rules.ui_bindings(EVAL_UI) == {"originalVolume": "qMRMLNodeComboBox", "pictureSize": "QComboBox"}
 
 
 class Choice:  # the rule looks for an annotation of this name, as findFirstAnnotation(validators.Choice) does
@@ -87,15 +99,26 @@ def test_rules_reject_what_slicer_rejects():
 
 def test_check_reports_an_unknown_parameter_name(tmp_path):
     ui = tmp_path / "x.ui"
-    ui.write_text('<ui><widget class="QCheckBox" name="box"><property name="SlicerParameterName" stdset="0">'
-                  '<string>mirrorring</string></property></widget></ui>')
+    ui.write_text(
+        '<ui><widget class="QCheckBox" name="box"><property name="SlicerParameterName" stdset="0">'
+        "<string>mirrorring</string></property></widget></ui>"
+    )
     assert connector_rules.check(str(ui), {"mirroring": bool}, "5.10") == [
-        "mirrorring: bound in the .ui but not a parameter (wrapper.py raises on unknown names)"]
+        "mirrorring: bound in the .ui but not a parameter (wrapper.py raises on unknown names)"
+    ]
 
 
 def test_the_module_before_the_fix_fails_the_rules():
     """The parameter node this project shipped (device/fill as plain str on combo boxes) is caught."""
-    old = {"inputVolume": vtkMRMLScalarVolumeNode, "faceSegmentation": vtkMRMLScalarVolumeNode, "device": str,
-           "tileStep": float, "mirroring": bool, "fillPolicy": str, "fillValue": float, "exportFormat": str}
+    old = {
+        "inputVolume": vtkMRMLScalarVolumeNode,
+        "faceSegmentation": vtkMRMLScalarVolumeNode,
+        "device": str,
+        "tileStep": float,
+        "mirroring": bool,
+        "fillPolicy": str,
+        "fillValue": float,
+        "exportFormat": str,
+    }
     named = {p.split(":")[0] for p in connector_rules.check(DEFACE_UI, old, "5.10")}
     assert named == {"device", "fillPolicy", "exportFormat", "tileStep", "fillValue"}

@@ -3,6 +3,7 @@
 slicer_add_python_unittest in each module's CMakeLists.txt registers them with ctest in a Slicer build;
 here they run with real MRML (slicer-core) and the labelled stand-ins of Testing/slicer_standins.py.
 """
+
 import os
 import re
 import subprocess
@@ -14,7 +15,7 @@ from slicer_standins import PRELUDE
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-RUN = r'''
+RUN = r"""
 sys.path[:0] = [{testing!r}, {ctadeface!r}, {ctadefaceeval!r}]
 from slicer_bootstrap import bootstrap
 bootstrap()
@@ -24,13 +25,18 @@ if {box!r}:
     dependencies.is_available = lambda name: name not in ("torch", "nnunetv2", "torchvision")
 {module}.{module}Test().runTest()
 print("SELFTEST PASSED")
-'''
+"""
 
 
 def _run(module, tmp_path, box):
     pytest.importorskip("slicer")
-    code = PRELUDE + RUN.format(testing=os.path.join(REPO, "Testing"), ctadeface=os.path.join(REPO, "CTADeface"),
-                                ctadefaceeval=os.path.join(REPO, "CTADefaceEval"), module=module, box=box)
+    code = PRELUDE + RUN.format(
+        testing=os.path.join(REPO, "Testing"),
+        ctadeface=os.path.join(REPO, "CTADeface"),
+        ctadefaceeval=os.path.join(REPO, "CTADefaceEval"),
+        module=module,
+        box=box,
+    )
     env = dict(os.environ, CTADEFACE_HOME=str(tmp_path / "home"))
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
 

@@ -1,4 +1,5 @@
 """The GUI's child-process runner: command building, progress parsing, real cancel, readable errors."""
+
 import sys
 import time
 
@@ -11,8 +12,15 @@ def test_command_reproduces_settings():
     from CTADefaceLib.cli import build_parser
     from CTADefaceLib.commands.deface import settings_from_args
 
-    settings = DefaceSettings(model="cta-deface", fill="air", device="cpu", mirroring=True, tile_step=1.0,
-                              margin_mm=2.0, output_format=".nrrd")
+    settings = DefaceSettings(
+        model="cta-deface",
+        fill="air",
+        device="cpu",
+        mirroring=True,
+        tile_step=1.0,
+        margin_mm=2.0,
+        output_format=".nrrd",
+    )
     argv = build_deface_command("/in/a.nii.gz", "/out", settings, python="/py")
     assert argv[:6] == ["/py", "-m", "CTADefaceLib.cli", "deface", "/in/a.nii.gz", "-o"]
     assert argv[-1] == "--overwrite"
@@ -23,9 +31,14 @@ def test_command_reproduces_settings():
 def test_progress_and_error_parsing():
     assert parse_progress(" 42%|####      | 21/50 [00:03<00:04]") == 0.42
     assert parse_progress("loading model") is None
-    assert error_from_output(["x", "ctadeface: error: The model 'm' is not installed."], 2) == "The model 'm' is not installed."
-    assert error_from_output(["FAILED   /a.nii.gz: The input file /a.nii.gz does not exist."], 1) == \
-        "The input file /a.nii.gz does not exist."
+    assert (
+        error_from_output(["x", "ctadeface: error: The model 'm' is not installed."], 2)
+        == "The model 'm' is not installed."
+    )
+    assert (
+        error_from_output(["FAILED   /a.nii.gz: The input file /a.nii.gz does not exist."], 1)
+        == "The input file /a.nii.gz does not exist."
+    )
     assert error_from_output(["ok"], 0) is None
 
 
@@ -41,9 +54,11 @@ def _alive(pid: int) -> bool:
 def test_cancel_kills_a_running_process_and_its_children(tmp_path):
     # A long-running child that also starts a grandchild (as nnU-Net's worker processes would).
     pid_file = tmp_path / "grandchild.pid"
-    script = ("import subprocess, sys, time; "
-              "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
-              f"open({str(pid_file)!r}, 'w').write(str(p.pid)); print(' 10%|#', flush=True); time.sleep(60)")
+    script = (
+        "import subprocess, sys, time; "
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+        f"open({str(pid_file)!r}, 'w').write(str(p.pid)); print(' 10%|#', flush=True); time.sleep(60)"
+    )
     process = DefaceProcess([sys.executable, "-c", script]).start()
     deadline = time.time() + 20
     while process.progress == 0 and time.time() < deadline:

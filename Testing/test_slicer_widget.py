@@ -5,6 +5,7 @@ venvs that hold exactly the packages Slicer 5.8, 5.10 and main bundle. Here it r
 - in those venvs when they are built (skipped, with the command that builds them, when not), and
 - in this test environment, so that `make test` covers the widget flow everywhere.
 """
+
 import glob
 import os
 import subprocess
@@ -24,9 +25,14 @@ def _run_driver(python, list_name, tmp_path):
     # rendering tests set it in this pytest process (CTADefaceEvalLib/render.py, for offscreen VTK), so a full run
     # would hand it to the driver.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON") and k != "VTK_DEFAULT_OPENGL_WINDOW"}
-    return subprocess.run([python, "-I", os.path.join(ENV, "driver.py"), "--repo", REPO,
-                           "--list", os.path.join(ENV, list_name)], capture_output=True, text=True, timeout=180,
-                          env=env, cwd=str(tmp_path))
+    return subprocess.run(
+        [python, "-I", os.path.join(ENV, "driver.py"), "--repo", REPO, "--list", os.path.join(ENV, list_name)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=str(tmp_path),
+    )
 
 
 def test_driver_passes_in_this_environment(tmp_path):
@@ -46,8 +52,11 @@ def test_driver_passes_with_only_slicers_bundled_packages(list_name, tmp_path):
 
 
 def test_bundled_venvs_hold_exactly_their_list():
-    built = [name for name in build_env.LISTS
-             if os.path.isfile(os.path.join(build_env.venv_dir(os.path.join(ENV, name)), ".verified"))]
+    built = [
+        name
+        for name in build_env.LISTS
+        if os.path.isfile(os.path.join(build_env.venv_dir(os.path.join(ENV, name)), ".verified"))
+    ]
     if not built:
         pytest.skip("no Slicer-equivalent venv is built: run `make test-slicer-env`")
     for name in built:
@@ -70,8 +79,17 @@ def test_foreign_imports_are_named():
     """What the driver reports when a module file pulls in a package Slicer does not ship."""
     stdlib = {"os", "json"}
     allowed = {"numpy", "vtkmodules", "vtk"}
-    imported = {"os", "json.decoder", "numpy.core", "platformdirs", "tqdm.auto", "CTADefaceLib.models", "qt",
-                "_io", "cython_runtime"}
+    imported = {
+        "os",
+        "json.decoder",
+        "numpy.core",
+        "platformdirs",
+        "tqdm.auto",
+        "CTADefaceLib.models",
+        "qt",
+        "_io",
+        "cython_runtime",
+    }
     assert driver.foreign_modules(imported, allowed, stdlib) == ["platformdirs", "tqdm"]
 
 
@@ -92,5 +110,7 @@ def test_model_cache_is_where_platformdirs_puts_it(monkeypatch, tmp_path):
 def test_no_stale_partial_venv_is_used():
     """A half-built venv (.partial) is never what the tier runs in."""
     assert not build_env.venv_dir(os.path.join(ENV, "slicer-5.8.txt")).endswith(".partial")
-    assert all(not path.endswith(".partial") or not os.path.isfile(os.path.join(path, ".verified"))
-               for path in glob.glob(os.path.join(build_env.cache_root(), "slicer-env", "*")))
+    assert all(
+        not path.endswith(".partial") or not os.path.isfile(os.path.join(path, ".verified"))
+        for path in glob.glob(os.path.join(build_env.cache_root(), "slicer-env", "*"))
+    )

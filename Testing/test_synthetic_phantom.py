@@ -1,4 +1,5 @@
 """Synthetic CTA phantoms: anatomy, ground truth, determinism, orientation, files and CLI."""
+
 import argparse
 import os
 import time
@@ -14,8 +15,9 @@ from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom, write_phan
 
 @pytest.fixture(scope="module")
 def small():
-    spec = PhantomSpec(seed=11, shape=(112, 128, 128), spacing=(2.0, 2.0, 2.0), pose_deg=(0, 0, 0),
-                       devices=("glasses",), noise_hu=15.0)
+    spec = PhantomSpec(
+        seed=11, shape=(112, 128, 128), spacing=(2.0, 2.0, 2.0), pose_deg=(0, 0, 0), devices=("glasses",), noise_hu=15.0
+    )
     return make_phantom(spec)
 
 
@@ -129,8 +131,9 @@ def test_pose_and_fov_options():
 
 
 def test_devices_in_face_mask():
-    spec = PhantomSpec(seed=4, shape=(96, 112, 112), spacing=(2.2, 2.2, 2.2), pose_deg=(0, 0, 0),
-                       devices=("glasses", "tube"))
+    spec = PhantomSpec(
+        seed=4, shape=(96, 112, 112), spacing=(2.2, 2.2, 2.2), pose_deg=(0, 0, 0), devices=("glasses", "tube")
+    )
     ph = make_phantom(spec)
     lab, face = arr(ph.labels), arr(ph.face) > 0
     for dev in (A.GLASS, A.FRAME, A.TUBE):
@@ -145,17 +148,39 @@ def test_write_phantom_and_cli(tmp_path, small):
     assert back.GetPixelID() == sitk.sitkUInt8 and np.array_equal(arr(back), arr(small.face))
 
     from CTADefaceLib.commands import phantom as command
+
     parser = argparse.ArgumentParser()
     command.register(parser.add_subparsers())
     out = tmp_path / "cli"
-    args = parser.parse_args(["phantom", "-o", str(out), "--n", "2", "--seed", "7", "--shape", "48", "48", "56",
-                              "--spacing", "4", "4", "4", "--orientation", "RAS", "--devices"])
+    args = parser.parse_args(
+        [
+            "phantom",
+            "-o",
+            str(out),
+            "--n",
+            "2",
+            "--seed",
+            "7",
+            "--shape",
+            "48",
+            "48",
+            "56",
+            "--spacing",
+            "4",
+            "4",
+            "4",
+            "--orientation",
+            "RAS",
+            "--devices",
+        ]
+    )
     assert args.func(args) == 0
     files = sorted(os.listdir(out))
     assert len(files) == 8 and "phantom_s0007.nii.gz" in files and "phantom_s0008_face_gt.nii.gz" in files
     im = sitk.ReadImage(str(out / "phantom_s0008.nii.gz"))
     assert im.GetSize() == (48, 48, 56) and im.GetDirection()[0] == -1
     from CTADefaceLib.errors import OutputError
+
     with pytest.raises(OutputError):
         args.func(args)  # refuses to overwrite without --overwrite
 

@@ -71,9 +71,15 @@ def write_raw_dataset(raw: str, cases: int, size: str, workers: int) -> None:
     jobs = [(1000 + i, size, images, labels) for i in range(cases)]
     with Pool(workers) as pool:
         names = pool.map(make_case, jobs)
-    generate_dataset_json(folder, channel_names={0: "CT"}, labels={"background": 0, "face": 1},
-                          num_training_cases=len(names), file_ending=".nii.gz",
-                          dataset_name=DATASET, description="Synthetic head CTA phantoms (CTADeface). NOT FOR CLINICAL USE.")
+    generate_dataset_json(
+        folder,
+        channel_names={0: "CT"},
+        labels={"background": 0, "face": 1},
+        num_training_cases=len(names),
+        file_ending=".nii.gz",
+        dataset_name=DATASET,
+        description="Synthetic head CTA phantoms (CTADeface). NOT FOR CLINICAL USE.",
+    )
 
 
 def plan_and_preprocess(preprocessed: str, width_divisor: int, workers: int, patch: int | None = None) -> None:
@@ -122,7 +128,10 @@ def train(preprocessed: str, results: str, minutes: float, device: str, iteratio
         trainer.on_train_epoch_end(outputs)
         with torch.no_grad():
             trainer.on_validation_epoch_start()
-            val = [trainer.validation_step(next(trainer.dataloader_val)) for _ in range(trainer.num_val_iterations_per_epoch)]
+            val = [
+                trainer.validation_step(next(trainer.dataloader_val))
+                for _ in range(trainer.num_val_iterations_per_epoch)
+            ]
             trainer.on_validation_epoch_end(val)
         trainer.on_epoch_end()
         epoch += 1
@@ -183,10 +192,17 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--iterations", type=int, default=100, help="training iterations per epoch")
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
-    parser.add_argument("--dataset-id", type=int, default=DATASET_ID, help="nnU-Net dataset number (name Dataset<id>_SyntheticFace)")
-    parser.add_argument("--patch", type=int, default=None, help="patch edge in voxels instead of nnU-Net's plan (a multiple of 32)")
-    parser.add_argument("--out", default=os.path.join(REPO, "CTADeface", "CTADefaceLib", "data", "synthetic-face-model"),
-                        help="zip + manifest destination, without extension")
+    parser.add_argument(
+        "--dataset-id", type=int, default=DATASET_ID, help="nnU-Net dataset number (name Dataset<id>_SyntheticFace)"
+    )
+    parser.add_argument(
+        "--patch", type=int, default=None, help="patch edge in voxels instead of nnU-Net's plan (a multiple of 32)"
+    )
+    parser.add_argument(
+        "--out",
+        default=os.path.join(REPO, "CTADeface", "CTADefaceLib", "data", "synthetic-face-model"),
+        help="zip + manifest destination, without extension",
+    )
     args = parser.parse_args()
     DATASET_ID, DATASET = args.dataset_id, f"Dataset{args.dataset_id:03d}_SyntheticFace"
     for key, sub in (("nnUNet_raw", "raw"), ("nnUNet_preprocessed", "preprocessed"), ("nnUNet_results", "results")):
@@ -199,17 +215,20 @@ def main() -> None:
     t1 = time.time()
     plan_and_preprocess(os.environ["nnUNet_preprocessed"], args.width_divisor, args.workers, args.patch)
     t2 = time.time()
-    output_folder = train(os.environ["nnUNet_preprocessed"], os.environ["nnUNet_results"], args.minutes, args.device,
-                          args.iterations)
+    output_folder = train(
+        os.environ["nnUNet_preprocessed"], os.environ["nnUNet_results"], args.minutes, args.device, args.iterations
+    )
     t3 = time.time()
     import torch
 
     hardware = torch.cuda.get_device_name(0) if args.device == "cuda" else f"CPU ({os.cpu_count()} cores)"
-    notes = (f"Trained on {args.cases} synthetic phantoms (size '{args.size}', seeds 1000-{999 + args.cases}) "
-             f"on {hardware}: "
-             f"data {t1 - t0:.0f} s, planning {t2 - t1:.0f} s, training {t3 - t2:.0f} s; features / {args.width_divisor}"
-             f"{f'; patch {args.patch}^3' if args.patch else ''}. "
-             "Synthetic data only: NOT FOR CLINICAL USE.")
+    notes = (
+        f"Trained on {args.cases} synthetic phantoms (size '{args.size}', seeds 1000-{999 + args.cases}) "
+        f"on {hardware}: "
+        f"data {t1 - t0:.0f} s, planning {t2 - t1:.0f} s, training {t3 - t2:.0f} s; features / {args.width_divisor}"
+        f"{f'; patch {args.patch}^3' if args.patch else ''}. "
+        "Synthetic data only: NOT FOR CLINICAL USE."
+    )
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     export(output_folder, os.environ["nnUNet_preprocessed"], args.out, notes)
     print(notes)

@@ -54,9 +54,7 @@ def main(argv=None) -> int:
         pass  # not the main thread (e.g. called from a test runner's thread): keep the default
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr
-    )
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("numexpr").setLevel(logging.WARNING)  # its thread-count notice is not for users
     if not getattr(args, "func", None):
         parser.print_help()

@@ -55,15 +55,19 @@ def fill_value(image: sitk.Image, policy: str | float) -> float:
     else:
         value = float(np.percentile(sitk.GetArrayViewFromImage(image), 10))
         if not np.isfinite(value):
-            raise DefaceError("The image's 10th percentile is not a finite number (the image holds NaN or infinite "
-                              "voxels), so it cannot be the fill value; use --fill air or a number.")
+            raise DefaceError(
+                "The image's 10th percentile is not a finite number (the image holds NaN or infinite "
+                "voxels), so it cannot be the fill value; use --fill air or a number."
+            )
     dtype = sitk.GetArrayViewFromImage(image).dtype
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
         value = float(np.round(value))
         if not info.min <= value <= info.max:
-            raise DefaceError(f"The fill value {value:g} cannot be stored in this image's voxels "
-                              f"({image.GetPixelIDTypeAsString()}, {info.min} to {info.max}); choose another --fill.")
+            raise DefaceError(
+                f"The fill value {value:g} cannot be stored in this image's voxels "
+                f"({image.GetPixelIDTypeAsString()}, {info.min} to {info.max}); choose another --fill."
+            )
     return value
 
 
@@ -81,8 +85,10 @@ def apply_mask(image: sitk.Image, mask: sitk.Image, value: float) -> sitk.Image:
     if np.issubdtype(array.dtype, np.integer):
         info = np.iinfo(array.dtype)
         if not info.min <= np.round(value) <= info.max:
-            raise DefaceError(f"The fill value {value:g} cannot be stored in this image's voxels "
-                              f"({info.min} to {info.max}); choose another fill.")
+            raise DefaceError(
+                f"The fill value {value:g} cannot be stored in this image's voxels "
+                f"({info.min} to {info.max}); choose another fill."
+            )
         value = float(np.round(value))
     array[inside] = array.dtype.type(value)
     out = sitk.GetImageFromArray(array)

@@ -75,7 +75,9 @@ def _dataset_json(dataset_folder: str, count: int) -> dict:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
         if data.get("labels", LABELS) != LABELS or data.get("file_ending", FILE_ENDING) != FILE_ENDING:
-            raise DefaceError(f"{path} describes a different dataset (labels {data.get('labels')}); choose another folder.")
+            raise DefaceError(
+                f"{path} describes a different dataset (labels {data.get('labels')}); choose another folder."
+            )
     data.setdefault("name", os.path.basename(os.path.abspath(dataset_folder)))
     data.setdefault("description", "CTA-DEFACE face masks corrected in 3D Slicer (label 1 = facial soft tissue)")
     data["channel_names"] = dict(CHANNELS)
@@ -107,4 +109,6 @@ def add_case(dataset_folder: str, image, label, *, prefix: str = CASE_PREFIX, so
 
 def _all_label_cases(dataset_folder: str) -> list[str]:
     labels = os.path.join(dataset_folder, "labelsTr")
-    return [n[: -len(FILE_ENDING)] for n in os.listdir(labels) if n.endswith(FILE_ENDING)] if os.path.isdir(labels) else []
+    return (
+        [n[: -len(FILE_ENDING)] for n in os.listdir(labels) if n.endswith(FILE_ENDING)] if os.path.isdir(labels) else []
+    )

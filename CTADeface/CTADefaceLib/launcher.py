@@ -15,9 +15,9 @@ import os
 import sys
 
 MALLOC_SETTINGS = {
-    "MALLOC_MMAP_MAX_": "0",                   # never mmap: large buffers come from the heap and stay mapped
-    "MALLOC_TRIM_THRESHOLD_": "68719476736",   # never give the heap's top back to the OS between tiles
-    "MALLOC_TOP_PAD_": "1073741824",           # grow the heap in 1 GiB steps (fewer brk calls, fewer faults)
+    "MALLOC_MMAP_MAX_": "0",  # never mmap: large buffers come from the heap and stay mapped
+    "MALLOC_TRIM_THRESHOLD_": "68719476736",  # never give the heap's top back to the OS between tiles
+    "MALLOC_TOP_PAD_": "1073741824",  # grow the heap in 1 GiB steps (fewer brk calls, fewer faults)
 }
 MARKER = "CTADEFACE_MALLOC_SET"
 OPT_OUT = "CTADEFACE_MALLOC_TUNING"

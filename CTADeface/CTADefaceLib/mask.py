@@ -63,8 +63,9 @@ def _largest(binary: np.ndarray) -> np.ndarray:
 largest_component = _largest  # public name; postprocess's keyword argument of the same name shadows it inside
 
 
-def postprocess(mask: sitk.Image, *, largest_component: bool = False, fill_holes: bool = False,
-                margin_mm: float = 0.0) -> sitk.Image:
+def postprocess(
+    mask: sitk.Image, *, largest_component: bool = False, fill_holes: bool = False, margin_mm: float = 0.0
+) -> sitk.Image:
     """Clean a binary face mask; each step is off unless asked for, so the model's mask is kept as is."""
     import SimpleITK as sitk
     from scipy import ndimage

@@ -50,8 +50,20 @@ log = logging.getLogger(__name__)
 
 # file_sha256 (hashing.py) and write_json_atomic (io/case_outputs.py) live elsewhere;
 # other modules import them from here too.
-__all__ = ["DefaceSettings", "DefaceResult", "deface_image", "deface_file", "deface_batch", "expand_inputs",
-           "find_inputs", "output_paths", "write_outputs", "write_json_atomic", "file_sha256", "case_name"]
+__all__ = [
+    "DefaceSettings",
+    "DefaceResult",
+    "deface_image",
+    "deface_file",
+    "deface_batch",
+    "expand_inputs",
+    "find_inputs",
+    "output_paths",
+    "write_outputs",
+    "write_json_atomic",
+    "file_sha256",
+    "case_name",
+]
 
 
 @dataclass
@@ -73,8 +85,9 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def compute_mask(image: sitk.Image, settings: DefaceSettings, engine: Engine | None = None,
-                 timings: dict[str, float] | None = None) -> tuple[sitk.Image, Engine]:
+def compute_mask(
+    image: sitk.Image, settings: DefaceSettings, engine: Engine | None = None, timings: dict[str, float] | None = None
+) -> tuple[sitk.Image, Engine]:
     """The engine's face mask on `image`'s exact grid (engines work in the canonical orientation)."""
     timings = {} if timings is None else timings
     engine = engine or settings.create_engine()
@@ -87,9 +100,14 @@ def compute_mask(image: sitk.Image, settings: DefaceSettings, engine: Engine | N
     return from_canonical(binary_face(mask), image), engine
 
 
-def deface_image(image: sitk.Image, settings: DefaceSettings | None = None, *, engine: Engine | None = None,
-                 mask: sitk.Image | None = None,
-                 name: str = "the image") -> DefaceResult:
+def deface_image(
+    image: sitk.Image,
+    settings: DefaceSettings | None = None,
+    *,
+    engine: Engine | None = None,
+    mask: sitk.Image | None = None,
+    name: str = "the image",
+) -> DefaceResult:
     """Deface an in-memory image. Give `mask` (e.g. a corrected segmentation) to skip the engine."""
     settings = settings or DefaceSettings()
     policy = parse_fill(settings.fill)
@@ -101,10 +119,16 @@ def deface_image(image: sitk.Image, settings: DefaceSettings | None = None, *, e
         mask, engine = compute_mask(image, settings, engine, timings)
         described = engine.describe()
     elif not same_grid(mask, image):
-        raise DefaceError(f"The given mask is not on {name}'s voxel grid (size, spacing, origin and direction must match).")
+        raise DefaceError(
+            f"The given mask is not on {name}'s voxel grid (size, spacing, origin and direction must match)."
+        )
     start = time.perf_counter()
-    mask = postprocess(binary_face(mask, "any"), largest_component=settings.largest_component,
-                       fill_holes=settings.fill_holes, margin_mm=settings.margin_mm)
+    mask = postprocess(
+        binary_face(mask, "any"),
+        largest_component=settings.largest_component,
+        fill_holes=settings.fill_holes,
+        margin_mm=settings.margin_mm,
+    )
     require_face(mask, name, min_ml)
     timings["postprocess"] = time.perf_counter() - start
     start = time.perf_counter()
@@ -152,9 +176,15 @@ def output_paths(input_path: str, outdir: str, output_format: str | None = None)
     }
 
 
-def write_outputs(result: DefaceResult, paths: dict[str, str], *, overwrite: bool = False,
-                  protect: tuple[str, ...] = (), extra: dict[str, Any] | None = None,
-                  started: float | None = None) -> Sidecar:
+def write_outputs(
+    result: DefaceResult,
+    paths: dict[str, str],
+    *,
+    overwrite: bool = False,
+    protect: tuple[str, ...] = (),
+    extra: dict[str, Any] | None = None,
+    started: float | None = None,
+) -> Sidecar:
     """Write defaced image, mask and sidecar all-or-nothing (io/case_outputs.write_case): the sidecar comes last.
 
     `started`: when the case began (time.perf_counter()); the sidecar then records the total time.
@@ -168,14 +198,27 @@ def write_outputs(result: DefaceResult, paths: dict[str, str], *, overwrite: boo
         if started is not None:
             data["timings_s"]["total"] = round(time.perf_counter() - started, 3)
 
-    written = write_case({"defaced": result.defaced, "mask": result.mask}, sidecar, paths, overwrite=overwrite,
-                         protect=protect, before_sidecar=finish)
+    written = write_case(
+        {"defaced": result.defaced, "mask": result.mask},
+        sidecar,
+        paths,
+        overwrite=overwrite,
+        protect=protect,
+        before_sidecar=finish,
+    )
     return cast("Sidecar", written)  # the provenance above plus the outputs write_case adds
 
 
-def deface_file(input_path: str, outdir: str, settings: DefaceSettings | None = None, *,
-                engine: Engine | None = None, overwrite: bool = False, check: Check | None = None,
-                claimed: bool = False) -> Sidecar:
+def deface_file(
+    input_path: str,
+    outdir: str,
+    settings: DefaceSettings | None = None,
+    *,
+    engine: Engine | None = None,
+    overwrite: bool = False,
+    check: Check | None = None,
+    claimed: bool = False,
+) -> Sidecar:
     """Deface one file (or DICOM folder) into outdir; returns the sidecar dict.
 
     `check`: a re-identification check passed in by the command layer (commands.reidentification_checker,
@@ -191,8 +234,9 @@ def deface_file(input_path: str, outdir: str, settings: DefaceSettings | None = 
         with output_folder_lock(outdir):
             remove_stale_temporaries(outdir)
             claim_case(input_path, paths, overwrite=overwrite)
-            return deface_file(input_path, outdir, settings, engine=engine, overwrite=overwrite, check=check,
-                               claimed=True)
+            return deface_file(
+                input_path, outdir, settings, engine=engine, overwrite=overwrite, check=check, claimed=True
+            )
     start = time.perf_counter()
     log.debug("%s: reading", input_path)
     image = read_image(input_path)
@@ -253,8 +297,12 @@ def find_inputs(inputs: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
                     continue
                 ending = next((e for e in EXCLUDED_ENDINGS if stem.endswith(e)), None)
                 if ending:
-                    excluded.append((os.path.join(item, name), f"excluded: {EXCLUDED_ENDINGS[ending]}; name the "
-                                                               "file itself to deface it"))
+                    excluded.append(
+                        (
+                            os.path.join(item, name),
+                            f"excluded: {EXCLUDED_ENDINGS[ending]}; name the file itself to deface it",
+                        )
+                    )
                 else:
                     images.append(os.path.join(item, name))
             if images:
@@ -286,6 +334,7 @@ def plan_outputs(cases: list[str], outdir: str, output_format: str | None = None
     invent names. Names that differ only in letter case count as the same (one file on macOS and
     Windows). An output name that is one of the inputs is refused too.
     """
+
     def key(path: str) -> str:
         return os.path.normcase(os.path.realpath(path)).lower()
 
@@ -297,11 +346,14 @@ def plan_outputs(cases: list[str], outdir: str, output_format: str | None = None
         for out in paths.values():
             k = key(out)
             if k in owners and owners[k] != path:
-                raise OutputError(f"{owners[k]} and {path} would both be written as {os.path.basename(out)} in "
-                                  f"{outdir}; deface them into separate output folders (or rename one).")
+                raise OutputError(
+                    f"{owners[k]} and {path} would both be written as {os.path.basename(out)} in "
+                    f"{outdir}; deface them into separate output folders (or rename one)."
+                )
             if k in inputs:
-                raise OutputError(f"The output {out} of {path} would replace the input {inputs[k]}; choose "
-                                  "another output folder.")
+                raise OutputError(
+                    f"The output {out} of {path} would replace the input {inputs[k]}; choose another output folder."
+                )
             owners[k] = path
         plan[path] = paths
     return plan
@@ -312,14 +364,19 @@ def describe_failure(path: str, err: BaseException) -> str:
     if isinstance(err, DefaceError):
         return str(err)
     if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":  # torch's GPU one too
-        return ("There was not enough memory for this case; close other programs, or run it on a machine with "
-                "more memory (on a GPU, try --device cpu).")
+        return (
+            "There was not enough memory for this case; close other programs, or run it on a machine with "
+            "more memory (on a GPU, try --device cpu)."
+        )
     if isinstance(err, OSError):
         where = f" ({err.filename})" if err.filename else ""
         return f"A file could not be read or written: {err.strerror or err}{where}."
     first = (str(err).strip().splitlines() or [""])[0]
-    log.error("%s: internal error. This is a bug in ctadeface; please report it with this traceback:\n%s", path,
-              "".join(traceback.format_exception(type(err), err, err.__traceback__)).rstrip())
+    log.error(
+        "%s: internal error. This is a bug in ctadeface; please report it with this traceback:\n%s",
+        path,
+        "".join(traceback.format_exception(type(err), err, err.__traceback__)).rstrip(),
+    )
     return f"internal error ({type(err).__name__}: {first}); this is a bug, its traceback is in the log above."
 
 
@@ -327,8 +384,9 @@ class BatchInterrupted(KeyboardInterrupt):
     """Ctrl-C (or SIGTERM) during a batch; its message says what of the current case remains."""
 
 
-def describe_interruption(current: str | None, paths: dict[str, str] | None, outdir: str,
-                          report: list[BatchRecord]) -> str:
+def describe_interruption(
+    current: str | None, paths: dict[str, str] | None, outdir: str, report: list[BatchRecord]
+) -> str:
     """What is true on disk after an interrupted case was cleaned up (write_case removes what it can)."""
     done = sum(r["status"] == "done" for r in report)
     before = f" {done} case(s) finished before it and are complete." if done else ""
@@ -338,15 +396,24 @@ def describe_interruption(current: str | None, paths: dict[str, str] | None, out
         return f"interrupted at {current}; its outputs in {outdir} are complete (its sidecar is there).{before}"
     left = case_leftovers(paths) + own_staging_folders(outdir)
     if left:
-        return (f"interrupted while defacing {current}; these incomplete files of it remain, and the next run "
-                f"into {outdir} removes them: {', '.join(left)}.{before}")
+        return (
+            f"interrupted while defacing {current}; these incomplete files of it remain, and the next run "
+            f"into {outdir} removes them: {', '.join(left)}.{before}"
+        )
     return f"interrupted while defacing {current}; nothing of it was left in {outdir}.{before}"
 
 
-def deface_batch(inputs: list[str], outdir: str, settings: DefaceSettings | None = None, *,
-                 overwrite: bool = False, progress: bool = True, engine: Engine | None = None,
-                 check: Check | None = None,
-                 run_case: Callable[[str, dict[str, str], Engine], Sidecar] | None = None) -> list[BatchRecord]:
+def deface_batch(
+    inputs: list[str],
+    outdir: str,
+    settings: DefaceSettings | None = None,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+    engine: Engine | None = None,
+    check: Check | None = None,
+    run_case: Callable[[str, dict[str, str], Engine], Sidecar] | None = None,
+) -> list[BatchRecord]:
     """Deface many inputs with one loaded engine; a bad case is recorded and the rest still run.
 
     Before anything runs: the inputs' output names must not collide, and the output folder must
@@ -388,19 +455,28 @@ def deface_batch(inputs: list[str], outdir: str, settings: DefaceSettings | None
                     engine = settings.create_engine()
                 try:
                     if run_case is None:
-                        sidecar = deface_file(path, outdir, settings, engine=engine, overwrite=overwrite, check=check,
-                                              claimed=True)
+                        sidecar = deface_file(
+                            path, outdir, settings, engine=engine, overwrite=overwrite, check=check, claimed=True
+                        )
                     else:
                         sidecar = run_case(path, plan[path], engine)
                 except Exception as err:
                     record.update({"status": "failed", "message": describe_failure(path, err)})
                     log.debug("%s: %s", path, record["message"])  # the summary prints it once
                     continue
-                record.update({"status": "done", "outputs": sidecar["outputs"], "mask_volume_ml": sidecar["mask_volume_ml"],
-                               "seconds": sidecar["timings_s"].get("total")})
+                record.update(
+                    {
+                        "status": "done",
+                        "outputs": sidecar["outputs"],
+                        "mask_volume_ml": sidecar["mask_volume_ml"],
+                        "seconds": sidecar["timings_s"].get("total"),
+                    }
+                )
                 if "reidentification_check" in sidecar:
                     record["check"] = sidecar["reidentification_check"]["check"]
                     record["face_probability"] = sidecar["reidentification_check"]["face_probability"]
         except KeyboardInterrupt:
-            raise BatchInterrupted(describe_interruption(current, plan.get(current) if current is not None else None, outdir, report[:-1])) from None
+            raise BatchInterrupted(
+                describe_interruption(current, plan.get(current) if current is not None else None, outdir, report[:-1])
+            ) from None
     return report

@@ -50,4 +50,3 @@ class BatchRecord(_BatchRecordRequired, total=False):
     seconds: float | None
     check: str  # PASS / REVIEW, when the re-identification check ran
     face_probability: float
-

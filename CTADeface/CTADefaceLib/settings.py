@@ -34,40 +34,84 @@ def _option(flag: str, help: str, choices: tuple | None = None) -> dict:
 class DefaceSettings:
     """Everything that decides the result; stored in the sidecar as `settings`."""
 
-    engine: str = field(default="nnunet", metadata=_option(
-        "--engine", "face-mask engine: nnunet (the CTA-DEFACE model, default) or box (ICHSEG-style prism, no model)"))
+    engine: str = field(
+        default="nnunet",
+        metadata=_option(
+            "--engine", "face-mask engine: nnunet (the CTA-DEFACE model, default) or box (ICHSEG-style prism, no model)"
+        ),
+    )
     # (no argparse choices for the engine: engines.create_engine names the known ones in its one-sentence error,
     # and tests register stand-in engines)
-    model: str = field(default="cta-deface", metadata=_option(
-        "--model", "registered model name (see 'ctadeface models list') or an nnU-Net v2 results folder "
-                   "(default: cta-deface, the paper's model)"))
-    fill: str | float = field(default="p10", metadata=_option(
-        "--fill", "value for face voxels: p10 = the image's 10th percentile (the paper's choice), air = -1024 HU, "
-                  "or a number in HU (default: p10)"))
-    device: str = field(default="auto", metadata=_option(
-        "--device", "where the model runs: auto = CUDA GPU, then Apple GPU, then CPU (default: auto)", DEVICES))
-    mirroring: bool = field(default=False, metadata=_option(
-        "--mirroring", "test-time mirroring (8x slower; off as in the upstream CTA-DEFACE command)"))
-    tile_step: float = field(default=0.5, metadata=_option(
-        "--tile-step", "sliding-window step as a fraction of the patch (0.5 = nnU-Net default; 1.0 = faster)"))
+    model: str = field(
+        default="cta-deface",
+        metadata=_option(
+            "--model",
+            "registered model name (see 'ctadeface models list') or an nnU-Net v2 results folder "
+            "(default: cta-deface, the paper's model)",
+        ),
+    )
+    fill: str | float = field(
+        default="p10",
+        metadata=_option(
+            "--fill",
+            "value for face voxels: p10 = the image's 10th percentile (the paper's choice), air = -1024 HU, "
+            "or a number in HU (default: p10)",
+        ),
+    )
+    device: str = field(
+        default="auto",
+        metadata=_option(
+            "--device", "where the model runs: auto = CUDA GPU, then Apple GPU, then CPU (default: auto)", DEVICES
+        ),
+    )
+    mirroring: bool = field(
+        default=False,
+        metadata=_option("--mirroring", "test-time mirroring (8x slower; off as in the upstream CTA-DEFACE command)"),
+    )
+    tile_step: float = field(
+        default=0.5,
+        metadata=_option(
+            "--tile-step", "sliding-window step as a fraction of the patch (0.5 = nnU-Net default; 1.0 = faster)"
+        ),
+    )
     # run the model only on tiles covering where the face can be (engines/nnunet/region.py); whole volume if False
-    roi: bool = field(default=True, metadata=_option(
-        "--no-roi", "run the model on the whole volume (upstream behaviour; default: only on tiles that cover where "
-                    "the face can be, found from the head's outline)"))
-    largest_component: bool = field(default=False, metadata=_option(
-        "--largest-component", "keep only the largest connected part of the mask"))
+    roi: bool = field(
+        default=True,
+        metadata=_option(
+            "--no-roi",
+            "run the model on the whole volume (upstream behaviour; default: only on tiles that cover where "
+            "the face can be, found from the head's outline)",
+        ),
+    )
+    largest_component: bool = field(
+        default=False, metadata=_option("--largest-component", "keep only the largest connected part of the mask")
+    )
     fill_holes: bool = field(default=False, metadata=_option("--fill-holes", "fill enclosed holes in the mask"))
-    margin_mm: float = field(default=0.0, metadata=_option(
-        "--margin-mm", "grow the mask by this many millimetres (default: 0)"))
+    margin_mm: float = field(
+        default=0.0, metadata=_option("--margin-mm", "grow the mask by this many millimetres (default: 0)")
+    )
     # A model's mask smaller than this is treated as "no face found" (a stray false positive on a scan
     # without a face must not pass as a defaced case). Masks given by a person are taken as they are.
-    min_face_ml: float = field(default=20.0, metadata=_option(
-        "--min-face-ml", "a model mask smaller than this many ml counts as 'no face found' and the case fails "
-                         "(default: 20; an adult face mask is about 150-450 ml)"))
-    output_format: str | None = field(default=None, metadata=_option(
-        "--format", "output file format (default: the input's; .nii.gz for DICOM folders)", OUTPUT_FORMATS))
-    engine_options: dict = field(default_factory=dict, metadata=_option(
-        "--engine-options", "extra keyword arguments for the engine, as a JSON object (e.g. '{\"threads\": 4}')"))
+    min_face_ml: float = field(
+        default=20.0,
+        metadata=_option(
+            "--min-face-ml",
+            "a model mask smaller than this many ml counts as 'no face found' and the case fails "
+            "(default: 20; an adult face mask is about 150-450 ml)",
+        ),
+    )
+    output_format: str | None = field(
+        default=None,
+        metadata=_option(
+            "--format", "output file format (default: the input's; .nii.gz for DICOM folders)", OUTPUT_FORMATS
+        ),
+    )
+    engine_options: dict = field(
+        default_factory=dict,
+        metadata=_option(
+            "--engine-options", "extra keyword arguments for the engine, as a JSON object (e.g. '{\"threads\": 4}')"
+        ),
+    )
 
     def create_engine(self) -> Engine:
         from .engines import create_engine

@@ -58,15 +58,17 @@ def run_batch(inputs, outdir, settings, *, logic=None, engine=None, overwrite=Fa
             segmentationNode = logic.deface(volumeNode, settings, engine=engine)
             # Export records the node's name; a unique-name suffix must not rename the case.
             volumeNode.SetName(case_name(path))
-            sidecar = logic.export(volumeNode, segmentationNode, outdir, fileFormat, settings, overwrite=overwrite,
-                                   inputPath=path)
+            sidecar = logic.export(
+                volumeNode, segmentationNode, outdir, fileFormat, settings, overwrite=overwrite, inputPath=path
+            )
         finally:
             slicerbridge.remove_node(segmentationNode)
             slicerbridge.remove_node(volumeNode)
         return sidecar
 
-    records = deface_batch(list(inputs), outdir, settings, overwrite=overwrite, engine=engine,
-                           run_case=deface_in_slicer)
+    records = deface_batch(
+        list(inputs), outdir, settings, overwrite=overwrite, engine=engine, run_case=deface_in_slicer
+    )
     for record in records:
         echo(f"{record['status']:8s} {record['input']}" + (f": {record['message']}" if record["message"] else ""))
     return records
@@ -101,29 +103,35 @@ def main(argv=None, *, engine=None) -> int:
     except BaseException as err:  # noqa: BLE001 - the script must end Slicer whatever happened
         return _failed(err)
     if not running_inside_slicer():
-        print("deface_batch: error: this script runs inside 3D Slicer (Slicer --no-main-window --python-script "
-              "deface_batch.py -- INPUTS -o OUTDIR); `ctadeface deface INPUTS -o OUTDIR` does the same without "
-              "Slicer.", file=sys.stderr)
+        print(
+            "deface_batch: error: this script runs inside 3D Slicer (Slicer --no-main-window --python-script "
+            "deface_batch.py -- INPUTS -o OUTDIR); `ctadeface deface INPUTS -o OUTDIR` does the same without "
+            "Slicer.",
+            file=sys.stderr,
+        )
         return 2
     try:
-        records = run_batch(args.inputs, args.output, settings_from_args(args), engine=engine,
-                            overwrite=args.overwrite)
+        records = run_batch(args.inputs, args.output, settings_from_args(args), engine=engine, overwrite=args.overwrite)
     except DefaceError as err:
         print(f"deface_batch: error: {err}", file=sys.stderr)
         return 2
     except BaseException as err:  # noqa: BLE001
         return _failed(err)
     failed = sum(r["status"] == "failed" for r in records)
-    print(f"{sum(r['status'] == 'done' for r in records)} defaced, "
-          f"{sum(r['status'] == 'skipped' for r in records)} skipped, {failed} failed")
+    print(
+        f"{sum(r['status'] == 'done' for r in records)} defaced, "
+        f"{sum(r['status'] == 'skipped' for r in records)} skipped, {failed} failed"
+    )
     return 1 if failed else 0
 
 
 def _failed(err: BaseException) -> int:
     """One sentence for an unexpected failure (the traceback would be lost in Slicer's log anyway)."""
     if isinstance(err, ModuleNotFoundError):
-        sentence = (f"the Python package '{err.name}' is missing; open the CTA Deface module once in Slicer to "
-                    "install what the model needs, or install it with pip.")
+        sentence = (
+            f"the Python package '{err.name}' is missing; open the CTA Deface module once in Slicer to "
+            "install what the model needs, or install it with pip."
+        )
     elif isinstance(err, MemoryError):
         sentence = "out of memory; close other programs or use a machine with more memory."
     elif isinstance(err, KeyboardInterrupt):
@@ -139,8 +147,9 @@ def _exit(code: int) -> None:
     try:
         import slicer
 
-        inside_slicer = getattr(slicer, "app", None) is not None and hasattr(slicer, "util") \
-            and hasattr(slicer.util, "exit")
+        inside_slicer = (
+            getattr(slicer, "app", None) is not None and hasattr(slicer, "util") and hasattr(slicer.util, "exit")
+        )
     except ImportError:
         inside_slicer = False
     if inside_slicer:

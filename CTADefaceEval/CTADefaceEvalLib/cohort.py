@@ -14,7 +14,9 @@ log = logging.getLogger(__name__)
 CHECK_THRESHOLD = 0.9  # MTCNN probability above which a defaced render goes to human review
 
 
-def score_image(image, reference_embedding=None, *, size: int = 512, angles=((0, 0),), save_to: str | None = None) -> dict:
+def score_image(
+    image, reference_embedding=None, *, size: int = 512, angles=((0, 0),), save_to: str | None = None
+) -> dict:
     """Render `image` (SimpleITK) from each angle and score the pictures.
 
     face_probability / embedding_distance / box / embedding come from the first angle (the
@@ -28,9 +30,12 @@ def score_image(image, reference_embedding=None, *, size: int = 512, angles=((0,
     render_s = time.perf_counter() - start
     scores = [score_picture(p, reference_embedding) for p in pictures]
     result = dict(scores[0])
-    result.update(render_s=round(render_s, 3), picture=pictures[0],
-                  probabilities_by_angle={f"{y:+d},{p:+d}": s["face_probability"] for (y, p), s in zip(angles, scores)},
-                  max_probability=max(s["face_probability"] for s in scores))
+    result.update(
+        render_s=round(render_s, 3),
+        picture=pictures[0],
+        probabilities_by_angle={f"{y:+d},{p:+d}": s["face_probability"] for (y, p), s in zip(angles, scores)},
+        max_probability=max(s["face_probability"] for s in scores),
+    )
     if save_to:
         render.save_png(pictures[0], save_to)
         result["render"] = save_to
@@ -42,9 +47,14 @@ def check_defaced(image, threshold: float = CHECK_THRESHOLD, *, angles=((0, 0),)
     in any rendered view, else REVIEW (a person should look at it). Returns a dict for the sidecar."""
     scored = score_image(image, size=size, angles=angles)
     verdict = "REVIEW" if scored["max_probability"] > threshold else "PASS"
-    return {"check": verdict, "face_probability": round(scored["max_probability"], 4), "threshold": threshold,
-            "probabilities_by_angle": {k: round(v, 4) for k, v in scored["probabilities_by_angle"].items()},
-            "render_s": scored["render_s"], "method": "anterior CT-Muscle render + MTCNN (facenet-pytorch)"}
+    return {
+        "check": verdict,
+        "face_probability": round(scored["max_probability"], 4),
+        "threshold": threshold,
+        "probabilities_by_angle": {k: round(v, 4) for k, v in scored["probabilities_by_angle"].items()},
+        "render_s": scored["render_s"],
+        "method": "anterior CT-Muscle render + MTCNN (facenet-pytorch)",
+    }
 
 
 def _load(item):
@@ -63,7 +73,9 @@ def _load_mask(item):
     return sitk.ReadImage(item)
 
 
-def evaluate_case(case: dict, methods: list[str], outdir: str, original: str = "original", size: int = 512) -> list[dict]:
+def evaluate_case(
+    case: dict, methods: list[str], outdir: str, original: str = "original", size: int = 512
+) -> list[dict]:
     """One case: {"case", "images": {method: path|image}, optional "masks", "sidecars", "truth",
     "intracranial", "arteries"}. Returns one row per method present."""
     from . import metrics
@@ -95,13 +107,25 @@ def evaluate_case(case: dict, methods: list[str], outdir: str, original: str = "
 
 
 def _row(case, method, scored) -> dict:
-    return {"case": case, "method": method, "face_probability": scored["face_probability"],
-            "embedding_distance": scored["embedding_distance"], "render": scored.get("render"),
-            "render_s": scored["render_s"], "max_probability_all_angles": scored["max_probability"]}
+    return {
+        "case": case,
+        "method": method,
+        "face_probability": scored["face_probability"],
+        "embedding_distance": scored["embedding_distance"],
+        "render": scored.get("render"),
+        "render_s": scored["render_s"],
+        "max_probability_all_angles": scored["max_probability"],
+    }
 
 
-def evaluate_cohort(cases: list[dict], methods: list[str], outdir: str, original: str = "original",
-                    size: int = 512, progress: bool = True) -> list[dict]:
+def evaluate_cohort(
+    cases: list[dict],
+    methods: list[str],
+    outdir: str,
+    original: str = "original",
+    size: int = 512,
+    progress: bool = True,
+) -> list[dict]:
     rows = []
     for i, case in enumerate(cases, start=1):
         if progress:

@@ -1,9 +1,9 @@
 """`ctadeface eval ...`: render, score, check and compare defaced CTs from the command line.
 
-    ctadeface eval render IMAGE -o PNG [--angles all | --angles 0,0 30,0 ...]
-    ctadeface eval score IMAGE [--reference ORIGINAL] [--json]
-    ctadeface eval check IMAGE [--threshold 0.9]
-    ctadeface eval compare --originals DIR --method NAME=DIR [--method ...] [--truth DIR] -o OUTDIR
+ctadeface eval render IMAGE -o PNG [--angles all | --angles 0,0 30,0 ...]
+ctadeface eval score IMAGE [--reference ORIGINAL] [--json]
+ctadeface eval check IMAGE [--threshold 0.9]
+ctadeface eval compare --originals DIR --method NAME=DIR [--method ...] [--truth DIR] -o OUTDIR
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ def _angles(values):
         try:
             yaw, pitch = (int(float(v)) for v in text.split(","))
         except ValueError:
-            raise DefaceError(f"--angles takes YAW,PITCH pairs in degrees (e.g. 30,0) or 'all', not '{text}'.") from None
+            raise DefaceError(
+                f"--angles takes YAW,PITCH pairs in degrees (e.g. 30,0) or 'all', not '{text}'."
+            ) from None
         angles.append((yaw, pitch))
     return angles
 
@@ -42,8 +44,10 @@ def reidentification_checker(threshold: float):
         except ImportError as err:
             from CTADefaceLib.errors import DefaceError
 
-            raise DefaceError(f"--check needs the evaluation extra ({err.name} is missing); install it with "
-                              "'pip install ctadeface[eval]' or run without --check.") from None
+            raise DefaceError(
+                f"--check needs the evaluation extra ({err.name} is missing); install it with "
+                "'pip install ctadeface[eval]' or run without --check."
+            ) from None
         return check_defaced(defaced, threshold=threshold)
 
     return check
@@ -51,16 +55,28 @@ def reidentification_checker(threshold: float):
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "eval", help="render, score and compare defaced CTs (MTCNN, FaceNet, the paper's statistics)",
+        "eval",
+        help="render, score and compare defaced CTs (MTCNN, FaceNet, the paper's statistics)",
         description="Evaluate defacing as in the CTA-DEFACE paper: anterior CT-Muscle volume renderings scored "
-                    "by MTCNN (face detection probability) and FaceNet (embedding distance to the original).")
+        "by MTCNN (face detection probability) and FaceNet (embedding distance to the original).",
+    )
     sub = parser.add_subparsers(dest="eval_command", metavar="SUBCOMMAND")
 
     p = sub.add_parser("render", help="render a CT from the anterior (CT-Muscle preset) to PNG")
     p.add_argument("image")
-    p.add_argument("-o", "--output", required=True, metavar="PNG",
-                   help="PNG path; with several angles, _yaw<Y>_pitch<P> is added before .png")
-    p.add_argument("--angles", nargs="+", metavar="YAW,PITCH", help="views in degrees (default 0,0); 'all' = 0,0 and +-30, +-60 yaw, 20 pitch")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="PNG",
+        help="PNG path; with several angles, _yaw<Y>_pitch<P> is added before .png",
+    )
+    p.add_argument(
+        "--angles",
+        nargs="+",
+        metavar="YAW,PITCH",
+        help="views in degrees (default 0,0); 'all' = 0,0 and +-30, +-60 yaw, 20 pitch",
+    )
     p.add_argument("--size", type=int, default=512, help="picture width and height in pixels (default 512)")
     p.set_defaults(eval_func=run_render)
 
@@ -79,17 +95,27 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("compare", help="compare defacing methods over a cohort; writes CSV, JSON, PNG, HTML")
     p.add_argument("--originals", required=True, metavar="DIR", help="folder of undefaced images <name>.<ext>")
-    p.add_argument("--method", action="append", required=True, metavar="NAME=DIR",
-                   help="a method's output folder (<name>_defaced.<ext>, optional _facemask and _deface.json); repeat")
+    p.add_argument(
+        "--method",
+        action="append",
+        required=True,
+        metavar="NAME=DIR",
+        help="a method's output folder (<name>_defaced.<ext>, optional _facemask and _deface.json); repeat",
+    )
     p.add_argument("--truth", metavar="DIR", help="ground-truth face masks <name>.<ext> or <name>_gt.<ext> (for Dice)")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
     p.add_argument("--size", type=int, default=512)
-    p.add_argument("--threshold", type=float, default=None,
-                   help="count a face when the probability is above this (default 0: any MTCNN detection, as the paper)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="count a face when the probability is above this (default 0: any MTCNN detection, as the paper)",
+    )
     p.set_defaults(eval_func=run_compare)
     # One dispatcher on the parent: argparse lets parent and child defaults for the same name clash.
-    parser.set_defaults(func=lambda args: args.eval_func(args) if getattr(args, "eval_func", None)
-                        else (parser.print_help(), 2)[1])
+    parser.set_defaults(
+        func=lambda args: args.eval_func(args) if getattr(args, "eval_func", None) else (parser.print_help(), 2)[1]
+    )
 
 
 def _read(path):
@@ -118,9 +144,14 @@ def run_score(args) -> int:
     if args.reference:
         reference = score_image(_read(args.reference), size=args.size)["embedding"]
     scored = score_image(_read(args.image), reference, size=args.size)
-    result = {"image": os.path.abspath(args.image), "reference": args.reference and os.path.abspath(args.reference),
-              "face_probability": scored["face_probability"], "box": scored["box"],
-              "embedding_distance": scored["embedding_distance"], "render_s": scored["render_s"]}
+    result = {
+        "image": os.path.abspath(args.image),
+        "reference": args.reference and os.path.abspath(args.reference),
+        "face_probability": scored["face_probability"],
+        "box": scored["box"],
+        "embedding_distance": scored["embedding_distance"],
+        "render_s": scored["render_s"],
+    }
     if args.json:
         json.dump(result, sys.stdout)
         sys.stdout.write("\n")

@@ -43,8 +43,9 @@ def _surface(mask):
     from scipy import ndimage
 
     # Voxels of the mask with a 6-neighbour outside it; border_value=0 makes the image edge a border too.
-    return mask & ~ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(mask.ndim, 1),
-                                          border_value=0)
+    return mask & ~ndimage.binary_erosion(
+        mask, structure=ndimage.generate_binary_structure(mask.ndim, 1), border_value=0
+    )
 
 
 def surface_distances(pred, truth, spacing=None) -> dict:

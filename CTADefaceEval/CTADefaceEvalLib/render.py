@@ -34,7 +34,10 @@ CT_MUSCLE = {
         (3071, 0.827451, 0.658824, 1.0),
     ],
     "gradient_opacity": [(0, 1.0), (255, 1.0)],
-    "ambient": 0.1, "diffuse": 0.9, "specular": 0.2, "specular_power": 10.0,
+    "ambient": 0.1,
+    "diffuse": 0.9,
+    "specular": 0.2,
+    "specular_power": 10.0,
 }
 
 #: Extra viewpoints for a robustness check: (yaw, pitch) in degrees from the anterior view.
@@ -132,8 +135,15 @@ def _volume_property(vtk):
     return prop
 
 
-def render_volume(image, *, size: int = 512, angles=((0, 0),), view_angle: float = 30.0,
-                  fill: float = 0.92, background=(0.0, 0.0, 0.0)) -> list:
+def render_volume(
+    image,
+    *,
+    size: int = 512,
+    angles=((0, 0),),
+    view_angle: float = 30.0,
+    fill: float = 0.92,
+    background=(0.0, 0.0, 0.0),
+) -> list:
     """Render `image` (SimpleITK CT in HU, any orientation) once per (yaw, pitch) in `angles`.
 
     (0, 0) is the anterior view; yaw turns the camera about the superior axis (positive = towards

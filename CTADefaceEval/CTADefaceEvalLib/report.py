@@ -1,10 +1,10 @@
 """Write a cohort comparison to a folder: CSV, JSON, the paper-style figures and one self-contained HTML page.
 
-    cases.csv          one row per case and method (probability, distance, Dice, runtime, ...)
-    summary.json       every statistic (stats.cohort_statistics)
-    detection.png      Fig. 3 style: boxplots of MTCNN probabilities of detected faces, n detected per method
-    distance.png       Fig. 4 style: boxplots of FaceNet distances to the original, paired t p-value
-    report.html        all of the above with the renders embedded as base64 PNG (one file to send around)
+cases.csv          one row per case and method (probability, distance, Dice, runtime, ...)
+summary.json       every statistic (stats.cohort_statistics)
+detection.png      Fig. 3 style: boxplots of MTCNN probabilities of detected faces, n detected per method
+distance.png       Fig. 4 style: boxplots of FaceNet distances to the original, paired t p-value
+report.html        all of the above with the renders embedded as base64 PNG (one file to send around)
 """
 
 from __future__ import annotations
@@ -16,9 +16,22 @@ import io
 import json
 import os
 
-COLUMNS = ("case", "method", "face_probability", "embedding_distance", "dice", "ssd_mean_mm", "ssd_hd95_mm",
-           "mask_volume_ml", "changed_outside_mask", "changed_in_intracranial", "changed_in_arteries",
-           "runtime_s", "render_s", "render")
+COLUMNS = (
+    "case",
+    "method",
+    "face_probability",
+    "embedding_distance",
+    "dice",
+    "ssd_mean_mm",
+    "ssd_hd95_mm",
+    "mask_volume_ml",
+    "changed_outside_mask",
+    "changed_in_intracranial",
+    "changed_in_arteries",
+    "runtime_s",
+    "render_s",
+    "render",
+)
 
 
 def _pyplot():
@@ -49,8 +62,14 @@ def _p_text(p) -> str:
 def detection_figure(rows, summary, methods, path: str) -> str:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(methods), 4.2))
-    data = [[r["face_probability"] for r in rows if r["method"] == m and (r.get("face_probability") or 0) > summary["threshold"]]
-            for m in methods]
+    data = [
+        [
+            r["face_probability"]
+            for r in rows
+            if r["method"] == m and (r.get("face_probability") or 0) > summary["threshold"]
+        ]
+        for m in methods
+    ]
     ax.boxplot([d if d else [float("nan")] for d in data], showfliers=True)
     ax.set_xticks(range(1, len(methods) + 1), methods)
     for i, m in enumerate(methods, start=1):
@@ -69,8 +88,10 @@ def distance_figure(rows, summary, methods, path: str) -> str:
     plt = _pyplot()
     defacers = [m for m in methods if m in summary["distance"]]
     fig, ax = plt.subplots(figsize=(1.8 + 1.6 * max(1, len(defacers)), 4.2))
-    data = [[r["embedding_distance"] for r in rows if r["method"] == m and r.get("embedding_distance") is not None]
-            for m in defacers]
+    data = [
+        [r["embedding_distance"] for r in rows if r["method"] == m and r.get("embedding_distance") is not None]
+        for m in defacers
+    ]
     ax.boxplot([d if d else [float("nan")] for d in data])
     ax.set_xticks(range(1, len(defacers) + 1), defacers)
     ax.set_ylabel("FaceNet embedding distance to the original")
@@ -102,34 +123,48 @@ def _fmt(value) -> str:
 
 def write_html(rows, summary, methods, figures: dict, path: str, title: str = "CTA-DEFACE evaluation") -> str:
     out = io.StringIO()
-    out.write(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-              "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}</style></head><body>")
-    out.write(f"<h1>{html.escape(title)}</h1><p>{summary['cases']} cases; methods: {html.escape(', '.join(methods))}. "
-              "Pictures: anterior CT-Muscle volume renderings; faces: MTCNN (probability, 0 = none); "
-              "identity: FaceNet embedding distance to the original's render.</p>")
-    out.write("<h2>Face detection</h2><table><tr><th>method</th><th>detected</th><th>rate</th>"
-              "<th>95% CI (Clopper-Pearson)</th>"
-              "<th>mean probability</th></tr>")
+    out.write(
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}</style></head><body>"
+    )
+    out.write(
+        f"<h1>{html.escape(title)}</h1><p>{summary['cases']} cases; methods: {html.escape(', '.join(methods))}. "
+        "Pictures: anterior CT-Muscle volume renderings; faces: MTCNN (probability, 0 = none); "
+        "identity: FaceNet embedding distance to the original's render.</p>"
+    )
+    out.write(
+        "<h2>Face detection</h2><table><tr><th>method</th><th>detected</th><th>rate</th>"
+        "<th>95% CI (Clopper-Pearson)</th>"
+        "<th>mean probability</th></tr>"
+    )
     for m in methods:
         d, p = summary["detections"][m], summary["probability"][m]
         ci = "&ndash;" if d["ci_low"] is None else f"{100 * d['ci_low']:.0f}&ndash;{100 * d['ci_high']:.0f}%"
         rate = "&ndash;" if d["rate"] is None else f"{100 * d['rate']:.0f}%"
-        out.write(f"<tr><td>{html.escape(m)}</td><td>{d['detected']}/{d['n']}</td><td>{rate}</td><td>{ci}</td>"
-                  f"<td>{_fmt(p['mean'])}</td></tr>")
+        out.write(
+            f"<tr><td>{html.escape(m)}</td><td>{d['detected']}/{d['n']}</td><td>{rate}</td><td>{ci}</td>"
+            f"<td>{_fmt(p['mean'])}</td></tr>"
+        )
     f = summary["friedman"]
     out.write(f"</table><p>Friedman: &chi;&sup2; = {_fmt(f['statistic'])}, {_p_text(f['p'])} (n = {f['n']}).</p>")
     out.write("<table><tr><th>pair</th><th>Wilcoxon W</th><th>p</th><th>p (Bonferroni)</th><th>n</th></tr>")
     for w in summary["wilcoxon"]:
-        out.write(f"<tr><td>{html.escape(w['a'])} vs {html.escape(w['b'])}</td><td>{_fmt(w['statistic'])}</td>"
-                  f"<td>{_fmt(w['p'])}</td><td>{_fmt(w['p_bonferroni'])}</td><td>{w['n']}</td></tr>")
+        out.write(
+            f"<tr><td>{html.escape(w['a'])} vs {html.escape(w['b'])}</td><td>{_fmt(w['statistic'])}</td>"
+            f"<td>{_fmt(w['p'])}</td><td>{_fmt(w['p_bonferroni'])}</td><td>{w['n']}</td></tr>"
+        )
     out.write("</table>")
     for name, fig in figures.items():
         out.write(f"<h3>{html.escape(name)}</h3>{_img_tag(fig, alt=name)}")
     out.write("<h2>Per case</h2><table><tr>" + "".join(f"<th>{c}</th>" for c in COLUMNS if c != "render") + "</tr>")
     for row in rows:
         out.write("<tr>" + "".join(f"<td>{_fmt(row.get(c))}</td>" for c in COLUMNS if c != "render") + "</tr>")
-    out.write("</table><h2>Renders</h2><table><tr><th>case</th>" + "".join(f"<th>{html.escape(m)}</th>" for m in methods) + "</tr>")
+    out.write(
+        "</table><h2>Renders</h2><table><tr><th>case</th>"
+        + "".join(f"<th>{html.escape(m)}</th>" for m in methods)
+        + "</tr>"
+    )
     by_key = {(r["case"], r["method"]): r for r in rows}
     for case in sorted({r["case"] for r in rows}):
         out.write(f"<tr><td>{html.escape(case)}</td>")
@@ -144,8 +179,14 @@ def write_html(rows, summary, methods, figures: dict, path: str, title: str = "C
     return path
 
 
-def write_report(rows: list[dict], methods: list[str], outdir: str, original: str = "original",
-                 threshold: float | None = None, title: str = "CTA-DEFACE evaluation") -> dict:
+def write_report(
+    rows: list[dict],
+    methods: list[str],
+    outdir: str,
+    original: str = "original",
+    threshold: float | None = None,
+    title: str = "CTA-DEFACE evaluation",
+) -> dict:
     """Compute the statistics and write every file; returns {name: path} plus the summary under 'summary'."""
     from .stats import DETECTION_THRESHOLD, cohort_statistics
 
@@ -157,8 +198,10 @@ def write_report(rows: list[dict], methods: list[str], outdir: str, original: st
     files["json"] = os.path.join(outdir, "summary.json")
     files["detection_png"] = detection_figure(rows, summary, methods, os.path.join(outdir, "detection.png"))
     files["distance_png"] = distance_figure(rows, summary, methods, os.path.join(outdir, "distance.png"))
-    figures = {"Face detection probabilities (Fig. 3 style)": files["detection_png"],
-               "FaceNet distance to the original (Fig. 4 style)": files["distance_png"]}
+    figures = {
+        "Face detection probabilities (Fig. 3 style)": files["detection_png"],
+        "FaceNet distance to the original (Fig. 4 style)": files["distance_png"],
+    }
     files["html"] = write_html(rows, summary, methods, figures, os.path.join(outdir, "report.html"), title)
     files["summary"] = summary
     return files

@@ -17,5 +17,6 @@ def check_eval():
     """What is missing for the evaluation: the core, torch + torchvision, MTCNN, FaceNet, OpenCV, matplotlib."""
     from CTADefaceLib.slicer.installer import check_plugin
 
-    return check_plugin("eval", REQUIREMENTS, no_deps=NO_DEPS_REQUIREMENTS, torchvision=True,
-                        label="face detection and recognition")
+    return check_plugin(
+        "eval", REQUIREMENTS, no_deps=NO_DEPS_REQUIREMENTS, torchvision=True, label="face detection and recognition"
+    )

@@ -47,10 +47,10 @@ def draw_box(rgb, box, color=BOX_COLOR, thickness: int = 3):
     x1, x2 = sorted((min(max(x1, 0), width - 1), min(max(x2, 0), width - 1)))
     y1, y2 = sorted((min(max(y1, 0), height - 1), min(max(y2, 0), height - 1)))
     t = max(1, int(thickness))
-    out[y1:min(y1 + t, y2 + 1), x1:x2 + 1] = color
-    out[max(y2 - t + 1, y1):y2 + 1, x1:x2 + 1] = color
-    out[y1:y2 + 1, x1:min(x1 + t, x2 + 1)] = color
-    out[y1:y2 + 1, max(x2 - t + 1, x1):x2 + 1] = color
+    out[y1 : min(y1 + t, y2 + 1), x1 : x2 + 1] = color
+    out[max(y2 - t + 1, y1) : y2 + 1, x1 : x2 + 1] = color
+    out[y1 : y2 + 1, x1 : min(x1 + t, x2 + 1)] = color
+    out[y1 : y2 + 1, max(x2 - t + 1, x1) : x2 + 1] = color
     return out
 
 
@@ -70,8 +70,9 @@ class EvalLogic:
     def __init__(self, size: int = 512):
         self.size = size
 
-    def scoreVolumes(self, originalNode, defacedNodes, outFolder: str, size: int | None = None,
-                     timeout: float | None = None) -> list[dict]:
+    def scoreVolumes(
+        self, originalNode, defacedNodes, outFolder: str, size: int | None = None, timeout: float | None = None
+    ) -> list[dict]:
         """Render each volume from the anterior (CT-Muscle), score it, save the picture with the MTCNN box.
 
         The rendering and the face models run in a child process (`python -m CTADefaceEvalLib.slicer_logic`):
@@ -101,16 +102,23 @@ class EvalLogic:
             used.add(base)
             image = os.path.join(outFolder, base + ".nrrd")  # NRRD keeps the exact geometry
             write_image_atomic(bridge.image_from_volume(node), image, overwrite=True)
-            jobs.append({"name": bridge.node_name(node), "nodeID": bridge.node_id(node),
-                         "role": ORIGINAL_ROLE if index == 0 else "defaced", "image": image,
-                         "png": os.path.join(outFolder, base + ".png")})
+            jobs.append(
+                {
+                    "name": bridge.node_name(node),
+                    "nodeID": bridge.node_id(node),
+                    "role": ORIGINAL_ROLE if index == 0 else "defaced",
+                    "image": image,
+                    "png": os.path.join(outFolder, base + ".png"),
+                }
+            )
         manifest, answer = os.path.join(outFolder, "score-jobs.json"), os.path.join(outFolder, "score-results.json")
         with open(manifest, "w", encoding="utf-8") as handle:
             json.dump({"size": int(size or self.size), "jobs": jobs}, handle)
         if os.path.exists(answer):
             os.remove(answer)
-        process = DefaceProcess([sys.executable, "-m", "CTADefaceEvalLib.slicer_logic", manifest, answer],
-                                env=self.childEnvironment()).start()
+        process = DefaceProcess(
+            [sys.executable, "-m", "CTADefaceEvalLib.slicer_logic", manifest, answer], env=self.childEnvironment()
+        ).start()
         try:
             process.wait(timeout)
         finally:
@@ -126,8 +134,15 @@ class EvalLogic:
 
     # ------------------------------------------------------------------ cohort
     @staticmethod
-    def compareCohortCommand(originals: str, methods: dict, outdir: str, *, truth: str | None = None,
-                             size: int | None = None, python: str | None = None) -> list[str]:
+    def compareCohortCommand(
+        originals: str,
+        methods: dict,
+        outdir: str,
+        *,
+        truth: str | None = None,
+        size: int | None = None,
+        python: str | None = None,
+    ) -> list[str]:
         """argv of `ctadeface eval compare` for an originals folder and {method name: folder}."""
         from CTADefaceLib.errors import DefaceError
 
@@ -141,8 +156,9 @@ class EvalLogic:
         for name, folder in methods.items():
             name = str(name).strip()
             if not name or "=" in name or name == ORIGINAL_ROLE:
-                raise DefaceError(f"'{name}' cannot name a method: use a non-empty name without '=' "
-                                  f"other than '{ORIGINAL_ROLE}'.")
+                raise DefaceError(
+                    f"'{name}' cannot name a method: use a non-empty name without '=' other than '{ORIGINAL_ROLE}'."
+                )
             if not folder:
                 raise DefaceError(f"The method '{name}' has no folder.")
             argv += ["--method", f"{name}={folder}"]
@@ -216,10 +232,18 @@ def score_jobs(manifest: str, answer: str) -> None:
             distance = scored["embedding_distance"]  # None when this picture (or the original) has no face
         png = render.save_png(draw_box(scored["picture"], scored["box"]), job["png"])
         box = None if scored["box"] is None else [float(v) for v in scored["box"]]
-        results.append({"name": job["name"], "nodeID": job["nodeID"], "role": job["role"],
-                        "probability": float(scored["face_probability"]), "box": box,
-                        "distance": None if distance is None else float(distance), "png": png,
-                        "render_s": scored["render_s"]})
+        results.append(
+            {
+                "name": job["name"],
+                "nodeID": job["nodeID"],
+                "role": job["role"],
+                "probability": float(scored["face_probability"]),
+                "box": box,
+                "distance": None if distance is None else float(distance),
+                "png": png,
+                "render_s": scored["render_s"],
+            }
+        )
         print(f"[{index + 1}/{len(data['jobs'])}] " + caption(results[-1]).replace("\n", ": "), flush=True)
     partial = answer + ".partial"
     with open(partial, "w", encoding="utf-8") as handle:

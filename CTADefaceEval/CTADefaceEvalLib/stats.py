@@ -71,8 +71,10 @@ def wilcoxon_pairs(samples: dict) -> list[dict]:
         result = wilcoxon([x for x, _ in rows], [y for _, y in rows])
         raw.append((float(result.statistic), float(result.pvalue), len(rows)))
     corrected = bonferroni([p for _, p, _ in raw])
-    return [{"a": a, "b": b, "statistic": s, "p": p, "p_bonferroni": pc, "n": n}
-            for (a, b), (s, p, n), pc in zip(pairs, raw, corrected)]
+    return [
+        {"a": a, "b": b, "statistic": s, "p": p, "p_bonferroni": pc, "n": n}
+        for (a, b), (s, p, n), pc in zip(pairs, raw, corrected)
+    ]
 
 
 def paired_t(a_values, b_values) -> dict:
@@ -84,8 +86,11 @@ def paired_t(a_values, b_values) -> dict:
         return {"statistic": None, "p": None, "n": len(rows)}
     result = ttest_rel([x for x, _ in rows], [y for _, y in rows])
     statistic, p = float(result.statistic), float(result.pvalue)
-    return {"statistic": None if math.isnan(statistic) else statistic, "p": None if math.isnan(p) else p,
-            "n": len(rows)}
+    return {
+        "statistic": None if math.isnan(statistic) else statistic,
+        "p": None if math.isnan(p) else p,
+        "n": len(rows),
+    }
 
 
 def describe(values) -> dict:
@@ -95,12 +100,17 @@ def describe(values) -> dict:
     finite = np.array([v for v in values if _finite(v)], dtype=float)
     if finite.size == 0:
         return {"mean": None, "sd": None, "median": None, "n": 0}
-    return {"mean": float(finite.mean()), "sd": float(finite.std(ddof=1)) if finite.size > 1 else 0.0,
-            "median": float(np.median(finite)), "n": int(finite.size)}
+    return {
+        "mean": float(finite.mean()),
+        "sd": float(finite.std(ddof=1)) if finite.size > 1 else 0.0,
+        "median": float(np.median(finite)),
+        "n": int(finite.size),
+    }
 
 
-def cohort_statistics(rows: list[dict], methods: list[str], original: str = "original",
-                      threshold: float = DETECTION_THRESHOLD) -> dict:
+def cohort_statistics(
+    rows: list[dict], methods: list[str], original: str = "original", threshold: float = DETECTION_THRESHOLD
+) -> dict:
     """All the paper's statistics from per-case rows ({case, method, face_probability, embedding_distance, ...})."""
     table = {m: {} for m in methods}
     for row in rows:
@@ -118,8 +128,9 @@ def cohort_statistics(rows: list[dict], methods: list[str], original: str = "ori
         "friedman": friedman(probability),
         "wilcoxon": wilcoxon_pairs(probability),
         "distance": {m: describe(distance[m]) for m in defacers},
-        "paired_t_distance": [dict(a=a, b=b, **paired_t(distance[a], distance[b]))
-                              for a, b in itertools.combinations(defacers, 2)],
+        "paired_t_distance": [
+            dict(a=a, b=b, **paired_t(distance[a], distance[b])) for a, b in itertools.combinations(defacers, 2)
+        ],
     }
     for key in ("dice", "runtime_s", "changed_outside_mask"):
         if any(key in row for row in rows):

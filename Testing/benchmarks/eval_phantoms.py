@@ -36,7 +36,9 @@ def make_case(seed: int, size: str):
         from builders import make_synthetic_head
 
         rng_shift = ((seed * 7) % 11 - 5.0, (seed * 3) % 7 - 3.0, (seed * 5) % 9 - 4.0)
-        return make_synthetic_head(spacing=2.0, seed=seed, shift_mm=rng_shift), "make_synthetic_head (Testing/builders.py)"
+        return make_synthetic_head(
+            spacing=2.0, seed=seed, shift_mm=rng_shift
+        ), "make_synthetic_head (Testing/builders.py)"
     return make_phantom(PhantomSpec.random(seed, size=size)), "CTADefaceLib.synthetic.phantom"
 
 
@@ -79,8 +81,16 @@ def run(n: int, outdir: str, methods: list[str], size: int, phantom_size: str) -
         phantom, source = make_case(seed, phantom_size)
         case = f"case{seed:03d}"
         ref = score_image(phantom.image, size=size, save_to=os.path.join(renders, f"{case}_original.png"))
-        rows.append({"case": case, "method": "original", "face_probability": ref["face_probability"],
-                     "embedding_distance": None, "render": ref["render"], "render_s": ref["render_s"]})
+        rows.append(
+            {
+                "case": case,
+                "method": "original",
+                "face_probability": ref["face_probability"],
+                "embedding_distance": None,
+                "render": ref["render"],
+                "render_s": ref["render_s"],
+            }
+        )
         regions = {"intracranial": phantom.intracranial, "arteries": phantom.arteries}
         for method in methods:
             if method in skipped:
@@ -88,23 +98,34 @@ def run(n: int, outdir: str, methods: list[str], size: int, phantom_size: str) -
             start = time.perf_counter()
             try:
                 mask, engine = method_mask(method, phantom, engines)
-                result = deface_image(phantom.image, DefaceSettings(engine=method if engine else "nnunet"),
-                                      engine=engine, mask=mask)
+                result = deface_image(
+                    phantom.image, DefaceSettings(engine=method if engine else "nnunet"), engine=engine, mask=mask
+                )
             except DefaceError as err:  # e.g. no nnU-Net model installed: say so and go on without it
                 skipped[method] = str(err)
                 log.warning("skipping %s: %s", method, err)
                 continue
             seconds = time.perf_counter() - start
-            scored = score_image(result.defaced, ref["embedding"], size=size,
-                                 save_to=os.path.join(renders, f"{case}_{method}.png"))
-            row = {"case": case, "method": method, "face_probability": scored["face_probability"],
-                   "embedding_distance": scored["embedding_distance"] if scored["embedding"] is not None else None,
-                   "render": scored["render"], "render_s": scored["render_s"], "runtime_s": round(seconds, 3)}
+            scored = score_image(
+                result.defaced, ref["embedding"], size=size, save_to=os.path.join(renders, f"{case}_{method}.png")
+            )
+            row = {
+                "case": case,
+                "method": method,
+                "face_probability": scored["face_probability"],
+                "embedding_distance": scored["embedding_distance"] if scored["embedding"] is not None else None,
+                "render": scored["render"],
+                "render_s": scored["render_s"],
+                "runtime_s": round(seconds, 3),
+            }
             row.update(metrics.mask_report(result.mask, phantom.face))
             row.update(metrics.preservation(phantom.image, result.defaced, result.mask, regions))
             rows.append(row)
-        log.info("%s done (%s)", case, ", ".join(f"{r['method']} p={r['face_probability']:.3f}"
-                                                 for r in rows if r["case"] == case))
+        log.info(
+            "%s done (%s)",
+            case,
+            ", ".join(f"{r['method']} p={r['face_probability']:.3f}" for r in rows if r["case"] == case),
+        )
     names = ["original"] + [m for m in methods if m not in skipped]
     files = write_report(rows, names, outdir, title=f"CTA-DEFACE evaluation on {n} phantoms ({source})")
     files["skipped"] = skipped
@@ -118,8 +139,11 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", nargs="+", default=["truth", "box", "nnunet"])
     parser.add_argument("--size", type=int, default=512, help="render size in pixels")
     parser.add_argument("--phantom-size", default="medium", choices=("small", "medium", "cta"))
-    parser.add_argument("--model", default="synthetic-test",
-                        help="model for the nnunet method (default: the bundled synthetic test model)")
+    parser.add_argument(
+        "--model",
+        default="synthetic-test",
+        help="model for the nnunet method (default: the bundled synthetic test model)",
+    )
     args = parser.parse_args(argv)
     MODEL["name"] = args.model
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -131,8 +155,10 @@ def main(argv=None) -> int:
         ci = f"{100 * det['ci_low']:.0f}-{100 * det['ci_high']:.0f}%" if det["ci_low"] is not None else "-"
         dice = (summary.get("dice") or {}).get(method, {}).get("mean")
         dist = summary["distance"].get(method, {}).get("mean")
-        print(f"{method:10s} {det['detected']:>4d}/{det['n']:<4d} {ci:>12s} "
-              f"{'-' if dice is None else f'{dice:.3f}':>6s} {'-' if dist is None else f'{dist:.3f}':>9s}")
+        print(
+            f"{method:10s} {det['detected']:>4d}/{det['n']:<4d} {ci:>12s} "
+            f"{'-' if dice is None else f'{dice:.3f}':>6s} {'-' if dist is None else f'{dist:.3f}':>9s}"
+        )
     print(f"Friedman p = {summary['friedman']['p']}; report: {files['html']} ({time.perf_counter() - start:.0f} s)")
     for method, why in files["skipped"].items():
         print(f"skipped {method}: {why}")

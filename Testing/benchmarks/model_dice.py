@@ -34,10 +34,18 @@ def evaluate(model: str, seeds, size: str, device: str, tile_step: float = 0.5):
         mask, _ = compute_mask(phantom.image, settings, engine)
         seconds = time.perf_counter() - start
         spec = phantom.spec
-        rows.append({"seed": seed, "dice": dice(mask, phantom.face), "seconds": seconds,
-                     "orientation": spec.orientation, "spacing": tuple(round(s, 2) for s in spec.spacing),
-                     "pose": tuple(round(p, 1) for p in phantom.pose_deg), "neck": spec.neck,
-                     "devices": spec.devices})
+        rows.append(
+            {
+                "seed": seed,
+                "dice": dice(mask, phantom.face),
+                "seconds": seconds,
+                "orientation": spec.orientation,
+                "spacing": tuple(round(s, 2) for s in spec.spacing),
+                "pose": tuple(round(p, 1) for p in phantom.pose_deg),
+                "neck": spec.neck,
+                "devices": spec.devices,
+            }
+        )
     return rows
 
 
@@ -50,8 +58,10 @@ def main() -> int:
     args = parser.parse_args()
     rows = evaluate(args.model, args.seeds, args.size, args.device)
     for r in rows:
-        print(f"seed {r['seed']}: Dice {r['dice']:.3f}  {r['seconds']:.1f} s  {r['orientation']} {r['spacing']} "
-              f"pose {r['pose']} neck={r['neck']} devices={','.join(r['devices']) or '-'}")
+        print(
+            f"seed {r['seed']}: Dice {r['dice']:.3f}  {r['seconds']:.1f} s  {r['orientation']} {r['spacing']} "
+            f"pose {r['pose']} neck={r['neck']} devices={','.join(r['devices']) or '-'}"
+        )
     mean = sum(r["dice"] for r in rows) / len(rows)
     print(f"mean Dice {mean:.3f} over {len(rows)} unseen '{args.size}' phantoms (model {args.model})")
     return 0

@@ -55,8 +55,9 @@ def main(argv=None) -> int:
 
     if not args.no_malloc and wanted() and os.environ.get(MARKER) != "1":
         # the allocator settings `ctadeface` runs with on a CPU (launcher.py); glibc reads them at start-up only
-        os.execve(sys.executable, [sys.executable, os.path.abspath(__file__), *sys.argv[1:]],
-                  malloc_environment(os.environ))
+        os.execve(
+            sys.executable, [sys.executable, os.path.abspath(__file__), *sys.argv[1:]], malloc_environment(os.environ)
+        )
     import numpy as np
     import torch
 
@@ -70,16 +71,24 @@ def main(argv=None) -> int:
     rows = [("eager PyTorch", t_eager, 0.0, 0.0)]
     onnx_path = os.path.join(folder, "network.onnx")
     try:
-        torch.onnx.export(network, torch.from_numpy(x), onnx_path, input_names=["x"], output_names=["y"],
-                          opset_version=17, dynamo=False)
+        torch.onnx.export(
+            network,
+            torch.from_numpy(x),
+            onnx_path,
+            input_names=["x"],
+            output_names=["y"],
+            opset_version=17,
+            dynamo=False,
+        )
     except Exception as error:  # onnx missing or export failed: say so, time nothing else
         print(f"ONNX export failed ({type(error).__name__}: {error}); only eager PyTorch was timed")
         onnx_path = None
 
     def compare(name, run):
         out, seconds = timed(run, x, args.repeats)
-        rows.append((name, seconds, float(np.abs(out - reference).max()),
-                     float(np.mean(out.argmax(1) != reference.argmax(1)))))
+        rows.append(
+            (name, seconds, float(np.abs(out - reference).max()), float(np.mean(out.argmax(1) != reference.argmax(1))))
+        )
 
     if onnx_path:
         try:
@@ -95,14 +104,19 @@ def main(argv=None) -> int:
             import openvino as ov
 
             core = ov.Core()
-            compiled = core.compile_model(ov.convert_model(onnx_path), "CPU",
-                                          {"INFERENCE_NUM_THREADS": args.threads, "INFERENCE_PRECISION_HINT": "f32"})
+            compiled = core.compile_model(
+                ov.convert_model(onnx_path),
+                "CPU",
+                {"INFERENCE_NUM_THREADS": args.threads, "INFERENCE_PRECISION_HINT": "f32"},
+            )
             compare("OpenVINO (f32)", lambda a: compiled(a)[0])
         except ImportError:
             print("OpenVINO is not installed: skipped")
     allocator = "glibc defaults" if os.environ.get(MARKER) != "1" else "ctadeface's allocator settings"
-    print(f"one 128^3 tile, official-shape network, {args.threads} threads, {allocator}, "
-          f"mean of {args.repeats} after a warm-up")
+    print(
+        f"one 128^3 tile, official-shape network, {args.threads} threads, {allocator}, "
+        f"mean of {args.repeats} after a warm-up"
+    )
     print(f"{'runtime':16s} {'s per tile':>10s} {'max |logit diff|':>17s} {'labels differing':>17s}")
     for name, seconds, diff, labels in rows:
         print(f"{name:16s} {seconds:10.2f} {diff:17.2e} {labels:17.2e}")

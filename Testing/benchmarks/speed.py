@@ -51,7 +51,7 @@ SMOKE_SHAPE, SMOKE_SPACING = (128, 128, 112), (2.0, 2.0, 2.0)
 def _rss_gb() -> float:
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # KiB -> GiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB -> GiB
 
 
 def child_upstream(args) -> dict:
@@ -68,9 +68,15 @@ def child_upstream(args) -> dict:
     props = {"spacing": list(image.GetSpacing())[::-1]}
     if args.device == "cpu":
         torch.set_num_threads(args.threads or os.cpu_count() or 1)
-    predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=False,
-                                perform_everything_on_device=args.device != "cpu", device=torch.device(args.device),
-                                verbose=False, allow_tqdm=False)
+    predictor = nnUNetPredictor(
+        tile_step_size=0.5,
+        use_gaussian=True,
+        use_mirroring=False,
+        perform_everything_on_device=args.device != "cpu",
+        device=torch.device(args.device),
+        verbose=False,
+        allow_tqdm=False,
+    )
     predictor.initialize_from_trained_model_folder(args.model, use_folds=("all",))
     t_load = time.perf_counter() - t0
     if args.tiles <= 0:  # the whole upstream run
@@ -81,8 +87,18 @@ def child_upstream(args) -> dict:
         n = len(predictor._internal_get_sliding_window_slicers(_pre_shape(predictor, data, props)))
         return {"load_s": t_load, "predict_s": total, "tiles": n, "extrapolated": False, "peak_gb": _rss_gb()}
     t = time.perf_counter()
-    dct = next(PreprocessAdapterFromNpy([data], [None], [props], [None], predictor.plans_manager, predictor.dataset_json,
-                                        predictor.configuration_manager, num_threads_in_multithreaded=1))
+    dct = next(
+        PreprocessAdapterFromNpy(
+            [data],
+            [None],
+            [props],
+            [None],
+            predictor.plans_manager,
+            predictor.dataset_json,
+            predictor.configuration_manager,
+            num_threads_in_multithreaded=1,
+        )
+    )
     t_pre = time.perf_counter() - t
     pre = dct["data"]
     slicers = predictor._internal_get_sliding_window_slicers(pre.shape[1:])
@@ -100,21 +116,43 @@ def child_upstream(args) -> dict:
         t = time.perf_counter()
         logits = torch.zeros((2, *pre.shape[1:]), dtype=torch.half)
         convert_predicted_logits_to_segmentation_with_correct_shape(
-            logits, predictor.plans_manager, predictor.configuration_manager, predictor.label_manager,
-            dct["data_properties"])
+            logits,
+            predictor.plans_manager,
+            predictor.configuration_manager,
+            predictor.label_manager,
+            dct["data_properties"],
+        )
         t_export = time.perf_counter() - t
     mean = sum(per_tile) / len(per_tile)
-    return {"load_s": t_load, "preprocess_s": t_pre, "per_tile_s": per_tile, "mean_tile_s": mean, "export_s": t_export,
-            "tiles": len(slicers), "tiles_run": len(picks), "extrapolated": True,
-            "predict_s": t_pre + len(slicers) * mean + t_export, "peak_gb": _rss_gb()}
+    return {
+        "load_s": t_load,
+        "preprocess_s": t_pre,
+        "per_tile_s": per_tile,
+        "mean_tile_s": mean,
+        "export_s": t_export,
+        "tiles": len(slicers),
+        "tiles_run": len(picks),
+        "extrapolated": True,
+        "predict_s": t_pre + len(slicers) * mean + t_export,
+        "peak_gb": _rss_gb(),
+    }
 
 
 def _pre_shape(predictor, data, props):
     from nnunetv2.inference.data_iterators import PreprocessAdapterFromNpy
 
-    dct = next(PreprocessAdapterFromNpy([data], [None], [props], [None], predictor.plans_manager,
-                                        predictor.dataset_json, predictor.configuration_manager,
-                                        num_threads_in_multithreaded=1))
+    dct = next(
+        PreprocessAdapterFromNpy(
+            [data],
+            [None],
+            [props],
+            [None],
+            predictor.plans_manager,
+            predictor.dataset_json,
+            predictor.configuration_manager,
+            num_threads_in_multithreaded=1,
+        )
+    )
     return dct["data"].shape[1:]
 
 
@@ -132,8 +170,7 @@ def benchmark_engine(args):
     from CTADefaceLib.engines.nnunet.engine import NnUNetEngine
     from CTADefaceLib.io.volume import to_canonical
 
-    truth = (sitk.GetArrayFromImage(to_canonical(sitk.ReadImage(args.truth))).astype(bool)
-             if args.truth else None)
+    truth = sitk.GetArrayFromImage(to_canonical(sitk.ReadImage(args.truth))).astype(bool) if args.truth else None
 
     class BenchmarkEngine(NnUNetEngine):
         def next_tiles(self, plan, face):
@@ -144,8 +181,9 @@ def benchmark_engine(args):
         def wider_plan(self, plan, face, spacing):
             return None
 
-    return BenchmarkEngine(model=args.model, device=args.device, roi=True,
-                           grow={"auto": None, "on": True, "off": False}[args.grow])
+    return BenchmarkEngine(
+        model=args.model, device=args.device, roi=True, grow={"auto": None, "on": True, "off": False}[args.grow]
+    )
 
 
 def child_default(args) -> dict:
@@ -168,10 +206,18 @@ def child_default(args) -> dict:
     compute_mask(image, settings, engine, timings)
     total = time.perf_counter() - t
     plan = engine.last_plan
-    return {"load_s": t_load, "predict_s": total, "tiles": engine.last_tiles, "extrapolated": False,
-            "roi_box": plan.box if plan else None, "reach_tiles": plan.reach_tiles if plan else None,
-            "rounds": plan.rounds if plan else None, "peak_gb": _rss_gb(),
-            "malloc": os.environ.get("MALLOC_MMAP_MAX_") is not None, "timings": timings}
+    return {
+        "load_s": t_load,
+        "predict_s": total,
+        "tiles": engine.last_tiles,
+        "extrapolated": False,
+        "roi_box": plan.box if plan else None,
+        "reach_tiles": plan.reach_tiles if plan else None,
+        "rounds": plan.rounds if plan else None,
+        "peak_gb": _rss_gb(),
+        "malloc": os.environ.get("MALLOC_MMAP_MAX_") is not None,
+        "timings": timings,
+    }
 
 
 def child_agreement(args) -> dict:
@@ -204,11 +250,21 @@ def child_agreement(args) -> dict:
         shift = 16
         moved = pad_before(ph.image, shift)
         a_moved = sitk.GetArrayFromImage(compute_mask(moved, upstream, e_up)[0]).astype(bool)[shift:, shift:, shift:]
-        rows.append({"seed": seed, "pose": ph.spec.pose_deg, "neck": ph.spec.neck, "dice_a_b": d(a, b),
-                     "dice_a_moved": d(a, a_moved),
-                     "dice_a_gt": d(a, g), "dice_b_gt": d(b, g), "tiles_a": tiles_a, "tiles_b": e_fast.last_tiles,
-                     "rounds": None if plan is None or plan.whole_volume else plan.rounds,
-                     "whole_volume": bool(plan is not None and plan.whole_volume)})
+        rows.append(
+            {
+                "seed": seed,
+                "pose": ph.spec.pose_deg,
+                "neck": ph.spec.neck,
+                "dice_a_b": d(a, b),
+                "dice_a_moved": d(a, a_moved),
+                "dice_a_gt": d(a, g),
+                "dice_b_gt": d(b, g),
+                "tiles_a": tiles_a,
+                "tiles_b": e_fast.last_tiles,
+                "rounds": None if plan is None or plan.whole_volume else plan.rounds,
+                "whole_volume": bool(plan is not None and plan.whole_volume),
+            }
+        )
     return {"rows": rows}
 
 
@@ -267,15 +323,32 @@ def main(argv=None) -> int:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where both variants run (default: cpu)")
+    parser.add_argument(
+        "--device", default="cpu", choices=("cpu", "cuda"), help="where both variants run (default: cpu)"
+    )
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--upstream-tiles", type=int, default=3, metavar="N",
-                       help="time N of the upstream tiles and extrapolate from its tile count (default: 3)")
-    group.add_argument("--upstream-full", action="store_true", help="run the upstream way completely (~30 min on 2 cores)")
-    parser.add_argument("--compare", action="store_true",
-                        help="also run (b') without the allocator settings and (c) the other growth choice")
-    parser.add_argument("--agreement-seeds", type=int, nargs="*", default=[5000, 5001, 5002, 5003, 5004, 5005],
-                        help="small phantoms for the Dice between (a) and (b) with the two trained test models; none to skip")
+    group.add_argument(
+        "--upstream-tiles",
+        type=int,
+        default=3,
+        metavar="N",
+        help="time N of the upstream tiles and extrapolate from its tile count (default: 3)",
+    )
+    group.add_argument(
+        "--upstream-full", action="store_true", help="run the upstream way completely (~30 min on 2 cores)"
+    )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="also run (b') without the allocator settings and (c) the other growth choice",
+    )
+    parser.add_argument(
+        "--agreement-seeds",
+        type=int,
+        nargs="*",
+        default=[5000, 5001, 5002, 5003, 5004, 5005],
+        help="small phantoms for the Dice between (a) and (b) with the two trained test models; none to skip",
+    )
     parser.add_argument("--seed", type=int, default=7, help="CTA phantom seed")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     parser.add_argument("--workdir", default=None, help="where the phantom and the model are written (default: temp)")
@@ -299,68 +372,109 @@ def run(args) -> int:
     t = time.perf_counter()
     image, face, model = make_inputs(workdir, args.seed, args.smoke)
     shape, spacing = (SMOKE_SHAPE, SMOKE_SPACING) if args.smoke else (CTA_SHAPE, CTA_SPACING)
-    print(f"inputs: {'SMOKE TEST ' if args.smoke else ''}CTA phantom {shape} at {spacing} mm (neck and vertex, "
-          f"seed {args.seed}), random {'tiny' if args.smoke else 'official-shape'} model; "
-          f"{time.perf_counter() - t:.0f} s; device {args.device}, "
-          f"{args.threads or os.cpu_count()} threads", flush=True)
+    print(
+        f"inputs: {'SMOKE TEST ' if args.smoke else ''}CTA phantom {shape} at {spacing} mm (neck and vertex, "
+        f"seed {args.seed}), random {'tiny' if args.smoke else 'official-shape'} model; "
+        f"{time.perf_counter() - t:.0f} s; device {args.device}, "
+        f"{args.threads or os.cpu_count()} threads",
+        flush=True,
+    )
     common = ["--image", image, "--model", model]
     tiles = 0 if args.upstream_full else args.upstream_tiles
     a = run_child("upstream", args, common + ["--tiles", str(tiles)], malloc=False)
     b = run_child("default", args, common + ["--truth", face], malloc=args.device == "cpu")
     grows = args.device == "cpu"  # the engine's default: grow on a CPU, the whole region at once on a GPU
-    rows = [("(a) upstream: whole volume, step 0.5", a),
-            ("(b) default: face ROI" + (", growing" if grows else ", all at once") + (", malloc" if b.get("malloc") else ""), b)]
+    rows = [
+        ("(a) upstream: whole volume, step 0.5", a),
+        (
+            "(b) default: face ROI"
+            + (", growing" if grows else ", all at once")
+            + (", malloc" if b.get("malloc") else ""),
+            b,
+        ),
+    ]
     if args.compare:
         if args.device == "cpu":
-            rows.append(("(b') default without malloc settings", run_child("default", args, common + ["--truth", face],
-                                                                          malloc=False)))
+            rows.append(
+                (
+                    "(b') default without malloc settings",
+                    run_child("default", args, common + ["--truth", face], malloc=False),
+                )
+            )
         other = "off" if grows else "on"
-        rows.append(("(c) face ROI " + ("all at once (no growth)" if grows else "growing"),
-                     run_child("default", args, common + ["--truth", face, "--grow", other], malloc=args.device == "cpu")))
+        rows.append(
+            (
+                "(c) face ROI " + ("all at once (no growth)" if grows else "growing"),
+                run_child("default", args, common + ["--truth", face, "--grow", other], malloc=args.device == "cpu"),
+            )
+        )
     print(f"{'variant':44s} {'tiles':>6s} {'load s':>7s} {'predict s':>10s} {'peak GB':>8s}")
     for name, r in rows:
-        print(f"{name:44s} {r['tiles']:>6d} {r['load_s']:7.1f} {r['predict_s']:10.1f} {r['peak_gb']:8.2f}"
-              + ("  (extrapolated)" if r.get("extrapolated") else ""))
+        print(
+            f"{name:44s} {r['tiles']:>6d} {r['load_s']:7.1f} {r['predict_s']:10.1f} {r['peak_gb']:8.2f}"
+            + ("  (extrapolated)" if r.get("extrapolated") else "")
+        )
     if a.get("extrapolated"):
-        print(f"(a) is extrapolated: preprocessing {a['preprocess_s']:.1f} s + "
-              f"{a['tiles']} tiles x {a['mean_tile_s']:.2f} s "
-              f"(mean of {a['tiles_run']} timed tiles: {', '.join(f'{x:.2f}' for x in a['per_tile_s'])}) "
-              f"+ export {a['export_s']:.1f} s; its peak memory covers preprocessing and {a['tiles_run']} tiles only")
+        print(
+            f"(a) is extrapolated: preprocessing {a['preprocess_s']:.1f} s + "
+            f"{a['tiles']} tiles x {a['mean_tile_s']:.2f} s "
+            f"(mean of {a['tiles_run']} timed tiles: {', '.join(f'{x:.2f}' for x in a['per_tile_s'])}) "
+            f"+ export {a['export_s']:.1f} s; its peak memory covers preprocessing and {a['tiles_run']} tiles only"
+        )
     if b.get("roi_box"):
         stages = ", ".join(f"{k} {v:.1f} s" for k, v in b["timings"].items())
         if b["rounds"] > 1 or grows:
-            print(f"(b) face region box (z0, z1, y0, y1, x0, x1) = {b['roi_box']}; {b['tiles']} of its "
-                  f"{b['reach_tiles']} tiles ran, in {b['rounds']} rounds, growth steered by the phantom's true face "
-                  f"(a random model finds no face); stages: {stages}")
+            print(
+                f"(b) face region box (z0, z1, y0, y1, x0, x1) = {b['roi_box']}; {b['tiles']} of its "
+                f"{b['reach_tiles']} tiles ran, in {b['rounds']} rounds, growth steered by the phantom's true face "
+                f"(a random model finds no face); stages: {stages}"
+            )
             per_tile = b["predict_s"] / max(1, b["tiles"])
-            print(f"(b) if the face had reached every edge: {b['reach_tiles']} tiles x {per_tile:.2f} s = "
-                  f"{b['reach_tiles'] * per_tile:.0f} s (estimate; the safety net's whole-volume rerun is (a))")
+            print(
+                f"(b) if the face had reached every edge: {b['reach_tiles']} tiles x {per_tile:.2f} s = "
+                f"{b['reach_tiles'] * per_tile:.0f} s (estimate; the safety net's whole-volume rerun is (a))"
+            )
         else:
-            print(f"(b) face region box (z0, z1, y0, y1, x0, x1) = {b['roi_box']}; all its {b['tiles']} tiles in one "
-                  f"round; stages: {stages}")
+            print(
+                f"(b) face region box (z0, z1, y0, y1, x0, x1) = {b['roi_box']}; all its {b['tiles']} tiles in one "
+                f"round; stages: {stages}"
+            )
     agreement = ""
     if args.agreement_seeds:
         from tiles_model import extract_tiles_model
 
-        models = (("bundled synthetic-test model, 256 mm patch", "synthetic-test"),
-                  ("tiling test model, 128 mm patch", extract_tiles_model(os.path.join(workdir, "tiles-model"))))
+        models = (
+            ("bundled synthetic-test model, 256 mm patch", "synthetic-test"),
+            ("tiling test model, 128 mm patch", extract_tiles_model(os.path.join(workdir, "tiles-model"))),
+        )
         means = []
         for title, model in models:
-            ag = run_child("agreement", args, ["--model", model, "--seeds", *map(str, args.agreement_seeds)], malloc=False)
+            ag = run_child(
+                "agreement", args, ["--model", model, "--seeds", *map(str, args.agreement_seeds)], malloc=False
+            )
             for r in ag["rows"]:
-                how = "whole volume (safety net)" if r["whole_volume"] else f"{r['tiles_b']} tiles, {r['rounds']} rounds"
-                print(f"agreement, {title}, seed {r['seed']} (pose {tuple(round(v) for v in r['pose'])}, "
-                      f"{'neck' if r['neck'] else 'no neck'}): Dice(a, b) {r['dice_a_b']:.4f}; (a) vs (a) with its "
-                      f"grid moved 16 voxels {r['dice_a_moved']:.4f}; vs ground truth "
-                      f"a {r['dice_a_gt']:.3f}, b {r['dice_b_gt']:.3f}; (a) {r['tiles_a']} tiles, (b) {how}")
+                how = (
+                    "whole volume (safety net)" if r["whole_volume"] else f"{r['tiles_b']} tiles, {r['rounds']} rounds"
+                )
+                print(
+                    f"agreement, {title}, seed {r['seed']} (pose {tuple(round(v) for v in r['pose'])}, "
+                    f"{'neck' if r['neck'] else 'no neck'}): Dice(a, b) {r['dice_a_b']:.4f}; (a) vs (a) with its "
+                    f"grid moved 16 voxels {r['dice_a_moved']:.4f}; vs ground truth "
+                    f"a {r['dice_a_gt']:.3f}, b {r['dice_b_gt']:.3f}; (a) {r['tiles_a']} tiles, (b) {how}"
+                )
             n = len(ag["rows"])
-            means.append((title, sum(r["dice_a_b"] for r in ag["rows"]) / n, sum(r["dice_a_moved"] for r in ag["rows"]) / n, n))
+            means.append(
+                (title, sum(r["dice_a_b"] for r in ag["rows"]) / n, sum(r["dice_a_moved"] for r in ag["rows"]) / n, n)
+            )
         agreement = "; mask agreement Dice(a, b) mean " + ", ".join(
-            f"{m:.4f} ({t}, {n} phantoms; (a) with its grid moved: {r:.4f})" for t, m, r, n in means)
+            f"{m:.4f} ({t}, {n} phantoms; (a) with its grid moved: {r:.4f})" for t, m, r, n in means
+        )
     ratio = a["predict_s"] / b["predict_s"]
-    print(f"SUMMARY: default {b['predict_s']:.1f} s vs upstream {a['predict_s']:.1f} s"
-          f"{' (extrapolated)' if a.get('extrapolated') else ''} -> {ratio:.1f}x faster; "
-          f"peak {b['peak_gb']:.2f} GB vs {a['peak_gb']:.2f} GB; tiles {b['tiles']} vs {a['tiles']}{agreement}")
+    print(
+        f"SUMMARY: default {b['predict_s']:.1f} s vs upstream {a['predict_s']:.1f} s"
+        f"{' (extrapolated)' if a.get('extrapolated') else ''} -> {ratio:.1f}x faster; "
+        f"peak {b['peak_gb']:.2f} GB vs {a['peak_gb']:.2f} GB; tiles {b['tiles']} vs {a['tiles']}{agreement}"
+    )
     return 0
 
 

@@ -9,6 +9,7 @@ under $CTADEFACE_CI_CACHE (default ~/.cache/ctadeface-ci), a folder CI can keep:
 hash, so editing a list builds a fresh one and a warm run only starts the driver.
 A built venv is checked against its list (`pip list`): a package too many or too few fails the build.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,8 +70,12 @@ def venv_python(folder: str) -> str:
 
 
 def installed(folder: str) -> dict[str, str]:
-    out = subprocess.run([venv_python(folder), "-m", "pip", "list", "--format=json", "--disable-pip-version-check"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [venv_python(folder), "-m", "pip", "list", "--format=json", "--disable-pip-version-check"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return {normalized(p["name"]): p["version"] for p in json.loads(out)}
 
 
@@ -86,15 +91,31 @@ def build(list_path: str) -> str:
     subprocess.run([interpreter(python), "-m", "venv", partial], check=True)
     # The venv's own pip installs the list, pip itself included (Slicer pins pip, setuptools and wheel too);
     # --no-deps: exactly the list, nothing its metadata asks for; --only-binary: no compiler, no surprises.
-    subprocess.run([venv_python(partial), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                    "--no-deps", "--only-binary=:all:", "--cache-dir", os.path.join(cache_root(), "pip"),
-                    "-r", list_path], check=True)
+    subprocess.run(
+        [
+            venv_python(partial),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--cache-dir",
+            os.path.join(cache_root(), "pip"),
+            "-r",
+            list_path,
+        ],
+        check=True,
+    )
     have = installed(partial)
     if have != pins:
         extra = sorted(set(have) - set(pins))
         missing = sorted(f"{n}=={v}" for n, v in pins.items() if have.get(n) != v)
-        raise SystemExit(f"{os.path.basename(list_path)}: the venv differs from the list: extra {extra}, "
-                         f"missing or other version {missing}.")
+        raise SystemExit(
+            f"{os.path.basename(list_path)}: the venv differs from the list: extra {extra}, "
+            f"missing or other version {missing}."
+        )
     if os.path.isdir(folder):
         shutil.rmtree(folder)
     os.rename(partial, folder)  # venvs keep absolute paths in scripts only; `bin/python -m` works after a rename
@@ -106,8 +127,9 @@ def run_driver(list_path: str, folder: str) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}  # no PYTHONPATH leaks in
     env["SLICER_ENV_LIST"] = list_path
     print(f"== {os.path.basename(list_path)}: {folder}", flush=True)
-    return subprocess.run([venv_python(folder), "-I", os.path.join(HERE, "driver.py"), "--repo", REPO,
-                           "--list", list_path], env=env).returncode
+    return subprocess.run(
+        [venv_python(folder), "-I", os.path.join(HERE, "driver.py"), "--repo", REPO, "--list", list_path], env=env
+    ).returncode
 
 
 def main(argv=None) -> int:

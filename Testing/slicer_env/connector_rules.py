@@ -5,6 +5,7 @@ names the connector class it comes from. Only the widget types this project bind
 any other widget type is reported, so that a new binding makes someone read the real connector first.
 Standard library only: it runs in the Slicer-equivalent venvs and under pytest.
 """
+
 from __future__ import annotations
 
 import typing
@@ -44,8 +45,10 @@ def problem(widget_class: str, annotation, slicer_version: str = "5.10") -> str 
         if datatype not in (int, float, str, bool):
             return f"{widget_class} binds int/float/str/bool with a Choice, or an Enum (QComboBoxToEnumConnector)"
         if _choice(annotations) is None:
-            return (f"{widget_class} bound to {datatype.__name__} needs Annotated[..., Choice(...)]: "
-                    "QComboBoxToStringableConnector raises 'requires the Choice annotation to be used'")
+            return (
+                f"{widget_class} bound to {datatype.__name__} needs Annotated[..., Choice(...)]: "
+                "QComboBoxToStringableConnector raises 'requires the Choice annotation to be used'"
+            )
         return None
     if widget_class in ("QDoubleSpinBox", "ctkDoubleSpinBox", "ctkSliderWidget"):
         # QDoubleSpinBoxCtkSliderWidgetToFloatConnector (5.8: float only) /

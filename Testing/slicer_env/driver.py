@@ -9,6 +9,7 @@ path that does not start a model. It fails when
   has nothing else, so such an import fails outright; the check below also names it);
 - a click that cannot proceed (declined install, no volume) passes silently instead of saying why.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,9 +64,16 @@ def stdlib_names() -> set[str]:
 def foreign_modules(imported: set[str], allowed: set[str], stdlib: set[str]) -> list[str]:
     """Top-level names among `imported` that are neither standard library, stand-ins, ours nor bundled."""
     top = {name.split(".")[0] for name in imported}
-    return sorted(n for n in top if n not in stdlib and n not in OWN and n not in STAND_INS and n not in allowed
-                  and n not in RUNTIME
-                  and not n.startswith("_"))
+    return sorted(
+        n
+        for n in top
+        if n not in stdlib
+        and n not in OWN
+        and n not in STAND_INS
+        and n not in allowed
+        and n not in RUNTIME
+        and not n.startswith("_")
+    )
 
 
 def expect(condition, message):
@@ -77,13 +85,28 @@ def exercise_deface(module, standins, slicer, slicer_version):
     widget = module.CTADefaceWidget(None)
     widget.setup()
     ui = widget.ui
-    expect(standins.RECORD["connected"][-1] == ["device", "exportFormat", "faceSegmentation", "fillPolicy",
-                                               "fillValue", "inputVolume", "mirroring", "tileStep"],
-           f"bound parameters: {standins.RECORD['connected'][-1]}")
-    expect([ui.fillSelector.itemText(i) for i in range(ui.fillSelector.count)] == ["p10", "air", "value"],
-           "the fill combo box lists the Choice")
-    expect(ui.modelSelector.count >= 1 and ui.modelSelector.itemText(ui.modelSelector.count - 1).startswith("box"),
-           "the model list ends with the box engine")
+    expect(
+        standins.RECORD["connected"][-1]
+        == [
+            "device",
+            "exportFormat",
+            "faceSegmentation",
+            "fillPolicy",
+            "fillValue",
+            "inputVolume",
+            "mirroring",
+            "tileStep",
+        ],
+        f"bound parameters: {standins.RECORD['connected'][-1]}",
+    )
+    expect(
+        [ui.fillSelector.itemText(i) for i in range(ui.fillSelector.count)] == ["p10", "air", "value"],
+        "the fill combo box lists the Choice",
+    )
+    expect(
+        ui.modelSelector.count >= 1 and ui.modelSelector.itemText(ui.modelSelector.count - 1).startswith("box"),
+        "the model list ends with the box engine",
+    )
     widget.enter()
     node = widget._parameterNode
     if slicer_version != "5.8":  # 5.8's connectGui returns no tag, so nothing can be disconnected there
@@ -103,8 +126,10 @@ def exercise_deface(module, standins, slicer, slicer_version):
     # the settings come from the parameter node
     node.fillPolicy, node.fillValue, node.device, node.tileStep, node.mirroring = "value", -500.0, "cpu", 1.0, True
     settings = module.settingsFromParameterNode(node)
-    expect((settings.fill, settings.device, settings.tile_step, settings.mirroring) == (-500.0, "cpu", 1.0, True),
-           f"settings from the parameter node: {settings}")
+    expect(
+        (settings.fill, settings.device, settings.tile_step, settings.mirroring) == (-500.0, "cpu", 1.0, True),
+        f"settings from the parameter node: {settings}",
+    )
     ui.modelSelector.setCurrentIndex(ui.modelSelector.count - 1)
     expect(node.model == "box" and module.settingsFromParameterNode(node).engine == "box", "box engine selected")
 
@@ -159,6 +184,7 @@ def exercise_deface(module, standins, slicer, slicer_version):
         def method(*args):
             calls.append((name,) + args)
             raise RuntimeError(f"{name} recorded")
+
         return method
 
     widget.logic.startDeface, widget.logic.export = record("startDeface"), record("export")
@@ -166,20 +192,28 @@ def exercise_deface(module, standins, slicer, slicer_version):
     node.faceSegmentation = slicer.vtkMRMLSegmentationNode()
     widget.onDeface()
     settings = calls[-1][2]
-    expect(calls[-1][:2] == ("startDeface", volume) and (settings.engine, settings.fill, settings.device)
-           == ("box", -900.0, "cpu"), f"Deface ran with {calls[-1]}")
+    expect(
+        calls[-1][:2] == ("startDeface", volume)
+        and (settings.engine, settings.fill, settings.device) == ("box", -900.0, "cpu"),
+        f"Deface ran with {calls[-1]}",
+    )
     standins.ANSWERS["getExistingDirectory"] = "/chosen/folder"
     widget.onExport()
-    expect(calls[-1][:5] == ("export", volume, node.faceSegmentation, "/chosen/folder", ".nrrd")
-           and calls[-1][5].fill == -900.0, f"Export ran with {calls[-1]}")
+    expect(
+        calls[-1][:5] == ("export", volume, node.faceSegmentation, "/chosen/folder", ".nrrd")
+        and calls[-1][5].fill == -900.0,
+        f"Export ran with {calls[-1]}",
+    )
     standins.ANSWERS["getExistingDirectory"] = ""
     del widget.logic.startDeface, widget.logic.export
     # the progress bar follows the child's tqdm-style percentages while it runs
     from CTADefaceLib.slicer.child_process import DefaceProcess
 
-    child = ("import sys, time\n"
-             "for p in (10, 40, 70):\n"
-             "    sys.stdout.write(f'\\r{p:3d}%|####      | {p}/100'); sys.stdout.flush(); time.sleep(0.3)\n")
+    child = (
+        "import sys, time\n"
+        "for p in (10, 40, 70):\n"
+        "    sys.stdout.write(f'\\r{p:3d}%|####      | {p}/100'); sys.stdout.flush(); time.sleep(0.3)\n"
+    )
     finished, seen = [], []
     widget._runProcess(DefaceProcess([sys.executable, "-c", child]).start(), finished.append)
     expect(ui.cancelButton.enabled and not ui.defaceButton.enabled, "Cancel (only) is enabled while a child runs")
@@ -197,8 +231,10 @@ def exercise_deface(module, standins, slicer, slicer_version):
     widget.exit()
     # Reload drops the library so that Slicer's reload imports it afresh
     widget.onReload()
-    expect(not [n for n in standins.RECORD["reloaded"][-1][1] if n.startswith("CTADefaceLib")],
-           f"library still loaded at reload: {standins.RECORD['reloaded'][-1]}")
+    expect(
+        not [n for n in standins.RECORD["reloaded"][-1][1] if n.startswith("CTADefaceLib")],
+        f"library still loaded at reload: {standins.RECORD['reloaded'][-1]}",
+    )
     widget.cleanup()
 
 
@@ -237,8 +273,10 @@ def exercise_eval(module, standins, slicer):
     slicer.mrmlScene.close()
     widget.exit()
     widget.onReload()
-    expect(not [n for n in standins.RECORD["reloaded"][-1][1] if n.startswith("CTADefaceEvalLib")],
-           standins.RECORD["reloaded"][-1])
+    expect(
+        not [n for n in standins.RECORD["reloaded"][-1][1] if n.startswith("CTADefaceEvalLib")],
+        standins.RECORD["reloaded"][-1],
+    )
     widget.cleanup()
 
 
@@ -268,8 +306,10 @@ def main(argv=None) -> int:
     expect(not foreign, f"the module files imported packages Slicer does not bundle: {foreign}")
     for error in standins.RECORD["errors"]:
         print("  shown:", error)
-    print(f"OK Slicer {slicer_version} (Python {sys.version.split()[0]}): both modules set up, entered, left, "
-          f"closed the scene, reloaded; errors shown: {len(standins.RECORD['errors'])}")
+    print(
+        f"OK Slicer {slicer_version} (Python {sys.version.split()[0]}): both modules set up, entered, left, "
+        f"closed the scene, reloaded; errors shown: {len(standins.RECORD['errors'])}"
+    )
     return 0
 
 

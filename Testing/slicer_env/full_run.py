@@ -5,6 +5,7 @@ processes exactly as the widget builds them (slicer.child_process.build_deface_c
 slicer.logic.startDeface uses): install the synthetic model from its zip, deface the bundled sample with it and
 with the box engine. Checks that the packages Slicer bundles keep their versions. Exit status 0 = all good.
 """
+
 import json
 import os
 import sys
@@ -66,17 +67,19 @@ def main(listing: str) -> int:
     os.environ["CTADEFACE_HOME"] = os.path.join(work, "home")
     from CTADefaceLib.models.bundled import SYNTHETIC_NAME
 
-    run_child([sys.executable, "-m", "CTADefaceLib.cli", "models", "install", SYNTHETIC_NAME, "--from", MODEL_ZIP],
-              "install the synthetic model from its zip (the widget's Install from file)")
-    for settings in (DefaceSettings(model=SYNTHETIC_NAME, device="cpu", roi=False),
-                     DefaceSettings(engine="box")):
+    run_child(
+        [sys.executable, "-m", "CTADefaceLib.cli", "models", "install", SYNTHETIC_NAME, "--from", MODEL_ZIP],
+        "install the synthetic model from its zip (the widget's Install from file)",
+    )
+    for settings in (DefaceSettings(model=SYNTHETIC_NAME, device="cpu", roi=False), DefaceSettings(engine="box")):
         out = os.path.join(work, settings.engine)
         process, progress = run_child(build_deface_command(SAMPLE, out, settings), f"deface with {settings.engine}")
         sidecar = json.load(open(os.path.join(out, "sample_phantom_deface.json")))
         assert sidecar["mask_volume_ml"] > 20, sidecar["mask_volume_ml"]
         if settings.engine == "nnunet":
-            assert any(0 < p < 1 for p in progress) or any("%| tile" in line for line in process.lines), \
+            assert any(0 < p < 1 for p in progress) or any("%| tile" in line for line in process.lines), (
                 "no tile progress from the model child"
+            )
     print("[full-run] OK")
     return 0
 

@@ -9,6 +9,7 @@ matter to the module files:
 - widgets reject attributes a Qt widget of that class does not have, so a typo fails here, not in Slicer.
 Everything is recorded (errors shown, dialogs opened) for the driver's checks.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -247,8 +248,25 @@ class QScrollArea(QWidget):
 def _qt_module():
     qt = types.ModuleType("qt")
     qt.__doc__ = "TEST STAND-IN for PythonQt's qt module"
-    for cls in (QObject, QWidget, QPushButton, QLabel, QCheckBox, QDoubleSpinBox, QSpinBox, QComboBox, QProgressBar,
-                QPlainTextEdit, QTableWidget, QGridLayout, QVBoxLayout, QTimer, QFileDialog, QDialog, QScrollArea):
+    for cls in (
+        QObject,
+        QWidget,
+        QPushButton,
+        QLabel,
+        QCheckBox,
+        QDoubleSpinBox,
+        QSpinBox,
+        QComboBox,
+        QProgressBar,
+        QPlainTextEdit,
+        QTableWidget,
+        QGridLayout,
+        QVBoxLayout,
+        QTimer,
+        QFileDialog,
+        QDialog,
+        QScrollArea,
+    ):
         setattr(qt, cls.__name__, cls)
     qt.Qt = types.SimpleNamespace(SmoothTransformation=1, AlignHCenter=4, AlignTop=32)
     return qt
@@ -322,10 +340,27 @@ class Scene(vtk.vtkObject):
         self.InvokeEvent(self.EndCloseEvent)
 
 
-WIDGET_CLASSES = {cls.__name__: cls for cls in (
-    QWidget, QPushButton, QLabel, QCheckBox, QDoubleSpinBox, QSpinBox, QComboBox, QProgressBar, QPlainTextEdit,
-    QTableWidget, QScrollArea, ctkCollapsibleButton, ctkPathLineEdit, qMRMLNodeComboBox, qMRMLCheckableNodeComboBox,
-    qMRMLWidget)}
+WIDGET_CLASSES = {
+    cls.__name__: cls
+    for cls in (
+        QWidget,
+        QPushButton,
+        QLabel,
+        QCheckBox,
+        QDoubleSpinBox,
+        QSpinBox,
+        QComboBox,
+        QProgressBar,
+        QPlainTextEdit,
+        QTableWidget,
+        QScrollArea,
+        ctkCollapsibleButton,
+        ctkPathLineEdit,
+        qMRMLNodeComboBox,
+        qMRMLCheckableNodeComboBox,
+        qMRMLWidget,
+    )
+}
 
 
 def loadUI(path):
@@ -473,7 +508,7 @@ def _slm_module():
     class ScriptedLoadableModuleWidget:
         def __init__(self, parent=None):
             self.parent = parent or types.SimpleNamespace(isEntered=True)
-            self.moduleName = type(self).__name__[:-len("Widget")]
+            self.moduleName = type(self).__name__[: -len("Widget")]
 
         def setup(self):
             self.layout = QVBoxLayout()
@@ -483,8 +518,9 @@ def _slm_module():
             return os.path.join(os.path.dirname(module.__file__), "Resources", filename)
 
         def onReload(self):
-            RECORD["reloaded"].append((self.moduleName, sorted(n for n in sys.modules if n.endswith("Lib")
-                                                               or ".slicer" in n)))
+            RECORD["reloaded"].append(
+                (self.moduleName, sorted(n for n in sys.modules if n.endswith("Lib") or ".slicer" in n))
+            )
 
     class ScriptedLoadableModuleLogic:
         def __init__(self, parent=None):
@@ -497,8 +533,12 @@ def _slm_module():
     class ScriptedLoadableModuleTest:
         pass
 
-    for cls in (ScriptedLoadableModule, ScriptedLoadableModuleWidget, ScriptedLoadableModuleLogic,
-                ScriptedLoadableModuleTest):
+    for cls in (
+        ScriptedLoadableModule,
+        ScriptedLoadableModuleWidget,
+        ScriptedLoadableModuleLogic,
+        ScriptedLoadableModuleTest,
+    ):
         setattr(module, cls.__name__, cls)
     return module
 
@@ -531,7 +571,14 @@ def install(slicer_version: str):
     slicer.parameterNodeWrapper = _parameter_node_wrapper_module(slicer_version)
     slicer.ScriptedLoadableModule = _slm_module()
     slicer.qMRMLNodeComboBox = qMRMLNodeComboBox
-    sys.modules.update({"qt": _qt_module(), "ctk": _ctk_module(), "slicer": slicer, "slicer.util": util,
-                        "slicer.parameterNodeWrapper": slicer.parameterNodeWrapper,
-                        "slicer.ScriptedLoadableModule": slicer.ScriptedLoadableModule})
+    sys.modules.update(
+        {
+            "qt": _qt_module(),
+            "ctk": _ctk_module(),
+            "slicer": slicer,
+            "slicer.util": util,
+            "slicer.parameterNodeWrapper": slicer.parameterNodeWrapper,
+            "slicer.ScriptedLoadableModule": slicer.ScriptedLoadableModule,
+        }
+    )
     return slicer

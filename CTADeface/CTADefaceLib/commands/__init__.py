@@ -57,5 +57,7 @@ def reidentification_checker(threshold: float):
             return make(threshold)
     from ..errors import DefaceError
 
-    raise DefaceError("--check needs the evaluation extra (CTADefaceEvalLib is not installed); install it with "
-                      "'pip install ctadeface[eval]' or run without --check.")
+    raise DefaceError(
+        "--check needs the evaluation extra (CTADefaceEvalLib is not installed); install it with "
+        "'pip install ctadeface[eval]' or run without --check."
+    )

@@ -26,7 +26,8 @@ def settings_from_args(args):
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "deface", help="remove the face from CT images",
+        "deface",
+        help="remove the face from CT images",
         description=(
             "Deface each INPUT (a .nii.gz/.nii/.nrrd/.mha/.mhd file, a folder of such files, or a folder holding "
             "one DICOM series) into OUTDIR as <name>_defaced.<ext>, <name>_facemask.<ext> and the provenance "
@@ -35,14 +36,23 @@ def register(subparsers) -> None:
         ),
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders")
-    parser.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the outputs (created if needed)")
+    parser.add_argument(
+        "-o", "--output", required=True, metavar="OUTDIR", help="folder for the outputs (created if needed)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never inputs)")
     parser.add_argument("--json", action="store_true", help="print the batch summary as JSON on stdout")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--check", nargs="?", const=0.9, type=float, default=None, metavar="THRESHOLD",
-                        help="after defacing, render each result from the front (CT-Muscle) and run MTCNN face "
-                             "detection: PASS if no face above THRESHOLD (default 0.9), else REVIEW; stored in the "
-                             "sidecar and the summary (needs the eval extra)")
+    parser.add_argument(
+        "--check",
+        nargs="?",
+        const=0.9,
+        type=float,
+        default=None,
+        metavar="THRESHOLD",
+        help="after defacing, render each result from the front (CT-Muscle) and run MTCNN face "
+        "detection: PASS if no face above THRESHOLD (default 0.9), else REVIEW; stored in the "
+        "sidecar and the summary (needs the eval extra)",
+    )
     add_settings_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -58,8 +68,9 @@ def run(args) -> int:
     settings = settings_from_args(args)
     # The check comes from the evaluation plug-in: the pipeline only calls what it is given.
     check = reidentification_checker(args.check) if args.check is not None else None
-    report = deface_batch(args.inputs, args.output, settings, overwrite=args.overwrite,
-                          progress=not args.no_progress, check=check)
+    report = deface_batch(
+        args.inputs, args.output, settings, overwrite=args.overwrite, progress=not args.no_progress, check=check
+    )
     return print_summary(report, as_json=args.json)
 
 
@@ -72,10 +83,13 @@ def print_summary(report: list[BatchRecord], as_json: bool = False) -> int:
     else:
         for record in report:
             if record["status"] == "done":
-                verdict = (f", check {record['check']} (face p={record['face_probability']:.2f})"
-                           if "check" in record else "")
-                print(f"done     {record['input']} -> {record['outputs']['defaced']} "
-                      f"(face mask {record['mask_volume_ml']:.1f} ml, {record['seconds']:.1f} s{verdict})")
+                verdict = (
+                    f", check {record['check']} (face p={record['face_probability']:.2f})" if "check" in record else ""
+                )
+                print(
+                    f"done     {record['input']} -> {record['outputs']['defaced']} "
+                    f"(face mask {record['mask_volume_ml']:.1f} ml, {record['seconds']:.1f} s{verdict})"
+                )
             elif record["status"] == "skipped":
                 print(f"skipped  {record['input']}: {record['message']}")
             else:
@@ -83,6 +97,8 @@ def print_summary(report: list[BatchRecord], as_json: bool = False) -> int:
         done = sum(r["status"] == "done" for r in report)
         skipped = sum(r["status"] == "skipped" for r in report)
         review = sum(r.get("check") == "REVIEW" for r in report)
-        print(f"{done} defaced, {skipped} skipped, {len(failed)} failed"
-              + (f", {review} to REVIEW (a face may still be recognisable)" if review else ""))
+        print(
+            f"{done} defaced, {skipped} skipped, {len(failed)} failed"
+            + (f", {review} to REVIEW (a face may still be recognisable)" if review else "")
+        )
     return 1 if failed else 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "models", help="list, install and verify face models",
+        "models",
+        help="list, install and verify face models",
         description=(
             "Models are nnU-Net v2 results folders kept in a per-user cache "
             "(set CTADEFACE_HOME to move it). Only 'install' uses the network, and every file is "
@@ -16,7 +17,8 @@ def register(subparsers) -> None:
     listing = sub.add_parser("list", help="known models, their size and whether they are installed")
     listing.set_defaults(func=run_list)
     install = sub.add_parser(
-        "install", help="download or copy a model into the cache and verify it",
+        "install",
+        help="download or copy a model into the cache and verify it",
         description=(
             "Install NAME from its registered download addresses, or --from a URL (zip or mirror base), a local "
             "zip or a local folder (for hospitals without internet: download the files elsewhere and copy them "
@@ -63,8 +65,11 @@ def run_install(args) -> int:
         folder = install(args.name, args.source, overwrite=args.overwrite, progress=not args.no_progress)
     except KeyboardInterrupt:
         # Nothing is under the model's name yet; a partial download stays hidden in the cache for the rerun.
-        print(f"ctadeface: interrupted; the model '{args.name}' was not installed (run the same command again: a "
-              "download resumes where it stopped).", file=sys.stderr)
+        print(
+            f"ctadeface: interrupted; the model '{args.name}' was not installed (run the same command again: a "
+            "download resumes where it stopped).",
+            file=sys.stderr,
+        )
         return 130
     print(folder)
     return 0

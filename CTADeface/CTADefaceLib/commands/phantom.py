@@ -30,29 +30,57 @@ examples:
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("phantom", help=HELP, description=DESCRIPTION, epilog=EPILOG,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "phantom",
+        help=HELP,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the phantom files (created)")
     p.add_argument("--n", type=int, default=1, metavar="N", help="number of phantoms (default 1)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="first seed (default 0)")
-    p.add_argument("--size", choices=("small", "medium", "cta"), default="small",
-                   help="small: ~2 mm, ~128^3 (fast); medium: ~1 mm, 256^2 x 250-280; "
-                        "cta: 512x512x300 at 0.45x0.45x0.6 mm (default small)")
+    p.add_argument(
+        "--size",
+        choices=("small", "medium", "cta"),
+        default="small",
+        help="small: ~2 mm, ~128^3 (fast); medium: ~1 mm, 256^2 x 250-280; "
+        "cta: 512x512x300 at 0.45x0.45x0.6 mm (default small)",
+    )
     p.add_argument("--spacing", type=float, nargs=3, metavar=("SX", "SY", "SZ"), help="voxel spacing in mm")
     p.add_argument("--shape", type=int, nargs=3, metavar=("NX", "NY", "NZ"), help="grid size in voxels")
-    p.add_argument("--orientation", choices=("LPS", "RAS", "random"), default="random",
-                   help="stored direction: LPS (identity) or RAS (diag(-1,-1,1)); default: drawn from the seed")
-    p.add_argument("--pose", type=float, nargs=3, metavar=("RX", "RY", "RZ"),
-                   help="head rotation in degrees about the L, P, S axes (default: drawn from the seed, within +-20)")
+    p.add_argument(
+        "--orientation",
+        choices=("LPS", "RAS", "random"),
+        default="random",
+        help="stored direction: LPS (identity) or RAS (diag(-1,-1,1)); default: drawn from the seed",
+    )
+    p.add_argument(
+        "--pose",
+        type=float,
+        nargs=3,
+        metavar=("RX", "RY", "RZ"),
+        help="head rotation in degrees about the L, P, S axes (default: drawn from the seed, within +-20)",
+    )
     neck = p.add_mutually_exclusive_group()
-    neck.add_argument("--neck", dest="neck", action="store_true", default=None,
-                      help="field of view starts at the vertex and reaches down into the neck")
+    neck.add_argument(
+        "--neck",
+        dest="neck",
+        action="store_true",
+        default=None,
+        help="field of view starts at the vertex and reaches down into the neck",
+    )
     neck.add_argument("--no-neck", dest="neck", action="store_false", help="field of view ends just below the chin")
     vertex = p.add_mutually_exclusive_group()
     vertex.add_argument("--vertex", dest="vertex", action="store_true", default=None, help="include the skull vertex")
     vertex.add_argument("--no-vertex", dest="vertex", action="store_false", help="cut the top of the skull")
-    p.add_argument("--devices", nargs="*", choices=("glasses", "tube"), metavar="DEVICE",
-                   help="external devices: glasses and/or tube (intubation); none if given empty; default: from the seed")
+    p.add_argument(
+        "--devices",
+        nargs="*",
+        choices=("glasses", "tube"),
+        metavar="DEVICE",
+        help="external devices: glasses and/or tube (intubation); none if given empty; default: from the seed",
+    )
     p.add_argument("--noise", type=float, metavar="HU", help="Gaussian noise sd in HU (default: drawn, 10-20)")
     p.add_argument("--preview", action="store_true", help="also write CASE_preview.png (three mid-slices)")
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
@@ -104,8 +132,16 @@ def run(args) -> int:
         paths = write_phantom(ph, args.output, case, overwrite=args.overwrite)
         if args.preview:
             save_preview(ph, os.path.join(args.output, f"{case}_preview.png"))
-        log.info("%s: %s %s mm %s pose %s devices %s face %.0f ml (%.1f s) -> %s", case,
-                 "x".join(map(str, spec.shape)), "x".join(f"{v:g}" for v in spec.spacing), spec.orientation,
-                 "/".join(f"{v:.1f}" for v in ph.pose_deg), ",".join(spec.devices) or "none",
-                 ph.info["face_ml"], time.time() - t0, paths["image"])
+        log.info(
+            "%s: %s %s mm %s pose %s devices %s face %.0f ml (%.1f s) -> %s",
+            case,
+            "x".join(map(str, spec.shape)),
+            "x".join(f"{v:g}" for v in spec.spacing),
+            spec.orientation,
+            "/".join(f"{v:.1f}" for v in ph.pose_deg),
+            ",".join(spec.devices) or "none",
+            ph.info["face_ml"],
+            time.time() - t0,
+            paths["image"],
+        )
     return 0

@@ -35,18 +35,31 @@ BODY_HU = -300.0
 class BoxEngine(Engine):
     name = "box"
 
-    def __init__(self, depth_mm: float = 25.0, above_mm: float = 40.0, below_mm: float = 70.0,
-                 half_width_mm: float = 40.0, **_ignored: Any) -> None:
+    def __init__(
+        self,
+        depth_mm: float = 25.0,
+        above_mm: float = 40.0,
+        below_mm: float = 70.0,
+        half_width_mm: float = 40.0,
+        **_ignored: Any,
+    ) -> None:
         self.depth_mm = float(depth_mm)
         self.above_mm = float(above_mm)
         self.below_mm = float(below_mm)
         self.half_width_mm = float(half_width_mm)
 
     def describe(self) -> dict:
-        return {"engine": self.name, "model": None, "model_sha256": None, "device": "cpu",
-                "approximates": "ICHSEG ct_face_mask (prism over nose and mouth), without template registration",
-                "depth_mm": self.depth_mm, "above_mm": self.above_mm, "below_mm": self.below_mm,
-                "half_width_mm": self.half_width_mm}
+        return {
+            "engine": self.name,
+            "model": None,
+            "model_sha256": None,
+            "device": "cpu",
+            "approximates": "ICHSEG ct_face_mask (prism over nose and mouth), without template registration",
+            "depth_mm": self.depth_mm,
+            "above_mm": self.above_mm,
+            "below_mm": self.below_mm,
+            "half_width_mm": self.half_width_mm,
+        }
 
     def predict(self, image: sitk.Image) -> sitk.Image:
         import numpy as np
@@ -84,8 +97,13 @@ def _like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
     return out
 
 
-def _nose_tip(body: np.ndarray, spacing_zyx: tuple[float, float, float], top_skip_mm: float = 60.0,
-              depth_mm: float = 230.0, midline_mm: float = 35.0) -> tuple[int, int, int] | None:
+def _nose_tip(
+    body: np.ndarray,
+    spacing_zyx: tuple[float, float, float],
+    top_skip_mm: float = 60.0,
+    depth_mm: float = 230.0,
+    midline_mm: float = 35.0,
+) -> tuple[int, int, int] | None:
     """(z, y, x) index of the most anterior body voxel in the face zone, or None."""
     import numpy as np
 
@@ -96,7 +114,7 @@ def _nose_tip(body: np.ndarray, spacing_zyx: tuple[float, float, float], top_ski
     z_lo = max(int(slices.min()), top - int(round(depth_mm / sz)))
     if z_hi <= z_lo:  # a very short scan: search all of it
         z_lo, z_hi = int(slices.min()), top
-    zone = body[z_lo:z_hi + 1]
+    zone = body[z_lo : z_hi + 1]
     xs = np.nonzero(zone.any(axis=(0, 1)))[0]
     mid = (xs.min() + xs.max()) / 2.0
     half = int(round(midline_mm / sx))

@@ -88,8 +88,10 @@ def output_folder_lock(folder: str):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
             if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise OutputError(f"Another ctadeface run is writing into {folder} now; wait for it to finish "
-                                  "or choose another output folder.") from None
+                raise OutputError(
+                    f"Another ctadeface run is writing into {folder} now; wait for it to finish "
+                    "or choose another output folder."
+                ) from None
             log.debug("No lock on %s (%s); going on without it.", folder, err)
         yield
     finally:
@@ -120,7 +122,7 @@ def remove_stale_temporaries(folder: str) -> list[str]:
     for name in names:
         if not name.startswith(TMP_PREFIX):
             continue
-        pid_text = name[len(TMP_PREFIX):].split("-", 1)[0]
+        pid_text = name[len(TMP_PREFIX) :].split("-", 1)[0]
         if not pid_text.isdigit() or pid_is_running(int(pid_text)):
             continue
         path = os.path.join(folder, name)
@@ -143,8 +145,9 @@ def strict_json(data: dict, what: str) -> str:
     try:
         return json.dumps(data, indent=2, default=str, allow_nan=False) + "\n"
     except ValueError:
-        raise OutputError(f"{what} cannot be written as JSON: it holds a value that is not a finite number "
-                          "(NaN or infinity).") from None
+        raise OutputError(
+            f"{what} cannot be written as JSON: it holds a value that is not a finite number (NaN or infinity)."
+        ) from None
 
 
 def _umask() -> int:
@@ -213,24 +216,32 @@ def examine_case(input_path: str, paths: dict, digest=input_sha256) -> tuple[str
         if not isinstance(recorded, dict) or not isinstance(hashes, dict):
             raise TypeError("not a sidecar's layout")
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return "foreign", (f"{sidecar_path} exists and is not a ctadeface sidecar for {input_path}; it is never "
-                           "replaced, so deface this input into another output folder.")
+        return "foreign", (
+            f"{sidecar_path} exists and is not a ctadeface sidecar for {input_path}; it is never "
+            "replaced, so deface this input into another output folder."
+        )
     same_path = bool(recorded_path) and _same_path(recorded_path, input_path)
     current_sha = digest(input_path) if recorded_sha else None
     same_bytes = bool(recorded_sha) and current_sha == recorded_sha
     if not same_path and not same_bytes:
-        owner = recorded_path or (f"the Slicer volume {recorded['slicer_node']}" if recorded.get("slicer_node")
-                                  else "unknown")
-        return "foreign", (f"{sidecar_path} holds the outputs of another input ({owner}); "
-                           "another case's outputs are never replaced, so deface this input into another "
-                           "output folder.")
+        owner = recorded_path or (
+            f"the Slicer volume {recorded['slicer_node']}" if recorded.get("slicer_node") else "unknown"
+        )
+        return "foreign", (
+            f"{sidecar_path} holds the outputs of another input ({owner}); "
+            "another case's outputs are never replaced, so deface this input into another "
+            "output folder."
+        )
     if recorded_sha and current_sha and not same_bytes:
-        return "changed", (f"{input_path} has changed since its outputs in {os.path.dirname(sidecar_path)} were "
-                           "made (its sha256 differs); pass --overwrite to deface it again.")
+        return "changed", (
+            f"{input_path} has changed since its outputs in {os.path.dirname(sidecar_path)} were "
+            "made (its sha256 differs); pass --overwrite to deface it again."
+        )
     for key in IMAGE_KEYS:
         if not os.path.isfile(paths[key]) or (hashes.get(key) and file_sha256(paths[key]) != hashes[key]):
-            return "changed", (f"{paths[key]} is missing or no longer matches its sidecar; pass --overwrite to "
-                               "deface this case again.")
+            return "changed", (
+                f"{paths[key]} is missing or no longer matches its sidecar; pass --overwrite to deface this case again."
+            )
     return "complete", None
 
 
@@ -266,8 +277,9 @@ def own_staging_folders(folder: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- writing
-def write_case(images: dict, sidecar: dict, paths: dict, *, overwrite: bool = False, protect: tuple = (),
-               before_sidecar=None) -> dict:
+def write_case(
+    images: dict, sidecar: dict, paths: dict, *, overwrite: bool = False, protect: tuple = (), before_sidecar=None
+) -> dict:
     """Write a case all-or-nothing: stage images and sidecar, then rename images, sidecar last.
 
     `images`: {"defaced": image, "mask": image}; `sidecar`: the provenance, completed here with the

@@ -52,8 +52,14 @@ def chosen_series(folder: str) -> tuple[str, list[str], int]:
     uid, files, count = _scan_series(os.path.abspath(folder), stamp)
     if count > 1 and (folder, stamp) not in _WARNED:
         _WARNED.add((folder, stamp))
-        log.warning("%s holds %d DICOM series; using %s (%d files) and ignoring the other %d.",
-                    folder, count, uid, len(files), count - 1)
+        log.warning(
+            "%s holds %d DICOM series; using %s (%d files) and ignoring the other %d.",
+            folder,
+            count,
+            uid,
+            len(files),
+            count - 1,
+        )
     return uid, list(files), count
 
 
@@ -88,7 +94,9 @@ def read_dicom_series(folder: str):
     try:
         image = reader.Execute()
     except RuntimeError as err:
-        raise InputError(f"The DICOM series in {folder} could not be read ({str(err).strip().splitlines()[-1]}).") from None
+        raise InputError(
+            f"The DICOM series in {folder} could not be read ({str(err).strip().splitlines()[-1]})."
+        ) from None
     _check_slice_positions(folder, reader, len(files))
     check_image(image, folder)
     return image
@@ -109,8 +117,10 @@ def _refuse_unreadable_files(folder: str) -> None:
         if os.path.normpath(path) not in listed and _has_dicom_signature(path):
             unreadable.append(name)
     if unreadable:
-        raise InputError(f"{len(unreadable)} DICOM file(s) in {folder} could not be read (first: {unreadable[0]}), "
-                         "so the series may be missing slices; copy the series again from the source.")
+        raise InputError(
+            f"{len(unreadable)} DICOM file(s) in {folder} could not be read (first: {unreadable[0]}), "
+            "so the series may be missing slices; copy the series again from the source."
+        )
 
 
 def _has_dicom_signature(path: str) -> bool:
@@ -126,8 +136,10 @@ def _check_slice_positions(folder: str, reader, count: int) -> None:
         orientations = [np.array(reader.GetMetaData(i, _ORIENTATION).split("\\"), float) for i in range(count)]
         positions = np.array([reader.GetMetaData(i, _POSITION).split("\\") for i in range(count)], float)
     except (RuntimeError, ValueError):
-        raise InputError(f"The DICOM series in {folder} lacks slice positions or orientations "
-                         "(ImagePositionPatient, ImageOrientationPatient), so its geometry is unknown.") from None
+        raise InputError(
+            f"The DICOM series in {folder} lacks slice positions or orientations "
+            "(ImagePositionPatient, ImageOrientationPatient), so its geometry is unknown."
+        ) from None
     if positions.shape != (count, 3) or any(o.shape != (6,) for o in orientations):
         raise InputError(f"The DICOM series in {folder} has malformed slice positions or orientations.")
     if any(not np.allclose(o, orientations[0], atol=1e-4) for o in orientations):
@@ -136,10 +148,13 @@ def _check_slice_positions(folder: str, reader, count: int) -> None:
     steps = np.diff(np.sort(positions @ normal))
     spacing = float(np.median(steps))
     if steps.min() < POSITION_TOLERANCE_MM:
-        raise InputError(f"The DICOM series in {folder} has two slices at the same position; "
-                         "it may mix two acquisitions.")
+        raise InputError(
+            f"The DICOM series in {folder} has two slices at the same position; it may mix two acquisitions."
+        )
     tolerance = max(POSITION_TOLERANCE_MM, POSITION_TOLERANCE_FRACTION * spacing)
     if np.abs(steps - spacing).max() > tolerance:
-        raise InputError(f"The DICOM series in {folder} has irregular slice positions (steps from {steps.min():.3g} "
-                         f"to {steps.max():.3g} mm), so a slice is missing or the spacing varies; "
-                         "copy the complete series again.")
+        raise InputError(
+            f"The DICOM series in {folder} has irregular slice positions (steps from {steps.min():.3g} "
+            f"to {steps.max():.3g} mm), so a slice is missing or the spacing varies; "
+            "copy the complete series again."
+        )

@@ -56,7 +56,7 @@ def split_suffix(path: str) -> tuple[str, str]:
     lower = path.lower()
     for suffix in IMAGE_SUFFIXES:
         if lower.endswith(suffix):
-            return path[: -len(suffix)], path[-len(suffix):]
+            return path[: -len(suffix)], path[-len(suffix) :]
     return path, ""
 
 
@@ -98,8 +98,10 @@ def read_image(path: str) -> sitk.Image:
     except RuntimeError:
         # The header was read, so the voxel data is what failed: cut short or damaged (ITK's own reason is
         # often a misleading "No such file or directory").
-        raise InputError(f"{path} is incomplete or damaged (its voxel data could not be read in full); "
-                         "copy it again from the source.") from None
+        raise InputError(
+            f"{path} is incomplete or damaged (its voxel data could not be read in full); "
+            "copy it again from the source."
+        ) from None
     check_image(image, path)
     return image
 
@@ -167,20 +169,26 @@ def check_complete(path: str) -> None:
             first, available = available, available + len(block)
             if floating is None:
                 continue
-            data = carry + block[max(0, offset - first): max(0, expected - first)]
+            data = carry + block[max(0, offset - first) : max(0, expected - first)]
             usable = len(data) - len(data) % itemsize
             values = np.frombuffer(data[:usable], dtype=order + floating)
             nonfinite += int(np.count_nonzero(~np.isfinite(values)))
             carry = data[usable:]
     except (EOFError, OSError, zlib.error) as err:
-        raise InputError(f"{path} is incomplete or damaged (its compressed data is cut off or corrupt: "
-                         f"{err}); copy it again from the source.") from None
+        raise InputError(
+            f"{path} is incomplete or damaged (its compressed data is cut off or corrupt: "
+            f"{err}); copy it again from the source."
+        ) from None
     if available < expected:
-        raise InputError(f"{path} is incomplete: its header describes {expected} bytes of data but the file "
-                         f"holds {available}; copy it again from the source.")
+        raise InputError(
+            f"{path} is incomplete: its header describes {expected} bytes of data but the file "
+            f"holds {available}; copy it again from the source."
+        )
     if nonfinite:
-        raise InputError(f"{path} has {nonfinite} voxels that are not numbers (NaN or infinite); a CT holds "
-                         "finite values in Hounsfield units.")
+        raise InputError(
+            f"{path} has {nonfinite} voxels that are not numbers (NaN or infinite); a CT holds "
+            "finite values in Hounsfield units."
+        )
 
 
 def _uncompressed_blocks(path: str, size: int = 1 << 22) -> Iterator[bytes]:
@@ -189,7 +197,7 @@ def _uncompressed_blocks(path: str, size: int = 1 << 22) -> Iterator[bytes]:
 
     with open(path, "rb") as handle:
         compressed = handle.read(2) == b"\x1f\x8b"
-    with (gzip.open(path, "rb") if compressed else open(path, "rb")) as stream:
+    with gzip.open(path, "rb") if compressed else open(path, "rb") as stream:
         yield from iter(lambda: stream.read(size), b"")
 
 
@@ -212,8 +220,10 @@ def check_image(image: sitk.Image, name: str = "the image") -> None:
     array = sitk.GetArrayViewFromImage(image)
     if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
         bad = int(np.count_nonzero(~np.isfinite(array)))
-        raise InputError(f"{name} has {bad} voxels that are not numbers (NaN or infinite); a CT holds finite "
-                         "values in Hounsfield units.")
+        raise InputError(
+            f"{name} has {bad} voxels that are not numbers (NaN or infinite); a CT holds finite "
+            "values in Hounsfield units."
+        )
     low, high = float(array.min()), float(array.max())
     if not (_CT_MIN_LOW <= low <= _CT_MIN_HIGH) or high < _CT_MAX_LOW:
         raise InputError(
@@ -226,16 +236,22 @@ def check_geometry(size: tuple[int, ...], spacing_mm: tuple[float, ...], name: s
     """Refuse voxel spacings and sizes outside what a head CT can have (see the constants above)."""
     for axis, spacing in zip("xyz", spacing_mm):
         if not (MIN_SPACING_MM <= spacing <= MAX_SPACING_MM):
-            raise InputError(f"{name} has a voxel spacing of {spacing:g} mm along {axis}, outside the "
-                             f"{MIN_SPACING_MM:g}-{MAX_SPACING_MM:g} mm a head CT can have; check the file's header.")
+            raise InputError(
+                f"{name} has a voxel spacing of {spacing:g} mm along {axis}, outside the "
+                f"{MIN_SPACING_MM:g}-{MAX_SPACING_MM:g} mm a head CT can have; check the file's header."
+            )
     for axis, count in zip("xyz", size):
         if count > MAX_VOXELS_PER_AXIS:
-            raise InputError(f"{name} has {count} voxels along {axis}, more than the {MAX_VOXELS_PER_AXIS} "
-                             "this tool accepts for a head CT.")
+            raise InputError(
+                f"{name} has {count} voxels along {axis}, more than the {MAX_VOXELS_PER_AXIS} "
+                "this tool accepts for a head CT."
+            )
     total = int(np.prod(size, dtype=np.int64))
     if total > MAX_TOTAL_VOXELS:
-        raise InputError(f"{name} has {total} voxels ({'x'.join(map(str, size))}), more than the "
-                         f"{MAX_TOTAL_VOXELS} this tool accepts for a head CT.")
+        raise InputError(
+            f"{name} has {total} voxels ({'x'.join(map(str, size))}), more than the "
+            f"{MAX_TOTAL_VOXELS} this tool accepts for a head CT."
+        )
 
 
 def to_canonical(image: sitk.Image) -> sitk.Image:
@@ -296,8 +312,9 @@ def without_metadata(image: sitk.Image) -> sitk.Image:
     return clean
 
 
-def write_image_atomic(image: sitk.Image, path: str, *, overwrite: bool = False, protect: tuple[str, ...] = (),
-                       shown: str | None = None) -> str:
+def write_image_atomic(
+    image: sitk.Image, path: str, *, overwrite: bool = False, protect: tuple[str, ...] = (), shown: str | None = None
+) -> str:
     """Write, verify, then rename into place, so a final name only ever holds a complete, checked file.
 
     The file (or the header + data pair of .mhd/.nhdr) is written into a private temporary folder
@@ -344,7 +361,9 @@ def write_image_atomic(image: sitk.Image, path: str, *, overwrite: bool = False,
             if not isinstance(err, OSError) and _disk_nearly_full(folder):
                 # ITK's writers report a full disk only on the console; the short file is what we see.
                 reason = os.strerror(errno.ENOSPC)
-            raise OutputError(f"{shown} could not be written ({reason}): the disk is full or the write failed.") from None
+            raise OutputError(
+                f"{shown} could not be written ({reason}): the disk is full or the write failed."
+            ) from None
         raise
     finally:
         if staging:
@@ -381,8 +400,10 @@ def _refuse_long_name(shown: str, target: str) -> None:
         limit = 255
     length = len(os.path.basename(target).encode("utf-8"))
     if length > limit:
-        raise OutputError(f"{shown} cannot be written: its file name has {length} bytes and this file system allows "
-                          f"{limit}; shorten the input's file name.")
+        raise OutputError(
+            f"{shown} cannot be written: its file name has {length} bytes and this file system allows "
+            f"{limit}; shorten the input's file name."
+        )
 
 
 def _disk_nearly_full(folder: str) -> bool:

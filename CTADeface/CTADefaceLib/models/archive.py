@@ -19,7 +19,7 @@ from ..errors import ModelError
 
 # The official model unpacks to about 250 MB; 2 GiB leaves room for several folds of a larger network
 # and stops a zip bomb long before it fills a disk.
-MAX_UNPACKED_BYTES = 2 * 1024 ** 3
+MAX_UNPACKED_BYTES = 2 * 1024**3
 MAX_MEMBERS = 10_000
 _CHUNK = 1 << 20
 # What a broken or hostile zip can raise while it is read: all of them mean "not a usable model zip".
@@ -33,10 +33,17 @@ class BrokenZipError(ModelError):
 def safe_relative(rel: str, what: str) -> list[str]:
     """The parts of a relative path that cannot leave its folder; ModelError otherwise."""
     parts = rel.replace("\\", "/").split("/")
-    if (not rel or rel.startswith(("/", "\\")) or "\x00" in rel or ":" in parts[0]
-            or any(p in ("", ".", "..") for p in parts)):
-        raise ModelError(f"{what} holds the path '{rel}', which points outside the model folder; it was refused "
-                         "and nothing was installed.")
+    if (
+        not rel
+        or rel.startswith(("/", "\\"))
+        or "\x00" in rel
+        or ":" in parts[0]
+        or any(p in ("", ".", "..") for p in parts)
+    ):
+        raise ModelError(
+            f"{what} holds the path '{rel}', which points outside the model folder; it was refused "
+            "and nothing was installed."
+        )
     return parts
 
 
@@ -46,8 +53,10 @@ def join_inside(root: str, rel: str, what: str) -> str:
     real_root = os.path.realpath(root)
     real_target = os.path.realpath(target)
     if os.path.commonpath([real_root, real_target]) != real_root:
-        raise ModelError(f"{what} holds the path '{rel}', which resolves outside the model folder; it was refused "
-                         "and nothing was installed.")
+        raise ModelError(
+            f"{what} holds the path '{rel}', which resolves outside the model folder; it was refused "
+            "and nothing was installed."
+        )
     return target
 
 
@@ -67,20 +76,26 @@ def check_members(archive: zipfile.ZipFile, label: str) -> list[zipfile.ZipInfo]
         # sizes and checksums read from the listing may be the other's), so such a zip is never a plain model.
         key = info.filename.rstrip("/")
         if key in seen:
-            raise ModelError(f"{label} holds two members named '{key}'; a model zip names each file once, so it "
-                             "was refused and nothing was installed.")
+            raise ModelError(
+                f"{label} holds two members named '{key}'; a model zip names each file once, so it "
+                "was refused and nothing was installed."
+            )
         seen.add(key)
         safe_relative(info.filename.rstrip("/"), label)
         if _is_symlink(info):
-            raise ModelError(f"{label} holds a symbolic link ({info.filename}); model zips must hold plain files, "
-                             "so it was refused and nothing was installed.")
+            raise ModelError(
+                f"{label} holds a symbolic link ({info.filename}); model zips must hold plain files, "
+                "so it was refused and nothing was installed."
+            )
         if info.flag_bits & 0x1:
             raise ModelError(f"{label} is encrypted ({info.filename}); give an unencrypted zip.")
         total += info.file_size
     if total > MAX_UNPACKED_BYTES:
-        raise ModelError(f"{label} would unpack to {total / 2 ** 30:.1f} GiB, more than the "
-                         f"{MAX_UNPACKED_BYTES / 2 ** 30:.0f} GiB a face model can need (a zip bomb?); it was refused "
-                         "and nothing was installed.")
+        raise ModelError(
+            f"{label} would unpack to {total / 2**30:.1f} GiB, more than the "
+            f"{MAX_UNPACKED_BYTES / 2**30:.0f} GiB a face model can need (a zip bomb?); it was refused "
+            "and nothing was installed."
+        )
     return [i for i in infos if not i.is_dir()]
 
 
@@ -103,6 +118,8 @@ def copy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: str, la
         for block in iter(lambda: src.read(_CHUNK), b""):
             written += len(block)
             if written > info.file_size:
-                raise ModelError(f"{label}: {info.filename} unpacks to more than the {info.file_size} bytes it "
-                                 "declares; the zip was refused.")
+                raise ModelError(
+                    f"{label}: {info.filename} unpacks to more than the {info.file_size} bytes it "
+                    "declares; the zip was refused."
+                )
             dst.write(block)

@@ -25,14 +25,23 @@ def entry_from_manifest(name: str, title: str, zip_path: str, manifest_path: str
         return None
     with open(manifest_path, encoding="utf-8") as handle:
         manifest = json.load(handle)
-    return ModelEntry(name=name, title=title, dataset=manifest["dataset"],
-                      files=tuple(ModelFile(f["path"], f["size"], f["sha256"]) for f in manifest["files"]),
-                      bundled=zip_path, notes=manifest.get("notes", ""), **fields)
+    return ModelEntry(
+        name=name,
+        title=title,
+        dataset=manifest["dataset"],
+        files=tuple(ModelFile(f["path"], f["size"], f["sha256"]) for f in manifest["files"]),
+        bundled=zip_path,
+        notes=manifest.get("notes", ""),
+        **fields,
+    )
 
 
 def synthetic_model_entry():
     return entry_from_manifest(
-        SYNTHETIC_NAME, "Synthetic test model: trained on this project's phantoms only - NOT FOR CLINICAL USE",
-        SYNTHETIC_ZIP, SYNTHETIC_MANIFEST,
+        SYNTHETIC_NAME,
+        "Synthetic test model: trained on this project's phantoms only - NOT FOR CLINICAL USE",
+        SYNTHETIC_ZIP,
+        SYNTHETIC_MANIFEST,
         licence="Apache-2.0, part of this project; trained on synthetic data only, never for clinical use.",
-        clinical=False)
+        clinical=False,
+    )

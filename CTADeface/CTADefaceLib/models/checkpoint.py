@@ -71,7 +71,9 @@ def _reason(err: Exception) -> str:
     if "weights only load failed" in text.lower() or "WeightsUnpickler" in text:
         return "it holds something besides the data a checkpoint holds"
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    return f"it cannot be read ({first.rstrip('.')})" if 0 < len(first) <= 120 else "it cannot be read as a PyTorch file"
+    return (
+        f"it cannot be read ({first.rstrip('.')})" if 0 < len(first) <= 120 else "it cannot be read as a PyTorch file"
+    )
 
 
 def check_checkpoint(path: str, label: str | None = None) -> None:
@@ -85,17 +87,21 @@ def check_checkpoint(path: str, label: str | None = None) -> None:
         with weights_only_loading():
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - whatever a hostile or broken file raises, it is not loaded
-        raise ModelError(f"The checkpoint {label} is not a plain nnU-Net checkpoint: {_reason(err)}; a model from "
-                         "outside the registry is only loaded when its checkpoints hold nothing but data, so it was "
-                         "not loaded.") from None
+        raise ModelError(
+            f"The checkpoint {label} is not a plain nnU-Net checkpoint: {_reason(err)}; a model from "
+            "outside the registry is only loaded when its checkpoints hold nothing but data, so it was "
+            "not loaded."
+        ) from None
     if not (isinstance(checkpoint, dict) and "network_weights" in checkpoint and "init_args" in checkpoint):
         raise ModelError(f"The checkpoint {label} is not an nnU-Net v2 checkpoint (no network_weights).")
     # nnU-Net's predictor resolves checkpoint['trainer_name'] by name (recursive_find_trainer_class_by_name) and
     # calls the class's build_network_architecture: only nnU-Net's own trainers are accepted.
     trainer = checkpoint.get("trainer_name", "nnUNetTrainer")
     if importlib.util.find_spec("nnunetv2") is not None and not _nnunet_object("trainer", trainer):
-        raise ModelError(f"The checkpoint {label} names the trainer '{str(trainer)[:80]}', which is not one of "
-                         "nnU-Net's own; it was not loaded.")
+        raise ModelError(
+            f"The checkpoint {label} names the trainer '{str(trainer)[:80]}', which is not one of "
+            "nnU-Net's own; it was not loaded."
+        )
 
 
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+\Z")
@@ -144,8 +150,11 @@ def _moved_network(name: str, package: str, attribute: str):
         import dynamic_network_architectures
         from nnunetv2.utilities.find_class_by_name import recursive_find_python_class
 
-        return recursive_find_python_class(join(dynamic_network_architectures.__path__[0], "architectures"),
-                                           attribute, "dynamic_network_architectures.architectures")
+        return recursive_find_python_class(
+            join(dynamic_network_architectures.__path__[0], "architectures"),
+            attribute,
+            "dynamic_network_architectures.architectures",
+        )
     except Exception:  # noqa: BLE001 - nothing found (or nnU-Net missing): nothing by that name
         return None
 
@@ -164,7 +173,9 @@ def _nnunet_object(kind: str, name) -> bool:
         return False
     root = nnunetv2.__path__[0]
     try:
-        if kind == "trainer":  # checkpoint['trainer_name']: predict_from_raw_data -> recursive_find_trainer_class_by_name
+        if (
+            kind == "trainer"
+        ):  # checkpoint['trainer_name']: predict_from_raw_data -> recursive_find_trainer_class_by_name
             from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
             from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 
@@ -177,8 +188,9 @@ def _nnunet_object(kind: str, name) -> bool:
         elif kind == "normalization":  # DefaultPreprocessor._normalize -> recursive_find_python_class
             from nnunetv2.preprocessing.normalization.default_normalization_schemes import ImageNormalization
 
-            found = recursive_find_python_class(join(root, "preprocessing", "normalization"), name,
-                                                "nnunetv2.preprocessing.normalization")
+            found = recursive_find_python_class(
+                join(root, "preprocessing", "normalization"), name, "nnunetv2.preprocessing.normalization"
+            )
             base = ImageNormalization
         elif kind == "resampling":  # ConfigurationManager.resampling_fn_* -> recursive_find_resampling_fn_by_name
             from nnunetv2.preprocessing.resampling.utils import recursive_find_resampling_fn_by_name
@@ -194,8 +206,9 @@ def _nnunet_object(kind: str, name) -> bool:
         elif kind == "label_manager":  # get_labelmanager_class_from_plans -> recursive_find_python_class
             from nnunetv2.utilities.label_handling.label_handling import LabelManager
 
-            found = recursive_find_python_class(join(root, "utilities", "label_handling"), name,
-                                                "nnunetv2.utilities.label_handling")
+            found = recursive_find_python_class(
+                join(root, "utilities", "label_handling"), name, "nnunetv2.utilities.label_handling"
+            )
             base = LabelManager
         else:
             raise ValueError(kind)
@@ -269,8 +282,9 @@ def check_plans(results_folder: str, label: str | None = None) -> None:
     bad = _named_code(plans, dataset)
     if bad:
         shown = ", ".join(dict.fromkeys(b[:120] for b in bad))
-        raise ModelError(f"The {name} names code that is not an nnU-Net network, layer or function ({shown}); "
-                         "it was not loaded.")
+        raise ModelError(
+            f"The {name} names code that is not an nnU-Net network, layer or function ({shown}); it was not loaded."
+        )
 
 
 def check_untrusted_model(results_folder: str, checkpoints: list[str], label: str | None = None) -> None:

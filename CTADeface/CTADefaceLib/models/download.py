@@ -23,7 +23,7 @@ from ..hashing import file_sha256
 _CHUNK = 1 << 20
 TIMEOUT_S = 60
 # No face model file comes near this; it bounds what a server without Content-Length can write to disk.
-MAX_DOWNLOAD_BYTES = 4 * 1024 ** 3
+MAX_DOWNLOAD_BYTES = 4 * 1024**3
 
 
 def _content_range(value: str | None) -> tuple[int | None, int | None]:
@@ -37,8 +37,10 @@ def _content_range(value: str | None) -> tuple[int | None, int | None]:
 def _too_big(url: str, part: str, size: int, limit: int) -> ModelError:
     if os.path.exists(part):
         os.remove(part)  # resuming a body that is already too long can never give the right file
-    return ModelError(f"{url} sent more data than expected ({size} bytes, expected at most {limit}); the partial "
-                      "download was deleted; check the address or use another mirror.")
+    return ModelError(
+        f"{url} sent more data than expected ({size} bytes, expected at most {limit}); the partial "
+        "download was deleted; check the address or use another mirror."
+    )
 
 
 def _open(url: str, have: int):
@@ -48,8 +50,14 @@ def _open(url: str, have: int):
     return urllib.request.urlopen(request, timeout=TIMEOUT_S)
 
 
-def download(url: str, target: str, *, progress: bool = True, expected_size: int | None = None,
-             expected_sha256: str | None = None) -> str:
+def download(
+    url: str,
+    target: str,
+    *,
+    progress: bool = True,
+    expected_size: int | None = None,
+    expected_sha256: str | None = None,
+) -> str:
     from tqdm import tqdm
 
     os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
@@ -85,10 +93,19 @@ def download(url: str, target: str, *, progress: bool = True, expected_size: int
                 raise _too_big(url, part, offered, expected_size)
             total = expected_size if expected_size is not None else offered
             limit = total if total is not None else MAX_DOWNLOAD_BYTES
-            with open(part, "ab" if resumed else "wb") as out, tqdm(
-                total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
-                desc=os.path.basename(target), disable=not progress, leave=False,
-            ) as bar:
+            with (
+                open(part, "ab" if resumed else "wb") as out,
+                tqdm(
+                    total=total,
+                    initial=have,
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1024,
+                    desc=os.path.basename(target),
+                    disable=not progress,
+                    leave=False,
+                ) as bar,
+            ):
                 try:
                     for block in iter(functools.partial(response.read, _CHUNK), b""):
                         if have + len(block) > limit:
@@ -98,18 +115,23 @@ def download(url: str, target: str, *, progress: bool = True, expected_size: int
                         have += len(block)
                         bar.update(len(block))
                 except (OSError, http.client.HTTPException) as err:
-                    raise ModelError(f"The download of {url} broke off ({err or type(err).__name__}); run the same "
-                                     "command again to resume it.") from None
+                    raise ModelError(
+                        f"The download of {url} broke off ({err or type(err).__name__}); run the same "
+                        "command again to resume it."
+                    ) from None
         break
     if not os.path.exists(part):
         raise ModelError(f"{url} sent nothing usable; try again later or use another address.")
     size = os.path.getsize(part)
     if total is not None and size != total:
-        raise ModelError(f"The download of {url} stopped at {size} of {total} bytes; run the same command again "
-                         "to resume it.")
+        raise ModelError(
+            f"The download of {url} stopped at {size} of {total} bytes; run the same command again to resume it."
+        )
     if expected_sha256 is not None and file_sha256(part) != expected_sha256:
         os.remove(part)  # a corrupt file must not be resumed
-        raise ChecksumError(f"The downloaded file {os.path.basename(target)} from {url} does not match its "
-                            "registered sha256 checksum; it was deleted, try again or use another mirror.")
+        raise ChecksumError(
+            f"The downloaded file {os.path.basename(target)} from {url} does not match its "
+            "registered sha256 checksum; it was deleted, try again or use another mirror."
+        )
     os.replace(part, target)
     return target

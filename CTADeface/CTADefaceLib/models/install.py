@@ -36,8 +36,10 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 
 def check_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ModelError(f"'{name}' is not a model name: use up to 64 letters, digits, '-', '_' or '.', not starting "
-                         "with a dot (a folder or zip goes after --from).")
+        raise ModelError(
+            f"'{name}' is not a model name: use up to 64 letters, digits, '-', '_' or '.', not starting "
+            "with a dot (a folder or zip goes after --from)."
+        )
     return name
 
 
@@ -131,8 +133,14 @@ def custom_entries() -> dict[str, ModelEntry]:
         manifest = _read_manifest(os.path.join(root, name))
         if manifest and manifest.get("custom"):
             files = tuple(ModelFile(f["path"], f["size"], f["sha256"]) for f in manifest["files"])
-            entries[name] = ModelEntry(name=name, title=manifest.get("title", name), dataset=manifest["dataset"],
-                                       files=files, licence="user-supplied", folds=tuple(manifest["folds"]))
+            entries[name] = ModelEntry(
+                name=name,
+                title=manifest.get("title", name),
+                dataset=manifest["dataset"],
+                files=files,
+                licence="user-supplied",
+                folds=tuple(manifest["folds"]),
+            )
     return entries
 
 
@@ -158,24 +166,38 @@ def verify_folder(entry: ModelEntry, folder: str, *, full: bool = True, installi
         path = join_inside(folder, item.path, f"The model '{entry.name}'")
         shown = f"{item.path} of the model '{entry.name}'" if installing else path
         if not os.path.isfile(path):
-            raise ModelError(f"The model '{entry.name}' is incomplete: {item.path} is missing; reinstall it with "
-                             f"'ctadeface models install {entry.name}'.")
+            raise ModelError(
+                f"The model '{entry.name}' is incomplete: {item.path} is missing; reinstall it with "
+                f"'ctadeface models install {entry.name}'."
+            )
         stat = os.stat(path)
         if stat.st_size != item.size:
-            raise ChecksumError(f"The model file {shown} has {stat.st_size} bytes, expected {item.size}; "
-                                + (_BAD_SOURCE if installing else
-                                   f"reinstall it with 'ctadeface models install {entry.name} --overwrite'."))
+            raise ChecksumError(
+                f"The model file {shown} has {stat.st_size} bytes, expected {item.size}; "
+                + (
+                    _BAD_SOURCE
+                    if installing
+                    else f"reinstall it with 'ctadeface models install {entry.name} --overwrite'."
+                )
+            )
         digest = sha256_once(path) if not full else sha256_of(path)
         if full:
             _HASHED[_stat_key(path)] = digest
         if digest != item.sha256:
-            raise ChecksumError(f"The model file {shown} does not match its sha256 checksum; "
-                                + (_BAD_SOURCE if installing else
-                                   "it is corrupted or not the registered file: reinstall with "
-                                   f"'ctadeface models install {entry.name} --overwrite'."))
+            raise ChecksumError(
+                f"The model file {shown} does not match its sha256 checksum; "
+                + (
+                    _BAD_SOURCE
+                    if installing
+                    else "it is corrupted or not the registered file: reinstall with "
+                    f"'ctadeface models install {entry.name} --overwrite'."
+                )
+            )
 
 
-_BAD_SOURCE = "the source given does not hold the expected file (or it changed while it was read), so nothing was installed."
+_BAD_SOURCE = (
+    "the source given does not hold the expected file (or it changed while it was read), so nothing was installed."
+)
 
 
 def _record(entry: ModelEntry, folder: str, custom: bool, source: str) -> None:
@@ -183,8 +205,18 @@ def _record(entry: ModelEntry, folder: str, custom: bool, source: str) -> None:
     for item in entry.files:
         stat = os.stat(os.path.join(folder, item.path))
         files.append({"path": item.path, "size": item.size, "sha256": item.sha256, "mtime_ns": stat.st_mtime_ns})
-    _write_manifest(folder, {"name": entry.name, "dataset": entry.dataset, "folds": list(entry.folds),
-                             "title": entry.title, "custom": custom, "source": source, "files": files})
+    _write_manifest(
+        folder,
+        {
+            "name": entry.name,
+            "dataset": entry.dataset,
+            "folds": list(entry.folds),
+            "title": entry.title,
+            "custom": custom,
+            "source": source,
+            "files": files,
+        },
+    )
 
 
 def is_installed(name: str) -> bool:
@@ -202,15 +234,22 @@ def installed_results_folder(name_or_path: str) -> tuple[str, ModelEntry | None]
     if os.path.sep in name_or_path or os.path.isdir(name_or_path):
         if is_model_folder(name_or_path):
             return os.path.abspath(name_or_path), None
-        raise ModelError(f"{name_or_path} is not an nnU-Net v2 results folder (it needs plans.json, dataset.json "
-                         "and a fold_* folder).")
+        raise ModelError(
+            f"{name_or_path} is not an nnU-Net v2 results folder (it needs plans.json, dataset.json "
+            "and a fold_* folder)."
+        )
     entry = entry_for(name_or_path)
     folder = model_dir(entry.name)
     if not is_installed(entry.name):
-        how = (f"'ctadeface models install {entry.name}'" if entry.mirrors or entry.bundled
-               else f"'ctadeface models install {entry.name} --from FOLDER_OR_ZIP'")
-        raise ModelError(f"The model '{entry.name}' is not installed; install it with {how}"
-                         + (" (or --from a downloaded zip or folder on a machine without internet)." if entry.mirrors else "."))
+        how = (
+            f"'ctadeface models install {entry.name}'"
+            if entry.mirrors or entry.bundled
+            else f"'ctadeface models install {entry.name} --from FOLDER_OR_ZIP'"
+        )
+        raise ModelError(
+            f"The model '{entry.name}' is not installed; install it with {how}"
+            + (" (or --from a downloaded zip or folder on a machine without internet)." if entry.mirrors else ".")
+        )
     verify_folder(entry, folder, full=False)
     return os.path.join(folder, entry.results_folder), entry
 
@@ -229,8 +268,10 @@ def install(name: str, source: str | None = None, *, overwrite: bool = False, pr
         get_entry(name)  # raises "unknown model"
     final = model_dir(name)
     if os.path.lexists(final) and not is_installed(name):
-        raise ModelError(f"{final} exists but is not a model installed by ctadeface, so it was left alone; move it "
-                         "away or choose another name.")
+        raise ModelError(
+            f"{final} exists but is not a model installed by ctadeface, so it was left alone; move it "
+            "away or choose another name."
+        )
     if is_installed(name) and not overwrite:
         if entry is not None:
             verify_folder(entry, final, full=True)
@@ -242,7 +283,9 @@ def install(name: str, source: str | None = None, *, overwrite: bool = False, pr
     if os.path.lexists(staging) and (not downloads or not os.path.isdir(staging) or os.path.islink(staging)):
         _delete(staging)  # only a download resumes; any other install starts from an empty folder
     os.makedirs(staging, exist_ok=True)
-    mirrors = entry if (entry is not None and downloads and not str(source).lower().split("?")[0].endswith(".zip")) else None
+    mirrors = (
+        entry if (entry is not None and downloads and not str(source).lower().split("?")[0].endswith(".zip")) else None
+    )
     try:
         custom = entry is None or name in custom_entries()
         if source is None and entry.bundled:
@@ -294,8 +337,9 @@ def _check_loadable(entry: ModelEntry, staging: str) -> None:
     from .checkpoint import check_untrusted_model
 
     checkpoints = [os.path.join(staging, f.path) for f in entry.files if f.path.endswith("/" + entry.checkpoint)]
-    check_untrusted_model(os.path.dirname(os.path.dirname(checkpoints[0])), checkpoints,
-                          label=f"the model '{entry.name}'")
+    check_untrusted_model(
+        os.path.dirname(os.path.dirname(checkpoints[0])), checkpoints, label=f"the model '{entry.name}'"
+    )
 
 
 def _clean_failed(staging: str, registered: ModelEntry | None, keep_parts: bool) -> None:
@@ -373,8 +417,9 @@ def _download_zip(name: str, url: str, staging: str, entry: ModelEntry | None, p
         _extract_zip(zip_path, staging, entry, label=f"The zip downloaded from {url}")
     except BrokenZipError as err:
         os.remove(zip_path)  # a broken download must not be used again: the next run fetches it anew
-        raise ModelError(f"{str(err).rstrip('.')}; it was deleted: run the same command again to download it "
-                         "anew.") from None
+        raise ModelError(
+            f"{str(err).rstrip('.')}; it was deleted: run the same command again to download it anew."
+        ) from None
     except ModelError:
         os.remove(zip_path)
         raise
@@ -400,8 +445,13 @@ def _download_from_mirrors(entry: ModelEntry, staging: str, progress: bool) -> N
         errors = []
         for mirror in entry.mirrors:
             try:
-                download(f"{mirror}/{item.path}", target, progress=progress, expected_size=item.size,
-                         expected_sha256=item.sha256)
+                download(
+                    f"{mirror}/{item.path}",
+                    target,
+                    progress=progress,
+                    expected_size=item.size,
+                    expected_sha256=item.sha256,
+                )
                 break
             except ChecksumError:
                 raise
@@ -444,8 +494,11 @@ def unpack_verified(zip_path: str, folder: str, entry: ModelEntry) -> str:
 
 
 def _copy_folder(folder: str, staging: str, entry: ModelEntry) -> None:
-    names = [os.path.relpath(os.path.join(d, f), folder).replace(os.sep, "/")
-             for d, _, files in os.walk(folder) for f in files]
+    names = [
+        os.path.relpath(os.path.join(d, f), folder).replace(os.sep, "/")
+        for d, _, files in os.walk(folder)
+        for f in files
+    ]
     for item in entry.files:
         member = _locate(names, item.path)
         if member is None:
@@ -467,18 +520,21 @@ def _custom_entry(name: str, listing: list[tuple[str, int]], opener) -> ModelEnt
     config = os.path.basename(results) or "nnUNetTrainer__nnUNetPlans__3d_fullres"
     for part in (dataset, config):
         if not _NAME.match(part):
-            raise ModelError(f"The model '{name}' has a results folder named '{part}', which is not a plain folder "
-                             "name; it was refused.")
+            raise ModelError(
+                f"The model '{name}' has a results folder named '{part}', which is not a plain folder "
+                "name; it was refused."
+            )
     keep, folds = [], []
     for path, size in listing:
         rel = os.path.relpath(path, results).replace(os.sep, "/") if results else path
         if rel.startswith(".."):
             continue
         if rel in ("plans.json", "dataset.json", "dataset_fingerprint.json") or (
-                rel.startswith("fold_") and rel.endswith("/checkpoint_final.pth")):
+            rel.startswith("fold_") and rel.endswith("/checkpoint_final.pth")
+        ):
             keep.append((path, f"{dataset}/{config}/{rel}", size))
             if rel.startswith("fold_"):
-                folds.append(rel.split("/")[0][len("fold_"):])
+                folds.append(rel.split("/")[0][len("fold_") :])
     if not folds:
         raise ModelError(f"The model '{name}' has no fold_*/checkpoint_final.pth.")
     files = tuple(ModelFile(dest, size, opener(src)) for src, dest, size in keep)
@@ -486,8 +542,14 @@ def _custom_entry(name: str, listing: list[tuple[str, int]], opener) -> ModelEnt
 
     if config != RESULTS_FOLDER:
         log.info("Note: the model's results folder is %s.", config)
-    return ModelEntry(name=name, title=f"user-supplied model {name}", dataset=dataset, files=files,
-                      licence="user-supplied", folds=tuple(sorted(folds, key=lambda f: (f != "all", f))))
+    return ModelEntry(
+        name=name,
+        title=f"user-supplied model {name}",
+        dataset=dataset,
+        files=files,
+        licence="user-supplied",
+        folds=tuple(sorted(folds, key=lambda f: (f != "all", f))),
+    )
 
 
 def _entry_from_zip(name: str, zip_path: str, label: str | None = None) -> ModelEntry:
@@ -517,8 +579,12 @@ def verify(name: str) -> str:
     if not is_installed(name):
         raise ModelError(f"The model '{name}' is not installed; install it with 'ctadeface models install {name}'.")
     verify_folder(entry, folder, full=True)
-    _record(entry, folder, custom=bool((_read_manifest(folder) or {}).get("custom")),
-            source=(_read_manifest(folder) or {}).get("source", ""))
+    _record(
+        entry,
+        folder,
+        custom=bool((_read_manifest(folder) or {}).get("custom")),
+        source=(_read_manifest(folder) or {}).get("source", ""),
+    )
     return folder
 
 

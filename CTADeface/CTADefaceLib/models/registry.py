@@ -54,14 +54,26 @@ class ModelEntry:
 
 
 _OFFICIAL_FILES = (
-    ModelFile("Dataset001_DEFACE/nnUNetTrainer__nnUNetPlans__3d_fullres/dataset.json", 170,
-              "6723dac4952223273ebaeae812543350a2a77412ead02d9b12157600199265dc"),
-    ModelFile("Dataset001_DEFACE/nnUNetTrainer__nnUNetPlans__3d_fullres/plans.json", 11420,
-              "f846656355b983726e566b43223ee491dd2eba632931ba710dcad0a24dc07654"),
-    ModelFile("Dataset001_DEFACE/nnUNetTrainer__nnUNetPlans__3d_fullres/dataset_fingerprint.json", 16544,
-              "db21a49426cd32e5c7ced3e6cb2fa45b863e3a4b966afc48e9f8abafaa923d9f"),
-    ModelFile("Dataset001_DEFACE/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_all/checkpoint_final.pth", 250036859,
-              "265afd7a1592cd4c43d093b40aa7fbe231a759ab900bba45a84798dfea90e1e5"),
+    ModelFile(
+        "Dataset001_DEFACE/nnUNetTrainer__nnUNetPlans__3d_fullres/dataset.json",
+        170,
+        "6723dac4952223273ebaeae812543350a2a77412ead02d9b12157600199265dc",
+    ),
+    ModelFile(
+        "Dataset001_DEFACE/nnUNetTrainer__nnUNetPlans__3d_fullres/plans.json",
+        11420,
+        "f846656355b983726e566b43223ee491dd2eba632931ba710dcad0a24dc07654",
+    ),
+    ModelFile(
+        "Dataset001_DEFACE/nnUNetTrainer__nnUNetPlans__3d_fullres/dataset_fingerprint.json",
+        16544,
+        "db21a49426cd32e5c7ced3e6cb2fa45b863e3a4b966afc48e9f8abafaa923d9f",
+    ),
+    ModelFile(
+        "Dataset001_DEFACE/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_all/checkpoint_final.pth",
+        250036859,
+        "265afd7a1592cd4c43d093b40aa7fbe231a759ab900bba45a84798dfea90e1e5",
+    ),
 )
 
 OFFICIAL = ModelEntry(

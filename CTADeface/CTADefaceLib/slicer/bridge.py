@@ -38,8 +38,11 @@ def volume_geometry_lps(volume_node) -> tuple[tuple, tuple, tuple]:
     direction_ras = np.array([[ras_directions.GetElement(r, c) for c in range(3)] for r in range(3)])
     direction = _LPS_FROM_RAS @ direction_ras
     origin = _LPS_FROM_RAS @ np.array(volume_node.GetOrigin(), dtype=float)
-    return tuple(float(v) for v in origin), tuple(float(v) for v in volume_node.GetSpacing()), \
-        tuple(float(v) for v in direction.ravel())
+    return (
+        tuple(float(v) for v in origin),
+        tuple(float(v) for v in volume_node.GetSpacing()),
+        tuple(float(v) for v in direction.ravel()),
+    )
 
 
 def set_volume_geometry_lps(volume_node, origin, spacing, direction) -> None:
@@ -105,7 +108,10 @@ def remove_node(node) -> None:
     if node is None or node.GetScene() is None:
         return
     helpers = []
-    for count, nth in (("GetNumberOfDisplayNodes", "GetNthDisplayNode"), ("GetNumberOfStorageNodes", "GetNthStorageNode")):
+    for count, nth in (
+        ("GetNumberOfDisplayNodes", "GetNthDisplayNode"),
+        ("GetNumberOfStorageNodes", "GetNthStorageNode"),
+    ):
         if hasattr(node, count):
             helpers += [getattr(node, nth)(i) for i in range(getattr(node, count)())]
     slicer.mrmlScene.RemoveNode(node)
@@ -132,7 +138,8 @@ def segmentation_from_mask(mask, volume_node, name: str | None = None, node=None
         raise ValueError("The face mask is not on the volume's voxel grid.")
     if node is None:
         node = slicer.mrmlScene.AddNewNodeByClass(
-            "vtkMRMLSegmentationNode", slicer.mrmlScene.GenerateUniqueName(name or f"{node_name(volume_node)} face"))
+            "vtkMRMLSegmentationNode", slicer.mrmlScene.GenerateUniqueName(name or f"{node_name(volume_node)} face")
+        )
     node.SetReferenceImageGeometryParameterFromVolumeNode(volume_node)
     segmentation = node.GetSegmentation()
     if segmentation.GetSegment(FACE_SEGMENT_ID) is None:

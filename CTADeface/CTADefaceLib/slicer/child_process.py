@@ -26,8 +26,9 @@ _CLI_ERROR = re.compile(r"^ctadeface: error: (?P<message>.+)$")
 _FAILED = re.compile(r"^FAILED\s+(?P<input>.+?): (?P<message>.+)$")
 
 
-def build_deface_command(inputs, outdir: str, settings, *, python: str | None = None,
-                         overwrite: bool = True) -> list[str]:
+def build_deface_command(
+    inputs, outdir: str, settings, *, python: str | None = None, overwrite: bool = True
+) -> list[str]:
     """argv for `python -m CTADefaceLib.cli deface ...` that reproduces `settings` (a DefaceSettings).
 
     The options come from settings.DefaceSettings.to_argv, the inverse of the parser the child builds
@@ -40,8 +41,9 @@ def build_deface_command(inputs, outdir: str, settings, *, python: str | None = 
     return argv
 
 
-def child_environment(base: dict | None = None, argv: list[str] | None = None, *,
-                      library_folders: tuple[str, ...] = ()) -> dict:
+def child_environment(
+    base: dict | None = None, argv: list[str] | None = None, *, library_folders: tuple[str, ...] = ()
+) -> dict:
     """The child's environment: this library (and `library_folders`, e.g. the evaluation plug-in's folder) first
     on PYTHONPATH, unbuffered output, tile progress lines, and glibc's allocator settings when the model will run
     on the CPU (decided from argv's --device). Applying it twice gives the same environment."""
@@ -49,7 +51,9 @@ def child_environment(base: dict | None = None, argv: list[str] | None = None, *
     paths = [*library_folders, LIBRARY_PARENT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     env["PYTHONUNBUFFERED"] = "1"  # lines arrive as they are printed, not when the child exits
-    env[PROGRESS_ENV] = "1"  # engines/nnunet/tiled_predictor.py prints "NN%|" per tile: the progress bar moves during a deface
+    env[PROGRESS_ENV] = (
+        "1"  # engines/nnunet/tiled_predictor.py prints "NN%|" per tile: the progress bar moves during a deface
+    )
     from ..launcher import malloc_environment
 
     return malloc_environment(env, argv or [])  # cuts nnU-Net's CPU passes by ~30% (launcher.py)
@@ -117,8 +121,15 @@ class DefaceProcess:
         kwargs = hidden_window_options()
         if os.name == "posix":
             kwargs["start_new_session"] = True  # its own process group: cancel kills the launcher's child and workers
-        self._process = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, env=self.env, cwd=self.cwd, **kwargs)
+        self._process = subprocess.Popen(
+            self.argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=self.env,
+            cwd=self.cwd,
+            **kwargs,
+        )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         return self
@@ -169,8 +180,12 @@ class DefaceProcess:
     @property
     def finished(self) -> bool:
         """True when the child has exited and all its output has been read."""
-        return (self._process is not None and self._process.poll() is not None
-                and (self._reader is None or not self._reader.is_alive()) and self._queue.empty())
+        return (
+            self._process is not None
+            and self._process.poll() is not None
+            and (self._reader is None or not self._reader.is_alive())
+            and self._queue.empty()
+        )
 
     def wait(self, timeout: float | None = None) -> int:
         code = self._process.wait(timeout)
@@ -197,8 +212,13 @@ class DefaceProcess:
                     pass
                 self._signal_group(signal.SIGKILL)
             else:
-                subprocess.run(kill_tree_command(self._process.pid), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, check=False, **hidden_window_options())
+                subprocess.run(
+                    kill_tree_command(self._process.pid),
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    check=False,
+                    **hidden_window_options(),
+                )
             try:
                 self._process.wait(grace_s)
             except subprocess.TimeoutExpired:

@@ -62,8 +62,14 @@ class DependencyReport:
 
     @property
     def complete(self) -> bool:
-        return not (self.missing_torch or self.missing_core or self.missing_nnunet or self.missing_plugin
-                    or self.missing_plugin_no_deps or self.missing_torchvision)
+        return not (
+            self.missing_torch
+            or self.missing_core
+            or self.missing_nnunet
+            or self.missing_plugin
+            or self.missing_plugin_no_deps
+            or self.missing_torchvision
+        )
 
     def summary(self) -> str:
         """One or two sentences for the confirmation dialog."""
@@ -81,8 +87,11 @@ class DependencyReport:
         plugin = self.missing_plugin_no_deps + self.missing_plugin
         if plugin:
             parts.append(self.plugin.get("label", self.engine) + " (" + ", ".join(plugin) + ")")
-        return ("The face model needs Python packages that are not installed yet: " + "; ".join(parts)
-                + ". Installing them downloads a few hundred MB (PyTorch with GPU support can be several GB).")
+        return (
+            "The face model needs Python packages that are not installed yet: "
+            + "; ".join(parts)
+            + ". Installing them downloads a few hundred MB (PyTorch with GPU support can be several GB)."
+        )
 
 
 def canonical_name(name: str) -> str:
@@ -162,7 +171,8 @@ def torch_requirement() -> str | None:
     for line in lines:
         requirement = Requirement(line)
         if canonical_name(requirement.name) == "torch" and (
-                requirement.marker is None or requirement.marker.evaluate({"extra": ""})):
+            requirement.marker is None or requirement.marker.evaluate({"extra": ""})
+        ):
             return str(requirement.specifier) or None
     return None
 
@@ -190,13 +200,21 @@ def check(engine: str = "nnunet") -> DependencyReport:
     return report
 
 
-def check_plugin(name: str, requirements: dict, no_deps: dict | None = None, torchvision: bool = False,
-                 label: str | None = None) -> DependencyReport:
+def check_plugin(
+    name: str, requirements: dict, no_deps: dict | None = None, torchvision: bool = False, label: str | None = None
+) -> DependencyReport:
     """What is missing for a plug-in: the core, torch (and torchvision when asked), and the plug-in's own
     requirements ({import name: pip requirement}); those in `no_deps` are installed with --no-deps."""
     no_deps = dict(no_deps or {})
-    report = DependencyReport(engine=name, plugin={"label": label or name, "requirements": dict(requirements),
-                                                   "no_deps": no_deps, "torchvision": torchvision})
+    report = DependencyReport(
+        engine=name,
+        plugin={
+            "label": label or name,
+            "requirements": dict(requirements),
+            "no_deps": no_deps,
+            "torchvision": torchvision,
+        },
+    )
     report.missing_core = [pip for name, pip in CORE_REQUIREMENTS.items() if not is_available(name)]
     report.missing_torch = not is_available("torch")
     report.missing_torchvision = torchvision and not is_available("torchvision")
@@ -238,8 +256,13 @@ def resolver_hints(python_version: tuple[int, int] | None = None) -> list[str]:
 def _python_version(python: str) -> tuple[int, int]:
     if python == sys.executable:
         return sys.version_info[:2]
-    out = subprocess.run([python, "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True,
-                         text=True, timeout=60, **_hidden_window()).stdout.split()
+    out = subprocess.run(
+        [python, "-c", "import sys; print(*sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **_hidden_window(),
+    ).stdout.split()
     return (int(out[0]), int(out[1])) if len(out) == 2 else (0, 0)
 
 
@@ -249,8 +272,9 @@ def _hidden_window() -> dict:
     return hidden_window_options()
 
 
-def pip_commands(report: DependencyReport, python: str | None = None,
-                 constraints_file: str | None = None) -> list[list[str]]:
+def pip_commands(
+    report: DependencyReport, python: str | None = None, constraints_file: str | None = None
+) -> list[list[str]]:
     """argv lists to run in order; torch is not here (the PyTorch extension installs it).
 
     `constraints_file` (lines from owned_constraints()) stops the dependencies' own requirements from upgrading
@@ -320,8 +344,13 @@ def run_install(report: DependencyReport, python: str = sys.executable, log=prin
     if python != sys.executable:
         return report  # another interpreter's state cannot be read from here; its own check() tells
     if report.plugin:
-        return check_plugin(report.engine, report.plugin["requirements"], report.plugin["no_deps"],
-                            report.plugin["torchvision"], report.plugin["label"])
+        return check_plugin(
+            report.engine,
+            report.plugin["requirements"],
+            report.plugin["no_deps"],
+            report.plugin["torchvision"],
+            report.plugin["label"],
+        )
     return check(report.engine)
 
 
@@ -330,8 +359,10 @@ def _requirements_of_nnunet(python: str) -> list[str]:
     if python == sys.executable:
         versions = installed_versions()
         return [r for r in nnunet_requirements(versions) if _unmet(r, versions)]
-    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from CTADefaceLib.slicer import installer as d; "
-            "v = d.installed_versions(); print(json.dumps([r for r in d.nnunet_requirements(v) if d._unmet(r, v)]))")
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); from CTADefaceLib.slicer import installer as d; "
+        "v = d.installed_versions(); print(json.dumps([r for r in d.nnunet_requirements(v) if d._unmet(r, v)]))"
+    )
     import json
 
     library_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # holds CTADefaceLib
@@ -343,13 +374,21 @@ def _requirements_of_nnunet(python: str) -> list[str]:
 
 def _run_pip(argv: list[str], log, window: dict) -> None:
     log(" ".join(argv))
-    done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                          text=True, check=False, **window)
+    done = subprocess.run(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        check=False,
+        **window,
+    )
     for line in done.stdout.splitlines():
         log(line)
     if done.returncode != 0:
-        raise DefaceError(f"Installing the Python packages failed (pip exit status {done.returncode}): "
-                          f"{_last_line(done.stdout)}")
+        raise DefaceError(
+            f"Installing the Python packages failed (pip exit status {done.returncode}): {_last_line(done.stdout)}"
+        )
 
 
 def _last_line(text: str) -> str:
@@ -360,8 +399,10 @@ def _last_line(text: str) -> str:
 
 
 def torch_install_hint() -> str:
-    return ("PyTorch is missing. Install the 'PyTorch' extension from the Extensions Manager (it picks the right "
-            "CUDA or CPU build), restart Slicer, and try again.")
+    return (
+        "PyTorch is missing. Install the 'PyTorch' extension from the Extensions Manager (it picks the right "
+        "CUDA or CPU build), restart Slicer, and try again."
+    )
 
 
 def restart_needed(before: DependencyReport, after: DependencyReport) -> bool:

@@ -108,8 +108,16 @@ class DefaceLogic:
         bridge.copy_volume_display(volumeNode, defacedNode)
         return defacedNode
 
-    def export(self, volumeNode, segmentationNode, folder: str, fileFormat: str = ".nii.gz",
-               settings: DefaceSettings | None = None, overwrite: bool = False, inputPath: str | None = None) -> dict:
+    def export(
+        self,
+        volumeNode,
+        segmentationNode,
+        folder: str,
+        fileFormat: str = ".nii.gz",
+        settings: DefaceSettings | None = None,
+        overwrite: bool = False,
+        inputPath: str | None = None,
+    ) -> dict:
         """Write <name>_defaced, <name>_facemask and the <name>_deface.json sidecar via the core pipeline.
 
         `volumeNode` is the original (undefaced) volume: defacing is recomputed from the segmentation,
@@ -123,7 +131,9 @@ class DefaceLogic:
         result = self._defaced(volumeNode, segmentationNode, settings)
         earlier = self.provenanceBySegmentation.get(bridge.node_id(segmentationNode))
         if earlier:  # say which model made the mask, and that a person may have edited it afterwards
-            result.provenance["mask_source"] = {k: earlier.get(k) for k in ("engine", "model", "model_sha256", "device")}
+            result.provenance["mask_source"] = {
+                k: earlier.get(k) for k in ("engine", "model", "model_sha256", "device")
+            }
             result.provenance["mask_source"]["edited_in_slicer"] = "possibly"
         name = safe_file_name(bridge.node_name(volumeNode))
         if inputPath is None:
@@ -143,8 +153,12 @@ class DefaceLogic:
         bridge = _bridge()
         image = bridge.image_from_volume(volumeNode)
         mask = bridge.mask_from_segmentation(segmentationNode, volumeNode)
-        return add_case(datasetFolder, image, mask, source={"slicer_node": bridge.node_name(volumeNode),
-                                                           "mask": bridge.node_name(segmentationNode)})
+        return add_case(
+            datasetFolder,
+            image,
+            mask,
+            source={"slicer_node": bridge.node_name(volumeNode), "mask": bridge.node_name(segmentationNode)},
+        )
 
     # ------------------------------------------------------------------ helpers
     def _defaced(self, volumeNode, segmentationNode, settings: DefaceSettings):

@@ -55,14 +55,14 @@ class PhantomSpec:
     """What to generate. Identity and HU levels always come from `seed`; pose too when None."""
 
     seed: int = 0
-    shape: tuple = (128, 128, 128)          # (nx, ny, nz) voxels
-    spacing: tuple = (2.0, 2.0, 2.0)        # (sx, sy, sz) mm
-    orientation: str = "LPS"                # stored direction: "LPS" identity, "RAS" diag(-1,-1,1)
-    neck: bool = True                       # FOV reaches below the chin (else it ends just below it)
-    vertex: bool = True                     # FOV includes the top of the skull (else it is cut)
-    pose_deg: tuple | None = None           # (rx, ry, rz) rotations about L, P, S axes; None = from seed
-    devices: tuple = ()                     # any of "glasses", "tube"
-    noise_hu: float = 15.0                  # Gaussian noise sd
+    shape: tuple = (128, 128, 128)  # (nx, ny, nz) voxels
+    spacing: tuple = (2.0, 2.0, 2.0)  # (sx, sy, sz) mm
+    orientation: str = "LPS"  # stored direction: "LPS" identity, "RAS" diag(-1,-1,1)
+    neck: bool = True  # FOV reaches below the chin (else it ends just below it)
+    vertex: bool = True  # FOV includes the top of the skull (else it is cut)
+    pose_deg: tuple | None = None  # (rx, ry, rz) rotations about L, P, S axes; None = from seed
+    devices: tuple = ()  # any of "glasses", "tube"
+    noise_hu: float = 15.0  # Gaussian noise sd
 
     @classmethod
     def random(cls, seed: int, size: str = "small") -> PhantomSpec:
@@ -84,18 +84,27 @@ class PhantomSpec:
             shape, spacing = (256, 256, 280 if neck else 250), (s, s, 1.0)
         else:
             shape, spacing, neck = (512, 512, 300), (0.45, 0.45, 0.6), False
-        return cls(seed=seed, shape=shape, spacing=spacing, orientation=orientation, neck=neck, vertex=vertex,
-                   pose_deg=pose, devices=devices, noise_hu=noise)
+        return cls(
+            seed=seed,
+            shape=shape,
+            spacing=spacing,
+            orientation=orientation,
+            neck=neck,
+            vertex=vertex,
+            pose_deg=pose,
+            devices=devices,
+            noise_hu=noise,
+        )
 
 
 @dataclass
 class Phantom:
-    image: object          # sitk Int16, HU with noise
-    face: object           # sitk UInt8 0/1
-    intracranial: object   # sitk UInt8 0/1
-    arteries: object       # sitk UInt8 0/1
+    image: object  # sitk Int16, HU with noise
+    face: object  # sitk UInt8 0/1
+    intracranial: object  # sitk UInt8 0/1
+    arteries: object  # sitk UInt8 0/1
     spec: PhantomSpec
-    clean: object = None   # sitk Int16, HU without noise
+    clean: object = None  # sitk Int16, HU without noise
     labels: object = None  # sitk UInt8 tissue labels (anatomy.NAMES)
     identity: dict = field(default_factory=dict)
     pose_deg: tuple = (0.0, 0.0, 0.0)
@@ -111,6 +120,7 @@ class Phantom:
     def bone_mask(self) -> np.ndarray:
         """Boolean array (z, y, x) of bone and teeth, for tests."""
         import SimpleITK as sitk
+
         return np.isin(sitk.GetArrayViewFromImage(self.labels), A.BONE)
 
 
@@ -129,8 +139,13 @@ def _draw(spec: PhantomSpec):
     size = rng.uniform(0.93, 1.06)
     scale = size * rng.uniform(0.96, 1.04, 3)
     pose = tuple(np.clip(rng.normal(0, 8, 3), -20, 20)) if spec.pose_deg is None else tuple(spec.pose_deg)
-    jitter = dict(x=rng.uniform(-8, 8), y=rng.uniform(-6, 6), top=rng.uniform(5, 15), cut=rng.uniform(15, 35),
-                  bottom=rng.uniform(10, 20))
+    jitter = dict(
+        x=rng.uniform(-8, 8),
+        y=rng.uniform(-6, 6),
+        top=rng.uniform(5, 15),
+        cut=rng.uniform(15, 35),
+        bottom=rng.uniform(10, 20),
+    )
     return idn, scale, tuple(float(v) for v in pose), jitter
 
 
@@ -139,7 +154,9 @@ def _surface_samples(lm):
     t = np.linspace(0, 2 * np.pi, 24, endpoint=False)
     ph = np.linspace(-1.2, 1.5, 14)
     T, P = np.meshgrid(t, ph)
-    pts = np.stack([74 * np.cos(P) * np.cos(T), 12 + 96 * np.cos(P) * np.sin(T), 22 + 100 * np.sin(P)], -1).reshape(-1, 3)
+    pts = np.stack([74 * np.cos(P) * np.cos(T), 12 + 96 * np.cos(P) * np.sin(T), 22 + 100 * np.sin(P)], -1).reshape(
+        -1, 3
+    )
     extra = np.array([lm[k] for k in ("nose_tip", "menton", "vertex", "nasion")])
     return np.vstack([pts, extra])
 
@@ -201,7 +218,8 @@ def make_phantom(spec: PhantomSpec) -> Phantom:
     clean = np.empty((nz, ny, nx), np.int16)
     face = np.zeros((nz, ny, nx), np.uint8)
     intra = np.zeros((nz, ny, nx), np.uint8)
-    I = np.arange(nx, dtype=np.float32); J = np.arange(ny, dtype=np.float32)
+    I = np.arange(nx, dtype=np.float32)
+    J = np.arange(ny, dtype=np.float32)
     xs = (origin[0] + sp[0] * np.arange(nx))[None, :]
     ys = (origin[1] + sp[1] * np.arange(ny))[:, None]
     table = _table(xs, ys, surf, jit["x"])
@@ -209,8 +227,12 @@ def make_phantom(spec: PhantomSpec) -> Phantom:
     for k0 in range(0, nz, step):
         k1 = min(nz, k0 + step)
         K = np.arange(k0, k1, dtype=np.float32)
-        X, Y, Z = ((np.float32(Aff[a, 0]) * I)[None, None, :] + (np.float32(Aff[a, 1]) * J)[None, :, None]
-                   + (np.float32(Aff[a, 2]) * K + np.float32(b0[a]))[:, None, None] for a in range(3))
+        X, Y, Z = (
+            (np.float32(Aff[a, 0]) * I)[None, None, :]
+            + (np.float32(Aff[a, 1]) * J)[None, :, None]
+            + (np.float32(Aff[a, 2]) * K + np.float32(b0[a]))[:, None, None]
+            for a in range(3)
+        )
         bsdf = np.full(X.shape, 1e3, np.float32)
         for p, box in zip(body, body_boxes):
             sl = _slices(box, k0, k1, nx, ny)
@@ -250,7 +272,9 @@ def make_phantom(spec: PhantomSpec) -> Phantom:
         clean[k0:k1] = np.round(hu).astype(np.int16)
     noisy = clean.astype(np.float32)
     for k0 in range(0, nz, step):  # noise drawn slab by slab: same stream for the same shape
-        noisy[k0:k0 + step] += noise_rng.standard_normal(noisy[k0:k0 + step].shape, dtype=np.float32) * spec.noise_hu
+        noisy[k0 : k0 + step] += (
+            noise_rng.standard_normal(noisy[k0 : k0 + step].shape, dtype=np.float32) * spec.noise_hu
+        )
     noisy = np.clip(np.round(noisy), -1024, 3071).astype(np.int16)
     arteries = (lab_all == A.ARTERY).astype(np.uint8)
 
@@ -263,18 +287,34 @@ def make_phantom(spec: PhantomSpec) -> Phantom:
         if spec.orientation == "RAS":
             arr = np.ascontiguousarray(arr[:, ::-1, ::-1])
         im = sitk.GetImageFromArray(arr)
-        im.SetSpacing(tuple(float(v) for v in sp)); im.SetOrigin(tuple(float(v) for v in origin))
+        im.SetSpacing(tuple(float(v) for v in sp))
+        im.SetOrigin(tuple(float(v) for v in origin))
         im.SetDirection(tuple(direction.ravel()))
         return im
 
     vz = float(np.prod(sp)) / 1000.0
-    info = dict(face_ml=float(face.sum()) * vz, intracranial_ml=float(intra.sum()) * vz,
-                arteries_ml=float(arteries.sum()) * vz, scale=tuple(float(v) for v in scale),
-                vertex_in_fov=bool(zv < bottom + L), chin_in_fov=bool(low > bottom))
-    return Phantom(image=img(noisy), face=img(face), intracranial=img(intra), arteries=img(arteries), spec=spec,
-                   clean=img(clean), labels=img(lab_all), identity=idn, pose_deg=pose,
-                   landmarks={k: tuple(float(c) for c in v) for k, v in lmp.items()}, info=info,
-                   _to_anat=(Minv, _ROT_CENTRE.copy()))
+    info = dict(
+        face_ml=float(face.sum()) * vz,
+        intracranial_ml=float(intra.sum()) * vz,
+        arteries_ml=float(arteries.sum()) * vz,
+        scale=tuple(float(v) for v in scale),
+        vertex_in_fov=bool(zv < bottom + L),
+        chin_in_fov=bool(low > bottom),
+    )
+    return Phantom(
+        image=img(noisy),
+        face=img(face),
+        intracranial=img(intra),
+        arteries=img(arteries),
+        spec=spec,
+        clean=img(clean),
+        labels=img(lab_all),
+        identity=idn,
+        pose_deg=pose,
+        landmarks={k: tuple(float(c) for c in v) for k, v in lmp.items()},
+        info=info,
+        _to_anat=(Minv, _ROT_CENTRE.copy()),
+    )
 
 
 def _slices(box, k0, k1, nx, ny):
@@ -302,9 +342,12 @@ def write_phantom(phantom: Phantom, folder: str, case_name: str, overwrite: bool
     from ..io.volume import write_image_atomic
 
     out = {}
-    for key, im, suffix in (("image", phantom.image, ""), ("face", phantom.face, "_face_gt"),
-                            ("intracranial", phantom.intracranial, "_intracranial_gt"),
-                            ("arteries", phantom.arteries, "_arteries_gt")):
+    for key, im, suffix in (
+        ("image", phantom.image, ""),
+        ("face", phantom.face, "_face_gt"),
+        ("intracranial", phantom.intracranial, "_intracranial_gt"),
+        ("arteries", phantom.arteries, "_arteries_gt"),
+    ):
         out[key] = write_image_atomic(im, os.path.join(folder, f"{case_name}{suffix}.nii.gz"), overwrite=overwrite)
     return out
 
@@ -313,6 +356,7 @@ def save_preview(phantom: Phantom, path: str) -> str:
     """PNG of axial (eye level), sagittal and coronal mid-slices in LPS, face mask outlined in red."""
     import matplotlib
     import SimpleITK as sitk
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -320,16 +364,23 @@ def save_preview(phantom: Phantom, path: str) -> str:
     fm = sitk.GetArrayFromImage(sitk.DICOMOrient(phantom.face, "LPS"))
     im = sitk.DICOMOrient(phantom.image, "LPS")
     eye = np.array(im.TransformPhysicalPointToContinuousIndex(phantom.landmarks["eye_l"]))
-    kz = int(np.clip(round(eye[2]), 0, ct.shape[0] - 1)); kx = ct.shape[2] // 2
+    kz = int(np.clip(round(eye[2]), 0, ct.shape[0] - 1))
+    kx = ct.shape[2] // 2
     ky = int(np.clip(round(eye[1]) + 10, 0, ct.shape[1] - 1))
     sx, sy, sz = im.GetSpacing()
-    views = [(ct[kz], fm[kz], sy / sx, "axial"), (ct[::-1, :, kx], fm[::-1, :, kx], sz / sy, "sagittal"),
-             (ct[::-1, ky, :], fm[::-1, ky, :], sz / sx, "coronal")]
+    views = [
+        (ct[kz], fm[kz], sy / sx, "axial"),
+        (ct[::-1, :, kx], fm[::-1, :, kx], sz / sy, "sagittal"),
+        (ct[::-1, ky, :], fm[::-1, ky, :], sz / sx, "coronal"),
+    ]
     fig, ax = plt.subplots(1, 3, figsize=(15, 5.5))
     for a, (sl, m, asp, name) in zip(ax, views):
         a.imshow(sl, cmap="gray", vmin=-200, vmax=600, aspect=asp)
         if m.any():
             a.contour(m, levels=[0.5], colors="r", linewidths=0.8)
-        a.set_title(name); a.axis("off")
-    fig.tight_layout(); fig.savefig(path, dpi=80); plt.close(fig)
+        a.set_title(name)
+        a.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
     return path

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-
 def resolve_device(requested: str = "auto") -> str:
     """auto -> cuda, then mps, then cpu; an explicit device that is absent is a user error."""
     import torch
@@ -52,9 +51,18 @@ class NnUNetEngine(Engine):
 
     name = "nnunet"
 
-    def __init__(self, model: str = "cta-deface", device: str = "auto", mirroring: bool = False,
-                 tile_step: float = 0.5, folds: tuple[str, ...] | None = None, threads: int | None = None,
-                 label: int = 1, roi: bool = True, grow: bool | None = None):
+    def __init__(
+        self,
+        model: str = "cta-deface",
+        device: str = "auto",
+        mirroring: bool = False,
+        tile_step: float = 0.5,
+        folds: tuple[str, ...] | None = None,
+        threads: int | None = None,
+        label: int = 1,
+        roi: bool = True,
+        grow: bool | None = None,
+    ):
         from ...models.install import installed_results_folder, is_registered, sha256_once
 
         self.results_folder, self.entry = installed_results_folder(model)
@@ -71,8 +79,11 @@ class NnUNetEngine(Engine):
         # code when unpickled, so it is loaded with PyTorch's restricted unpickler (models/checkpoint.py).
         entry = self.entry if self.entry is not None and is_registered(self.entry) else None
         verified = {f.path for f in entry.files} if entry is not None else ()
-        self.trusted = entry is not None and bool(verified) and all(
-            f"{entry.results_folder}/fold_{f}/checkpoint_final.pth" in verified for f in self.folds)
+        self.trusted = (
+            entry is not None
+            and bool(verified)
+            and all(f"{entry.results_folder}/fold_{f}/checkpoint_final.pth" in verified for f in self.folds)
+        )
         if not self.trusted:
             from ...models.checkpoint import check_untrusted_model
 
@@ -103,8 +114,11 @@ class NnUNetEngine(Engine):
         return (device == "cpu") if self.grow_requested is None else bool(self.grow_requested)
 
     def _folds_on_disk(self) -> tuple[str, ...]:
-        folds = sorted(n[len("fold_"):] for n in os.listdir(self.results_folder)
-                       if n.startswith("fold_") and os.path.isfile(os.path.join(self.results_folder, n, "checkpoint_final.pth")))
+        folds = sorted(
+            n[len("fold_") :]
+            for n in os.listdir(self.results_folder)
+            if n.startswith("fold_") and os.path.isfile(os.path.join(self.results_folder, n, "checkpoint_final.pth"))
+        )
         if not folds:
             raise ModelError(f"{self.results_folder} has no fold_*/checkpoint_final.pth.")
         return ("all",) if "all" in folds else tuple(folds)
@@ -118,16 +132,22 @@ class NnUNetEngine(Engine):
             torch.set_num_threads(self.threads or os.cpu_count() or 1)
         with contextlib.redirect_stdout(io.StringIO()):  # nnU-Net prints a CPU notice unconditionally
             predictor = TiledPredictor(
-                tile_step_size=self.tile_step, use_gaussian=True, use_mirroring=self.mirroring,
-                perform_everything_on_device=self.device != "cpu", device=torch.device(self.device),
-                verbose=False, verbose_preprocessing=False, allow_tqdm=False,
+                tile_step_size=self.tile_step,
+                use_gaussian=True,
+                use_mirroring=self.mirroring,
+                perform_everything_on_device=self.device != "cpu",
+                device=torch.device(self.device),
+                verbose=False,
+                verbose_preprocessing=False,
+                allow_tqdm=False,
             )
         folds = tuple(int(f) if f.isdigit() else f for f in self.folds)
         from ...models.checkpoint import weights_only_loading
 
         with contextlib.nullcontext() if self.trusted else weights_only_loading():
-            predictor.initialize_from_trained_model_folder(self.results_folder, use_folds=folds,
-                                                           checkpoint_name="checkpoint_final.pth")
+            predictor.initialize_from_trained_model_folder(
+                self.results_folder, use_folds=folds, checkpoint_name="checkpoint_final.pth"
+            )
         self._predictor = predictor
         return predictor
 
@@ -168,12 +188,14 @@ class NnUNetEngine(Engine):
 
         plan = plan_face_tiles(image, predictor.tile_size_in_input(spacing), grow=self.grow)
         if plan.whole_volume:
-            log.warning("Warning: no head found for the face region (%s); running the model on the whole volume.",
-                        plan.reason)
+            log.warning(
+                "Warning: no head found for the face region (%s); running the model on the whole volume.", plan.reason
+            )
         return plan
 
-    def _predict_rounds(self, predictor: TiledPredictor, array: np.ndarray, spacing: list[float],
-                        plan: TilePlan | None) -> np.ndarray:
+    def _predict_rounds(
+        self, predictor: TiledPredictor, array: np.ndarray, spacing: list[float], plan: TilePlan | None
+    ) -> np.ndarray:
         """The face (bool, z, y, x): the whole volume, or the plan's tiles, then more tiles while `next_tiles`
         finds the predicted face running into the edge of the tiles run (one round when not growing)."""
         import numpy as np
@@ -214,8 +236,10 @@ class NnUNetEngine(Engine):
         if self.grow and plan.shell is not None:
             log.warning("Warning: the face reaches the edge of the face region; following it beyond (slower).")
             return widen(plan)
-        log.warning("Warning: the face reaches the edge of the face region; running the model on the "
-                    "whole volume to be sure nothing is left (slower).")
+        log.warning(
+            "Warning: the face reaches the edge of the face region; running the model on the "
+            "whole volume to be sure nothing is left (slower)."
+        )
         return dataclasses.replace(plan, whole_volume=True, reason="face reached the region's edge")
 
     def _fall_back_to_cpu(self) -> None:

@@ -44,31 +44,31 @@ BODY_HU = -500.0
 DEVICE_HU = -900.0
 HEAD_MAX_WIDTH_MM = 240.0
 HEAD_MAX_HEIGHT_MM = 280.0
-FRONTIER_MM = 6.0      # predicted face this close to the edge of the tiles run may go on beyond it
-GROW_MM = 9.0          # how far beyond that edge the next round must reach
-STEER_MM = 18.0        # new tiles lean toward uncovered candidate voxels this close to the predicted face
+FRONTIER_MM = 6.0  # predicted face this close to the edge of the tiles run may go on beyond it
+GROW_MM = 9.0  # how far beyond that edge the next round must reach
+STEER_MM = 18.0  # new tiles lean toward uncovered candidate voxels this close to the predicted face
 
 
 @dataclass
 class TilePlan:
     """Tiles (start indices, z, y, x) of size `tile` in the image given, and their bounding box."""
 
-    tile: tuple                       # tile size in input voxels (z, y, x)
+    tile: tuple  # tile size in input voxels (z, y, x)
     starts: list = field(default_factory=list)  # the tiles to run (grows with next_tiles)
-    box: tuple | None = None          # (z0, z1, y0, y1, x0, x1): union of all candidate tiles, inside the image
-    whole_volume: bool = False        # True: no head found, run the model everywhere
+    box: tuple | None = None  # (z0, z1, y0, y1, x0, x1): union of all candidate tiles, inside the image
+    whole_volume: bool = False  # True: no head found, run the model everywhere
     reason: str = ""
     nose_tip_index: tuple | None = None
     candidate_voxels_ml: float = 0.0
-    reach_tiles: int = 0              # tiles that cover the whole candidate region (the most a case can cost)
-    rounds: int = 1                   # prediction rounds so far (1 + growth rounds)
+    reach_tiles: int = 0  # tiles that cover the whole candidate region (the most a case can cost)
+    rounds: int = 1  # prediction rounds so far (1 + growth rounds)
     candidate: object = field(default=None, repr=False)  # low-res candidate voxels (z, y, x)
-    factors: tuple = (1, 1, 1)        # low-res voxel = factors input voxels
+    factors: tuple = (1, 1, 1)  # low-res voxel = factors input voxels
     image_shape: tuple = ()
     low_spacing_mm: tuple = (3.0, 3.0, 3.0)  # size of a low-res voxel (z, y, x)
     body: object = field(default=None, repr=False)  # low-res body mask (z, y, x)
     shell: object = field(default=None, repr=False)  # low-res skin shell, without the slab limits
-    widened: bool = False             # True: growth may follow the face anywhere in the shell (see widen)
+    widened: bool = False  # True: growth may follow the face anywhere in the shell (see widen)
 
     @property
     def n_tiles(self) -> int:
@@ -99,10 +99,21 @@ def body_mask(low: np.ndarray, spacing_zyx) -> np.ndarray:
     return body
 
 
-def candidate_face(image, depth_mm: float = 26.0, outside_mm: float = 40.0, below_mm: float = 130.0,
-                   above_mm: float = 140.0, behind_mm: float = 150.0, behind_outer_mm: float = 135.0,
-                   mid_below_mm: float = 75.0, mid_above_mm: float = 40.0, core_below_mm: float = 70.0,
-                   core_above_mm: float = 60.0, core_behind_mm: float = 80.0, target_mm: float = 3.0):
+def candidate_face(
+    image,
+    depth_mm: float = 26.0,
+    outside_mm: float = 40.0,
+    below_mm: float = 130.0,
+    above_mm: float = 140.0,
+    behind_mm: float = 150.0,
+    behind_outer_mm: float = 135.0,
+    mid_below_mm: float = 75.0,
+    mid_above_mm: float = 40.0,
+    core_below_mm: float = 70.0,
+    core_above_mm: float = 60.0,
+    core_behind_mm: float = 80.0,
+    target_mm: float = 3.0,
+):
     """Candidate face voxels on a downsampled grid: (mask (z, y, x), shrink factors (z, y, x), info dict).
 
     info["core"] is the part of the candidate where an upright head's face is (see the module docstring)."""
@@ -122,9 +133,12 @@ def candidate_face(image, depth_mm: float = 26.0, outside_mm: float = 40.0, belo
     # nose tip: most anterior (smallest y) body voxel on head-like slices near the top of the body
     zs = np.nonzero(body.any(axis=(1, 2)))[0]
     top = zs.max()
-    width = np.array([(np.ptp(np.nonzero(body[k].any(0))[0]) + 1) * sp[2] if body[k].any() else 0 for k in
-                      range(body.shape[0])])
-    head_slices = (width > 0) & (width <= HEAD_MAX_WIDTH_MM) & (np.arange(body.shape[0]) >= top - HEAD_MAX_HEIGHT_MM / sp[0])
+    width = np.array(
+        [(np.ptp(np.nonzero(body[k].any(0))[0]) + 1) * sp[2] if body[k].any() else 0 for k in range(body.shape[0])]
+    )
+    head_slices = (
+        (width > 0) & (width <= HEAD_MAX_WIDTH_MM) & (np.arange(body.shape[0]) >= top - HEAD_MAX_HEIGHT_MM / sp[0])
+    )
     if not head_slices.any():
         return None, factors, {"reason": "no head-sized slices"}
     front = np.where(body.any(axis=2), np.arange(body.shape[1])[None, :], body.shape[1]).min(axis=1)  # (z, x)->(z,)
@@ -152,7 +166,9 @@ def candidate_face(image, depth_mm: float = 26.0, outside_mm: float = 40.0, belo
     zone = ((z_mm >= -below_mm) & (z_mm <= above_mm))[:, None, None] & (y_mm[None, :] <= limit[:, None])[:, :, None]
     candidate = shell & zone
     info["candidate_ml"] = float(candidate.sum() * np.prod(sp) / 1000.0)
-    core_zone = ((z_mm >= -core_below_mm) & (z_mm <= core_above_mm))[:, None, None] & (y_mm <= core_behind_mm)[None, :, None]
+    core_zone = ((z_mm >= -core_below_mm) & (z_mm <= core_above_mm))[:, None, None] & (y_mm <= core_behind_mm)[
+        None, :, None
+    ]
     info["core"] = candidate & core_zone
     info["body"] = body
     info["shell"] = shell
@@ -193,12 +209,27 @@ def _counts(mask: np.ndarray, axes) -> np.ndarray:
     Lz, Hz = lz[:, None, None], hz[:, None, None]
     Ly, Hy = ly[None, :, None], hy[None, :, None]
     Lx, Hx = lx[None, None, :], hx[None, None, :]
-    return (S[Hz, Hy, Hx] - S[Lz, Hy, Hx] - S[Hz, Ly, Hx] - S[Hz, Hy, Lx]
-            + S[Lz, Ly, Hx] + S[Lz, Hy, Lx] + S[Hz, Ly, Lx] - S[Lz, Ly, Lx])
+    return (
+        S[Hz, Hy, Hx]
+        - S[Lz, Hy, Hx]
+        - S[Hz, Ly, Hx]
+        - S[Hz, Hy, Lx]
+        + S[Lz, Ly, Hx]
+        + S[Lz, Hy, Lx]
+        + S[Hz, Ly, Lx]
+        - S[Lz, Ly, Lx]
+    )
 
 
-def greedy_cover(candidate: np.ndarray, factors, image_shape_zyx, tile_zyx, max_tiles: int = 200,
-                 box=None, prefer: np.ndarray | None = None):
+def greedy_cover(
+    candidate: np.ndarray,
+    factors,
+    image_shape_zyx,
+    tile_zyx,
+    max_tiles: int = 200,
+    box=None,
+    prefer: np.ndarray | None = None,
+):
     """Tile starts (input voxels) that cover every candidate voxel; greedy by newly covered voxels.
 
     `box` limits the tiles to a region; among positions that cover equally many candidate voxels, the
@@ -225,9 +256,12 @@ def low_res_cover(plan: TilePlan, starts) -> np.ndarray:
     """Low-res voxels wholly inside some of the given tiles."""
     covered = np.zeros(plan.candidate.shape, bool)
     for start in starts:
-        covered[tuple(slice(int(np.ceil(s / f)), (s + t) // f if s + t < n else m)
-                      for s, t, f, n, m in zip(start, plan.tile, plan.factors, plan.image_shape,
-                                               plan.candidate.shape))] = True
+        covered[
+            tuple(
+                slice(int(np.ceil(s / f)), (s + t) // f if s + t < n else m)
+                for s, t, f, n, m in zip(start, plan.tile, plan.factors, plan.image_shape, plan.candidate.shape)
+            )
+        ] = True
     return covered
 
 
@@ -257,10 +291,20 @@ def plan_face_tiles(image, tile_zyx, grow: bool = True, **kwargs) -> TilePlan:
     box = (int(lo[0]), int(hi[0]), int(lo[1]), int(hi[1]), int(lo[2]), int(hi[2]))
     starts = greedy_cover(info["core"], factors, shape, tile, box=box, prefer=candidate) if grow else reach
     nose = tuple(int(i * f + f // 2) for i, f in zip(info["nose_tip_low"], factors))
-    return TilePlan(tile=tile, starts=list(starts or reach), box=box, nose_tip_index=nose,
-                    candidate_voxels_ml=info["candidate_ml"], reach_tiles=len(reach), candidate=candidate,
-                    factors=factors, image_shape=shape, low_spacing_mm=info["low_spacing_mm"], body=info["body"],
-                    shell=info["shell"])
+    return TilePlan(
+        tile=tile,
+        starts=list(starts or reach),
+        box=box,
+        nose_tip_index=nose,
+        candidate_voxels_ml=info["candidate_ml"],
+        reach_tiles=len(reach),
+        candidate=candidate,
+        factors=factors,
+        image_shape=shape,
+        low_spacing_mm=info["low_spacing_mm"],
+        body=info["body"],
+        shell=info["shell"],
+    )
 
 
 def widen(plan: TilePlan) -> TilePlan:
@@ -271,8 +315,9 @@ def widen(plan: TilePlan) -> TilePlan:
     whole volume again costs hundreds (a tilted head whose tube was taken for the nose tip: 33 -> 36 tiles,
     against about 430 for the whole volume). The box becomes the whole image, so the safety net has no side left."""
     z, y, x = plan.image_shape
-    return replace(plan, starts=list(plan.starts), candidate=plan.candidate | plan.shell,
-                               box=(0, z, 0, y, 0, x), widened=True)
+    return replace(
+        plan, starts=list(plan.starts), candidate=plan.candidate | plan.shell, box=(0, z, 0, y, 0, x), widened=True
+    )
 
 
 def next_tiles(plan: TilePlan, face: np.ndarray) -> list:
@@ -294,14 +339,17 @@ def next_tiles(plan: TilePlan, face: np.ndarray) -> list:
         need = plan.candidate & ~covered
     else:
         # distance to the nearest voxel no tile covered; the image's own edge does not count (padded as covered)
-        to_edge = ndimage.distance_transform_edt(np.pad(covered, 1, constant_values=True), sampling=sp)[1:-1, 1:-1, 1:-1]
+        to_edge = ndimage.distance_transform_edt(np.pad(covered, 1, constant_values=True), sampling=sp)[
+            1:-1, 1:-1, 1:-1
+        ]
         frontier = face_low & (to_edge <= FRONTIER_MM)
         need = plan.candidate & ~covered & (ndimage.distance_transform_edt(~frontier, sampling=sp) <= GROW_MM)
     if not need.any():
         return []
     near_face = ndimage.distance_transform_edt(~face_low, sampling=sp) <= STEER_MM if face_low.any() else plan.candidate
-    new = greedy_cover(need, plan.factors, plan.image_shape, plan.tile, box=plan.box,
-                       prefer=plan.candidate & ~covered & near_face)
+    new = greedy_cover(
+        need, plan.factors, plan.image_shape, plan.tile, box=plan.box, prefer=plan.candidate & ~covered & near_face
+    )
     new = [s for s in new if s not in set(plan.starts)]
     plan.starts.extend(new)
     plan.rounds += 1
@@ -334,8 +382,10 @@ def reaches_tile_border(plan: TilePlan, face: np.ndarray, spacing_zyx, margin_mm
     z0, z1, y0, y1, x0, x1 = plan.box
     for axis, (lo, hi) in enumerate(((z0, z1), (y0, y1), (x0, x1))):
         width = max(1, int(np.ceil(margin_mm / spacing_zyx[axis])))
-        for side, band, inside_image in ((0, slice(lo, lo + width), lo > 0),
-                                         (1, slice(max(lo, hi - width), hi), hi < face.shape[axis])):
+        for side, band, inside_image in (
+            (0, slice(lo, lo + width), lo > 0),
+            (1, slice(max(lo, hi - width), hi), hi < face.shape[axis]),
+        ):
             if not inside_image:
                 continue
             index = [slice(z0, z1), slice(y0, y1), slice(x0, x1)]
@@ -355,7 +405,9 @@ def _body_beyond(plan: TilePlan, axis: int, side: int, edge: int, margin_mm: flo
         beyond = slice(max(0, edge // f - reach), max(0, int(np.ceil(edge / f))))
     else:
         beyond = slice(min(n, edge // f), min(n, int(np.ceil(edge / f)) + reach))
-    index = [slice(b0 // ff, min(nn, -(-b1 // ff))) for b0, b1, ff, nn in
-             zip(plan.box[0::2], plan.box[1::2], plan.factors, plan.body.shape)]
+    index = [
+        slice(b0 // ff, min(nn, -(-b1 // ff)))
+        for b0, b1, ff, nn in zip(plan.box[0::2], plan.box[1::2], plan.factors, plan.body.shape)
+    ]
     index[axis] = beyond
     return bool(np.any(plan.body[tuple(index)]))

@@ -38,8 +38,10 @@ except ImportError as err:
         raise  # not installed at all: the callers (installer, CLI) say how to install it
     from importlib.metadata import version
 
-    raise ModelError(f"This nnunetv2 ({version('nnunetv2')}) lacks what the tiled predictor imports ({err}); "
-                     "install a supported version: pip install 'nnunetv2>=2.5,<2.9'.") from None
+    raise ModelError(
+        f"This nnunetv2 ({version('nnunetv2')}) lacks what the tiled predictor imports ({err}); "
+        "install a supported version: pip install 'nnunetv2>=2.5,<2.9'."
+    ) from None
 
 #: nnU-Net's methods that TiledPredictor overrides or calls, with the parameters it passes (after self).
 NNUNET_INTERNALS = {
@@ -61,27 +63,29 @@ def check_nnunet_internals(predictor_class=nnUNetPredictor) -> None:
             changed.append(f"{name} is missing")
             continue
         params = list(inspect.signature(method).parameters)[1:]
-        if tuple(params[:len(wanted)]) != wanted:
+        if tuple(params[: len(wanted)]) != wanted:
             changed.append(f"{name}({', '.join(params)}) no longer takes ({', '.join(wanted)})")
     if changed:
         from importlib.metadata import version
 
-        raise ModelError(f"This nnunetv2 ({version('nnunetv2')}) changed the predictor internals the tiled "
-                         f"predictor overrides: {'; '.join(changed)}. Install a supported version: "
-                         "pip install 'nnunetv2>=2.5,<2.9'.")
+        raise ModelError(
+            f"This nnunetv2 ({version('nnunetv2')}) changed the predictor internals the tiled "
+            f"predictor overrides: {'; '.join(changed)}. Install a supported version: "
+            "pip install 'nnunetv2>=2.5,<2.9'."
+        )
 
 
 check_nnunet_internals()
 
 
 class TiledPredictor(nnUNetPredictor):
-    _planned = None      # tile starts in preprocessed coordinates (before nnU-Net's padding)
+    _planned = None  # tile starts in preprocessed coordinates (before nnU-Net's padding)
     _pre_shape = None
-    _cache = None        # {(fold pass, tile start): network output} of the prepared case in progress
-    _key_list = None     # cache keys of the tiles, in the order nnU-Net runs them
-    _keys = None         # an iterator over _key_list, fresh for every sliding-window run
+    _cache = None  # {(fold pass, tile start): network output} of the prepared case in progress
+    _key_list = None  # cache keys of the tiles, in the order nnU-Net runs them
+    _keys = None  # an iterator over _key_list, fresh for every sliding-window run
     _pass = 0
-    _progress = None     # [tiles done, tiles] of the running sliding window, when progress lines are wanted
+    _progress = None  # [tiles done, tiles] of the running sliding window, when progress lines are wanted
     last_tile_count = 0
 
     def _internal_get_sliding_window_slicers(self, image_size):
@@ -142,8 +146,17 @@ class TiledPredictor(nnUNetPredictor):
 
     def prepare(self, data, properties: dict) -> dict:
         """nnU-Net's preprocessing of `data` (c, z, y, x), kept for predict_prepared."""
-        ppa = PreprocessAdapterFromNpy([data], [None], [properties], [None], self.plans_manager, self.dataset_json,
-                                       self.configuration_manager, num_threads_in_multithreaded=1, verbose=False)
+        ppa = PreprocessAdapterFromNpy(
+            [data],
+            [None],
+            [properties],
+            [None],
+            self.plans_manager,
+            self.dataset_json,
+            self.configuration_manager,
+            num_threads_in_multithreaded=1,
+            verbose=False,
+        )
         dct = next(ppa)
         return {"data": dct["data"], "properties": dct["data_properties"], "cache": {}}
 
@@ -170,8 +183,13 @@ class TiledPredictor(nnUNetPredictor):
         finally:
             self._planned = self._cache = self._keys = self._key_list = None
         return convert_predicted_logits_to_segmentation_with_correct_shape(
-            logits, self.plans_manager, self.configuration_manager, self.label_manager, prepared["properties"],
-            return_probabilities=False)
+            logits,
+            self.plans_manager,
+            self.configuration_manager,
+            self.label_manager,
+            prepared["properties"],
+            return_probabilities=False,
+        )
 
     def predict_tiles(self, data, properties: dict, starts, tile):
         """Labels (z, y, x) for `data` (c, z, y, x), running the network on the given tiles only."""
