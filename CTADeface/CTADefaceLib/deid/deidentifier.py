@@ -30,7 +30,7 @@ from .options import BASIC_PROFILE_CODE, DEFACED_CODE, OPTION_SPECS, DeidOptions
 MAX_DEPTH = 32  # deeper sequences are removed, not followed (real images nest a handful of levels)
 DATE_VRS = frozenset(("DA", "DT", "TM"))
 TEXT_VRS = frozenset(("AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT", "AS"))
-BINARY_VRS = frozenset(("OB", "OD", "OF", "OL", "OV", "OW", "UN", "AT", "UR"))
+BINARY_VRS = frozenset(("OB", "OD", "OF", "OL", "OV", "OW", "UN", "AT"))
 NUMBER_VRS = frozenset(("DS", "IS", "FL", "FD", "SL", "SS", "SV", "UL", "US", "UV"))
 DUMMY = {"DA": "19000101", "DT": "19000101000000", "TM": "000000", "AS": "000Y", "DS": "0", "IS": "0"}
 DUMMY_TEXT = "ANONYMIZED"
@@ -173,7 +173,7 @@ class Deidentifier:
             value = raw.decode("latin-1") if isinstance(raw, (bytes, bytearray)) else raw
         if value is None:
             return ""
-        if not isinstance(value, str) and hasattr(value, "__iter__"):
+        if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
             value = "\\".join(str(v) for v in value)
         return str(value).strip(" \x00")
 
@@ -195,8 +195,8 @@ class Deidentifier:
         fast = isinstance(out_dict, dict) and inherited is None
         for key, elem in pairs:
             tag = int(key)
-            if tag & 0xFFFF == 0 or (tag >> 24) == 0x60:  # group lengths; overlays (whole 60xx groups)
-                continue
+            if tag & 0xFFFF == 0 or (tag >> 24) == 0x60 or tag >> 16 == 0:
+                continue  # group lengths; overlays (whole 60xx groups); command elements (never in a stored file)
             action = rules.action(tag)
             if action == "X":
                 continue
@@ -273,7 +273,7 @@ class Deidentifier:
             pattern = ctx.scrub()
             if value is None or pattern is None:
                 self._put(out, tag, vr, value)
-            elif isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            elif not (isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue"):
                 self._put(out, tag, vr, _scrub(pattern, str(value)))
             else:
                 self._put(out, tag, vr, [_scrub(pattern, str(v)) for v in value])

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 DATA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "ps3.15_table_e1-1.json")
+# The rows whose dates are versions of public coding resources: never shifted (see the file's "why").
+FIXED_DATES_FILE = os.path.join(os.path.dirname(DATA_FILE), "fixed_dates.json")
+DATES_COLUMN = "retain-dates"
 
 # Actions after resolution: X remove, Z empty, D dummy, U map UIDs, K keep, C clean (dates: shift).
 PRIVATE = "private"
@@ -83,6 +86,12 @@ class Rules:
         return None
 
 
+@lru_cache(maxsize=1)
+def fixed_date_tags() -> frozenset:
+    with open(FIXED_DATES_FILE, encoding="utf-8") as handle:
+        return frozenset(int(r["tag"], 16) for r in json.load(handle)["rows"])
+
+
 @lru_cache(maxsize=32)
 def rules_for(columns: frozenset, safe_private_list_available: bool = False) -> Rules:
     _, rows = load_table()
@@ -99,5 +108,8 @@ def rules_for(columns: frozenset, safe_private_list_available: bool = False) -> 
             value = int(row.tag.replace("x", "0"), 16)
             masked.append((mask, value, act))
         else:
-            exact[int(row.tag, 16)] = act
+            tag = int(row.tag, 16)
+            if act == "C" and DATES_COLUMN in columns and tag in fixed_date_tags():
+                act = "K"
+            exact[tag] = act
     return Rules(exact, tuple(masked), private, columns)
