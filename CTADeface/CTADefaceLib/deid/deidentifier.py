@@ -36,6 +36,10 @@ DUMMY = {"DA": "19000101", "DT": "19000101000000", "TM": "000000", "AS": "000Y",
 DUMMY_TEXT = "ANONYMIZED"
 DICOM_ROOT = "1.2.840.10008."
 SHIFT_RANGE = (-3650, -365)
+# UID attributes that name a public definition, not an object: a class, a transfer syntax, a coding scheme, a
+# context group, a mapping resource. pydicom's UID dictionary knows only DICOM's own UIDs, so a coding scheme
+# UID such as SNOMED CT's (2.16.840.1.113883.6.96) is recognised by the attribute that holds it.
+PUBLIC_UID_KEYWORD_ENDINGS = ("ClassUID", "SyntaxUID", "CodingSchemeUID", "ContextUID", "MappingResourceUID")
 
 
 def _pydicom():
@@ -84,6 +88,12 @@ class Deidentifier:
         self._uid_cache: dict = {}
         self._dictionary = pydicom.datadict.DicomDictionary
         self._DataElement = pydicom.DataElement
+        self._dictionary_vr = {t: e[0] for t, e in self._dictionary.items() if " or " not in e[0]}
+        self._public_uid_tags = frozenset(
+            tag
+            for tag, entry in self._dictionary.items()
+            if entry[0] == "UI" and entry[4].endswith(PUBLIC_UID_KEYWORD_ENDINGS)
+        )
         tag = pydicom.datadict.tag_for_keyword
         self._t_patient_id = tag("PatientID")
         self._t_patient_name = tag("PatientName")
@@ -177,16 +187,9 @@ class Deidentifier:
             value = "\\".join(str(v) for v in value)
         return str(value).strip(" \x00")
 
-    def _vr(self, elem: Any, tag: int) -> str:
-        vr = elem.VR
-        if vr is None or vr == "UN" or " or " in str(vr):
-            entry = self._dictionary.get(tag)
-            if entry is not None and " or " not in entry[0]:
-                return entry[0]
-        return str(vr) if vr is not None else "UN"
-
     def _clean(self, src: Any, ctx: _Context, out: Any, *, depth: int, inherited: str | None) -> Any:
         rules = self._rules
+        dictionary_vr = self._dictionary_vr.get
         # The element store of pydicom's Dataset (the same attribute in pydicom 2.4 and 3.0): reading it and
         # filling it directly skips per-element tag conversion, the cost that dominates a header of a few
         # hundred elements. Elements the table keeps are carried over undecoded.
@@ -200,11 +203,10 @@ class Deidentifier:
             action = rules.action(tag)
             if action == "X":
                 continue
-            vr = elem.VR
-            if vr is None or vr == "UN" or " or " in vr:
-                vr = self._vr(elem, tag)
+            # The dictionary's VR where it has one: a file's VR can be wrong, and new elements must be valid.
+            vr = dictionary_vr(tag) or elem.VR or "UN"
             if fast and action is None and vr != "UI" and vr != "SQ":
-                out_dict[key] = elem  # kept as read (raw elements stay undecoded: pixel data is not copied)
+                out_dict[key] = self._own(elem)  # kept as read: raw elements stay undecoded, nothing is copied
                 continue
             try:
                 self._apply(src, out, tag, elem, vr, action, ctx, depth, inherited)
@@ -224,23 +226,25 @@ class Deidentifier:
                 self._sequence(src, out, tag, ctx, depth, "D" if action == "D" else inherited)
             return
         if action is None:
-            if vr == "UI":
+            if vr == "UI" and tag in self._public_uid_tags:
+                out[tag] = self._own(elem)
+            elif vr == "UI":
                 self._map_uids(out, tag, elem)
             elif inherited == "D" and (vr in TEXT_VRS or vr in DATE_VRS):
                 self._put(out, tag, vr, DUMMY.get(vr, DUMMY_TEXT))
             else:
-                out[tag] = elem  # carried over as read (raw elements stay undecoded: pixel data is not copied)
+                out[tag] = self._own(elem)
             return
         if action == "C":
             action = self._clean_value(src, out, tag, vr, ctx)
             if action is None:
                 return
         if action == "K":
-            out[tag] = elem
+            out[tag] = self._own(elem)
         elif action == "U" or (action == "D" and vr == "UI"):
             self._map_uids(out, tag, elem)
         elif action in ("Z", "D") and tag in (self._t_patient_id, self._t_patient_name):
-            self._put(out, tag, vr if vr in ("LO", "PN") else "LO", ctx.pseudonym)
+            self._put(out, tag, vr, ctx.pseudonym)
         elif action == "Z" or vr in BINARY_VRS:
             self._put(out, tag, vr, None)
         elif action == "D":
@@ -250,6 +254,16 @@ class Deidentifier:
                 self._put(out, tag, vr, DUMMY.get(vr, DUMMY_TEXT))
         else:  # pragma: no cover - table.resolve() returns only the actions above
             raise ValueError(f"unknown action {action!r}")
+
+    def _own(self, elem: Any) -> Any:
+        """The element for the output: a raw (undecoded, immutable) element is shared; a decoded one is copied,
+        so that changing the output (e.g. writing new pixel data) never changes the input."""
+        if isinstance(elem, tuple):  # RawDataElement is a named tuple in pydicom 2.4 and 3.0
+            return elem
+        value = elem.value
+        if isinstance(value, (list, bytearray)) or type(value).__name__ == "MultiValue":
+            value = list(value) if not isinstance(value, bytearray) else bytes(value)
+        return self._DataElement(elem.tag, elem.VR, value, validation_mode=0)
 
     def _put(self, out: Any, tag: int, vr: str, value: Any) -> None:
         """Add a new element; our values (dummies, UIDs, shifted dates) need no validation pass."""
@@ -318,7 +332,7 @@ class Deidentifier:
         for key, elem in _pairs(ds):
             tag = int(key)
             action = self._rules.action(tag)
-            vr = self._vr(elem, tag)
+            vr = self._dictionary_vr.get(tag) or elem.VR or "UN"
             try:
                 if vr == "SQ":
                     if depth < MAX_DEPTH:
