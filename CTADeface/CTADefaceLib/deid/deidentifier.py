@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import re
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from ..errors import InputError
@@ -34,6 +35,9 @@ BINARY_VRS = frozenset(("OB", "OD", "OF", "OL", "OV", "OW", "UN", "AT"))
 NUMBER_VRS = frozenset(("DS", "IS", "FL", "FD", "SL", "SS", "SV", "UL", "US", "UV"))
 DUMMY = {"DA": "19000101", "DT": "19000101000000", "TM": "000000", "AS": "000Y", "DS": "0", "IS": "0"}
 DUMMY_TEXT = "ANONYMIZED"
+# Values whose words are stripped from cleaned descriptors: names, IDs, addresses, dates. Not times or codes:
+# they change from slice to slice or are short words of the language, and would only mangle the descriptions.
+SCRUB_VRS = frozenset(("AE", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "UC", "UT"))
 DICOM_ROOT = "1.2.840.10008."
 SHIFT_RANGE = (-3650, -365)
 # UID attributes that name a public definition, not an object: a class, a transfer syntax, a coding scheme, a
@@ -86,6 +90,7 @@ class Deidentifier:
         self._rules = table.rules_for(frozenset(options.columns()))
         self._well_known = _well_known_uids()
         self._uid_cache: dict = {}
+        self._scrub_cache: dict = {}
         self._dictionary = pydicom.datadict.DicomDictionary
         self._DataElement = pydicom.DataElement
         self._dictionary_vr = {t: e[0] for t, e in self._dictionary.items() if " or " not in e[0]}
@@ -320,13 +325,34 @@ class Deidentifier:
     # ------------------------------------------------------------------ descriptors
     def _scrub_pattern(self, ds: Any) -> re.Pattern | None:
         """The identifying words of this dataset: every text value the profile removes or replaces."""
-        words: set = set()
-        self._collect(ds, words, 0)
-        words = {w for w in words if len(w) >= 2}
-        if not words:
-            return None
-        alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
-        return re.compile(rf"(?<![0-9A-Za-z])(?:{alternatives})(?![0-9A-Za-z])", re.IGNORECASE)
+        # The values as stored (undecoded) identify the word list: the slices of a series share it, so the
+        # decoding and the regular expression are made once per series, not once per slice.
+        signature = tuple(self._stored_values(ds, 0))
+        if signature not in self._scrub_cache:
+            collected: set = set()
+            self._collect(ds, collected, 0)
+            words = frozenset(w for w in collected if len(w) >= 2)
+            if len(self._scrub_cache) > 64:
+                self._scrub_cache.clear()
+            self._scrub_cache[signature] = _word_pattern(words) if words else None
+        return self._scrub_cache[signature]
+
+    def _stored_values(self, ds: Any, depth: int) -> Iterator:
+        for key, elem in _pairs(ds):
+            tag = int(key)
+            vr = self._dictionary_vr.get(tag) or elem.VR or "UN"
+            if vr == "SQ":
+                if depth < MAX_DEPTH:
+                    try:
+                        items = list(ds[tag].value)
+                    except Exception:
+                        continue
+                    for item in items:
+                        yield from self._stored_values(item, depth + 1)
+                continue
+            if vr in SCRUB_VRS and self._rules.action(tag) not in (None, "K", "C"):
+                value = elem.value
+                yield tag, value if isinstance(value, (bytes, str)) else str(value)
 
     def _collect(self, ds: Any, words: set, depth: int) -> None:
         for key, elem in _pairs(ds):
@@ -339,7 +365,7 @@ class Deidentifier:
                         for item in ds[tag].value:
                             self._collect(item, words, depth + 1)
                     continue
-                if action in (None, "K", "C") or vr not in TEXT_VRS | DATE_VRS:
+                if action in (None, "K", "C") or vr not in SCRUB_VRS:
                     continue
                 text = self._text(ds, tag)
             except Exception:
@@ -435,6 +461,11 @@ def _pairs(ds: Any) -> list:
     if isinstance(store, dict):
         return list(store.items())
     return [(key, ds.get_item(key)) for key in ds.keys()]  # noqa: SIM118 - iterating a Dataset decodes elements
+
+
+def _word_pattern(words: frozenset) -> re.Pattern:
+    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    return re.compile(rf"(?<![0-9A-Za-z])(?:{alternatives})(?![0-9A-Za-z])", re.IGNORECASE)
 
 
 def _scrub(pattern: re.Pattern, text: str) -> str:
