@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from typing import Any
 
 _DA = re.compile(r"(\d{4})(?:\.?(\d{2})(?:\.?(\d{2}))?)?")  # YYYYMMDD, partial, or the old YYYY.MM.DD
 _DT = re.compile(r"(\d{4})(\d{2})?(\d{2})?(\d{2}(?:\d{2}(?:\d{2}(?:\.\d{1,6})?)?)?)?([+-]\d{4})?")
@@ -42,7 +43,7 @@ def shift_one(value: str, vr: str, days: int) -> str | None:
     return None
 
 
-def shift_value(value, vr: str, days: int):
+def shift_value(value: Any, vr: str, days: int) -> str | list | None:
     """A str or a list of str (multi-valued) shifted; None when any value does not parse."""
     if isinstance(value, (bytes, bytearray)):
         try:

@@ -20,7 +20,7 @@ import hashlib
 import hmac
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import InputError
@@ -46,7 +46,7 @@ SHIFT_RANGE = (-3650, -365)
 PUBLIC_UID_KEYWORD_ENDINGS = ("ClassUID", "SyntaxUID", "CodingSchemeUID", "ContextUID", "MappingResourceUID")
 
 
-def _pydicom():
+def _pydicom() -> Any:
     import pydicom
     import pydicom.datadict
     import pydicom.uid
@@ -65,7 +65,7 @@ def _well_known_uids() -> frozenset:
 class _Context:
     """Per-dataset facts: the patient's pseudonym and date offset, the strings to strip from descriptors."""
 
-    def __init__(self, pseudonym: str, shift: int, make_scrub) -> None:
+    def __init__(self, pseudonym: str, shift: int, make_scrub: Callable[[], re.Pattern | None]) -> None:
         self.pseudonym = pseudonym
         self.shift = shift
         self._make_scrub = make_scrub
@@ -198,10 +198,9 @@ class Deidentifier:
         # The element store of pydicom's Dataset (the same attribute in pydicom 2.4 and 3.0): reading it and
         # filling it directly skips per-element tag conversion, the cost that dominates a header of a few
         # hundred elements. Elements the table keeps are carried over undecoded.
-        out_dict = getattr(out, "_dict", None)
-        pairs = _pairs(src)
-        fast = isinstance(out_dict, dict) and inherited is None
-        for key, elem in pairs:
+        store = getattr(out, "_dict", None)
+        out_dict: dict | None = store if isinstance(store, dict) and inherited is None else None
+        for key, elem in _pairs(src):
             tag = int(key)
             if tag & 0xFFFF == 0 or (tag >> 24) == 0x60 or tag >> 16 == 0:
                 continue  # group lengths; overlays (whole 60xx groups); command elements (never in a stored file)
@@ -210,7 +209,7 @@ class Deidentifier:
                 continue
             # The dictionary's VR where it has one: a file's VR can be wrong, and new elements must be valid.
             vr = dictionary_vr(tag) or elem.VR or "UN"
-            if fast and action is None and vr != "UI" and vr != "SQ":
+            if out_dict is not None and action is None and vr != "UI" and vr != "SQ":
                 out_dict[key] = self._own(elem)  # kept as read: raw elements stay undecoded, nothing is copied
                 continue
             try:
@@ -223,7 +222,18 @@ class Deidentifier:
                     del out[tag]
         return out
 
-    def _apply(self, src, out, tag, elem, vr, action, ctx, depth, inherited) -> None:
+    def _apply(
+        self,
+        src: Any,
+        out: Any,
+        tag: int,
+        elem: Any,
+        vr: str,
+        action: str | None,
+        ctx: _Context,
+        depth: int,
+        inherited: str | None,
+    ) -> None:
         if vr == "SQ":
             if action == "Z":
                 self._put(out, tag, "SQ", [])
@@ -279,7 +289,7 @@ class Deidentifier:
         else:
             store[elem.tag] = elem
 
-    def _clean_value(self, src, out, tag, vr, ctx) -> str | None:
+    def _clean_value(self, src: Any, out: Any, tag: int, vr: str, ctx: _Context) -> str | None:
         """Option C. Returns None when the element was written, or the basic action to apply instead."""
         if vr in DATE_VRS and self.options.retain_longitudinal_modified_dates:
             value = src[tag].value
@@ -304,14 +314,14 @@ class Deidentifier:
     def _basic_action(self, tag: int) -> str:
         return table.rules_for(frozenset()).action(tag) or "X"
 
-    def _sequence(self, src, out, tag, ctx, depth, inherited) -> None:
+    def _sequence(self, src: Any, out: Any, tag: int, ctx: _Context, depth: int, inherited: str | None) -> None:
         pydicom = _pydicom()
         items = []
         for item in src[tag].value:
             items.append(self._clean(item, ctx, pydicom.Dataset(), depth=depth + 1, inherited=inherited))
         self._put(out, tag, "SQ", items)
 
-    def _map_uids(self, out, tag, elem) -> None:
+    def _map_uids(self, out: Any, tag: int, elem: Any) -> None:
         value = elem.value
         if isinstance(value, (bytes, bytearray)):
             value = bytes(value).decode("latin-1").split("\\")

@@ -54,7 +54,8 @@ def convert(rows: list, commit: str, edition: str) -> dict:
         for value in options.values():
             if value not in ACTIONS:
                 raise ValueError(f"unexpected option action {value!r} for {row['tag']}")
-        out.append({"tag": tag_key(row["tag"]), "name": row["name"], "basic": basic, "options": options})
+        name = " ".join(row["name"].split("\n")[0].split())  # without the "(see Note 11)" lines
+        out.append({"tag": tag_key(row["tag"]), "name": name, "basic": basic, "options": options})
     out.sort(key=lambda r: r["tag"])
     return {
         "table": "DICOM PS3.15 Annex E, Table E.1-1 Application Level Confidentiality Profile Attributes",
