@@ -65,7 +65,7 @@ def nested(depth: int) -> Dataset:
 
 
 def test_deep_nesting_does_not_crash_and_too_deep_is_removed():
-    ds = nested(MAX_DEPTH * 4)
+    ds = reread(nested(MAX_DEPTH * 4))
     out = Deidentifier(DeidOptions(), b"k" * 32).deidentify(ds, defaced=False)
     depth, item = 0, out
     while "ReferencedImageSequence" in item and len(item.ReferencedImageSequence):

@@ -202,6 +202,16 @@ def test_clean_descriptors_removes_the_identifying_values_of_the_same_file():
     assert "SeriesDescription" not in basic and "StudyDescription" not in basic
 
 
+def test_clean_descriptors_with_shifted_dates_removes_the_true_dates_from_descriptions():
+    ds, _ = phi_dataset()
+    ds.StudyDate = "20200115"
+    ds.StudyDescription = "CT angio 20200115 follow-up"
+    options = DeidOptions(clean_descriptors=True, retain_longitudinal_modified_dates=True)
+    out = Deidentifier(options, KEY).deidentify(ds, defaced=True)
+    assert out.StudyDescription == "CT angio follow-up"
+    assert out.StudyDate != "20200115" and len(out.StudyDate) == 8
+
+
 def test_option_names():
     options = DeidOptions.from_names(["retain-dates", "clean-descriptors"])
     assert options.retain_longitudinal_modified_dates and options.clean_descriptors
