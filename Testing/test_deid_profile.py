@@ -212,6 +212,18 @@ def test_clean_descriptors_with_shifted_dates_removes_the_true_dates_from_descri
     assert out.StudyDate != "20200115" and len(out.StudyDate) == 8
 
 
+def test_retain_dates_shifts_a_date_that_another_option_would_keep():
+    ds, _ = phi_dataset()
+    ds.DateOfLastCalibration = "20200101"
+    device_only = Deidentifier(DeidOptions(retain_device_identity=True), KEY).deidentify(ds, defaced=True)
+    assert device_only.DateOfLastCalibration == "20200101"  # Retain Device Identity: K
+    both = DeidOptions(retain_device_identity=True, retain_longitudinal_modified_dates=True)
+    deid = Deidentifier(both, KEY)
+    out = deid.deidentify(ds, defaced=True)
+    assert out.DateOfLastCalibration == expected_shift("20200101", "DA", deid.date_shift_days(PATIENT_ID))
+    assert out.DeviceSerialNumber == ds.DeviceSerialNumber
+
+
 def test_option_names():
     options = DeidOptions.from_names(["retain-dates", "clean-descriptors"])
     assert options.retain_longitudinal_modified_dates and options.clean_descriptors

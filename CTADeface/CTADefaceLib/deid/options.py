@@ -32,9 +32,11 @@ OPTION_HELP = {
     "clean-descriptors": "keep descriptions (study, series, protocol, comments...) after removing from them every "
     "identifying value found elsewhere in the same file",
     "retain-dates": "keep dates and times, every date moved by one secret offset per patient (365 to 3650 days back), "
-    "so intervals between a patient's studies survive",
-    "retain-patient-characteristics": "keep sex, age, size, weight, ethnic group, smoking and pregnancy status",
-    "retain-device-identity": "keep scanner manufacturer details, station name, serial numbers and AE titles",
+    "so intervals between a patient's studies survive (the birth date is still removed)",
+    "retain-patient-characteristics": "keep sex, age, size, weight, ethnic group, smoking and pregnancy status; "
+    "allergies, pre-medication, patient state and special needs after cleaning",
+    "retain-device-identity": "keep station names, device serial numbers and IDs, calibration and installation "
+    "dates, and AE titles after cleaning",
     "retain-safe-private": "keep private attributes the standard lists as safe (no machine-readable list is bundled, "
     "so none is kept today)",
 }

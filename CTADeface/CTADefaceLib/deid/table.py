@@ -55,7 +55,11 @@ def resolve(action: str) -> str:
 
 
 def row_action(row: Row, columns: frozenset) -> str:
-    """The row's action under the option columns switched on: a K of any option wins over a C, both over basic."""
+    """The row's action under the option columns switched on: a K of any option wins over a C, both over basic,
+    except that a date the retain-dates option shifts is always shifted (e.g. a calibration date that Retain
+    Device Identity would keep): a true date next to shifted ones would narrow down the patient's offset."""
+    if DATES_COLUMN in columns and row.options.get(DATES_COLUMN) == "C":
+        return "C"
     chosen = {row.options[c] for c in columns if c in row.options}
     if "K" in chosen:
         return "K"
