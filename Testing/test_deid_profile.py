@@ -154,7 +154,7 @@ def test_no_defacing_claim_without_defacing():
     assert [i.CodeValue for i in out.DeidentificationMethodCodeSequence] == ["113100"]
 
 
-def test_fixed_dates_outside_the_table_are_kept_unshifted():
+def test_public_version_dates_are_never_shifted():
     _, _, out, _ = deidentify(DeidOptions(retain_longitudinal_modified_dates=True))
     assert out.AnatomicRegionSequence[0].ContextGroupVersion == "20020904000000"
     assert out.AnatomicRegionSequence[0].CodeValue == "T-D1100"
