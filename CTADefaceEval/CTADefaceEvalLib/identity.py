@@ -291,7 +291,7 @@ def identity_lines(summary: dict) -> list[str]:
         lines.append(f"  rank-1 and AUC: not computable (needs at least 2 cases, the cohort has {n}).")
     else:
         lines.append(
-            f"  chance: rank-1 1/{n} = {100 / n:.0f}%, AUC 0.500. Cosine and Euclidean agree for unit vectors."
+            f"  chance: rank-1 1/{n} = {100 / n:.1f}%, AUC 0.500. Cosine and Euclidean agree for unit vectors."
         )
         header = f"  {'method':12s} {'embeddings':11s} {'rank-1 cos':>11s} {'rank-1 euc':>11s} {'AUC cos':>8s} {'AUC euc':>8s}"
         lines.append(header)
