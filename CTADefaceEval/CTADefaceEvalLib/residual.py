@@ -13,11 +13,11 @@ How it is measured:
 2. The regions are placed from the teeth, which defacing never removes: the centroid of the most anterior tooth
    voxels (> 1800 HU) marks the mouth and the midline. Nose, lips, eyes and chin are boxes above, at and below it
    (REGION_BOXES, in mm across and up the face; they fit adult proportions with room to spare: mouth-to-eyes
-   55-75 mm, mouth-to-nose-tip 25-35 mm, mouth-to-chin 35-55 mm).
+   55-75 mm, mouth-to-nose-tip 25-35 mm, mouth-to-chin front 30-50 mm; the chin box stops above the neck, which no face mask removes).
 3. The facial skeleton's front (the "envelope"): per ray, the first bone voxel (> 600 HU: above contrast-filled
    arteries, below the cortex of the facial bones); then, per ray, the most anterior of those within 15 mm, so that
    the envelope spans the orbit openings and the nasal aperture like a mask laid on the skull.
-4. Soft tissue (> -300 HU, not bone; with the original, voxels the defacing changed do not count, whatever the fill)
+4. Soft tissue (-300 to 250 HU: not marrow, not contrast, not bone; with the original, voxels the defacing changed do not count, whatever the fill)
    counts when it lies in front of the envelope or less than ALLOWANCE_MM behind it: the eyeballs sit inside the
    orbit opening, level with its rims; the deep orbital fat, which a complete face mask leaves, lies further back.
 5. Per region: `tissue_ml` (that tissue's volume), `protrusion_mm` (the 95th percentile over the region's rays of its
@@ -35,6 +35,7 @@ import numpy as np
 REGIONS = ("nose", "lips", "eyes", "chin")
 
 BODY_HU = -300.0  # above this: the body (skin and everything inside), as render.py counts it
+SOFT_MAX_HU = 250.0  # up to this: soft tissue (fat, muscle, skin, eyeballs); cancellous bone and contrast lie above
 BONE_HU = 600.0  # above this: bone (contrast-filled arteries stay below, about 300-500 HU)
 TEETH_HU = 1800.0  # above this: teeth (enamel and dentine; cortical bone of the face stays below)
 ENVELOPE_RADIUS_MM = 15.0  # the skeleton's front spans openings up to about 30 mm (orbits, nasal aperture)
@@ -47,15 +48,20 @@ REGION_BOXES = {
     "nose": (0.0, 15.0, 12.0, 48.0),
     "lips": (0.0, 30.0, -15.0, 11.0),
     "eyes": (14.0, 50.0, 40.0, 80.0),
-    "chin": (0.0, 25.0, -60.0, -20.0),
+    "chin": (0.0, 25.0, -50.0, -18.0),
 }
 
-#: A region is flagged when its tissue_ml or protrusion_mm reaches these (see the calibration in the tests).
+#: A region is flagged when its tissue_ml or its protrusion_mm reaches these. Calibrated on the project's phantoms
+#: (Testing/test_eval_residual.py: six 2 mm phantoms, upright and tilted up to 20 degrees about each axis, p10 fill,
+#: measured in the true face frame): a complete face mask leaves at most 0.3 ml and 2 mm in any region; a mask that
+#: leaves the nose, the lips or the eyes leaves at least 4.7 ml and 8 mm in that region (nose 7.2 ml / 16 mm, lips
+#: 6.0 ml / 10 mm, eyes 4.7 ml / 8 mm at the least), and the left half of the face at least 3.3 ml in each of
+#: nose, lips and eyes. The chin's ml threshold is higher: its box is the largest.
 THRESHOLDS = {
-    "nose": {"tissue_ml": 2.0, "protrusion_mm": 6.0},
-    "lips": {"tissue_ml": 2.0, "protrusion_mm": 6.0},
-    "eyes": {"tissue_ml": 2.0, "protrusion_mm": 6.0},
-    "chin": {"tissue_ml": 2.0, "protrusion_mm": 6.0},
+    "nose": {"tissue_ml": 2.0, "protrusion_mm": 8.0},
+    "lips": {"tissue_ml": 2.0, "protrusion_mm": 8.0},
+    "eyes": {"tissue_ml": 2.0, "protrusion_mm": 8.0},
+    "chin": {"tissue_ml": 3.0, "protrusion_mm": 8.0},
 }
 
 
@@ -101,7 +107,9 @@ def _face_grid(reference, front: np.ndarray, up: np.ndarray):
     kji = np.argwhere(array[::step, ::step, ::step] > BODY_HU) * step
     if len(kji) == 0:
         kji = np.array([[0, 0, 0], [s - 1 for s in array.shape]])
-    points = np.array([reference.TransformIndexToPhysicalPoint([int(v) for v in p[::-1]]) for p in kji[:: max(1, len(kji) // 20000)]])
+    points = np.array(
+        [reference.TransformIndexToPhysicalPoint([int(v) for v in p[::-1]]) for p in kji[:: max(1, len(kji) // 20000)]]
+    )
     local = points @ axes  # coordinates along the grid axes
     lo, hi = local.min(0) - 12.0, local.max(0) + 12.0
     size = [int(np.ceil((h - lo_) / spacing)) + 1 for lo_, h in zip(lo, hi)]
@@ -158,7 +166,7 @@ def _counts(volume: np.ndarray, bone: np.ndarray, first: np.ndarray, envelope: n
     (where interpolation mixes bone with the air of the fill into soft-tissue values)."""
     from scipy import ndimage
 
-    tissue = (volume > BODY_HU) & (volume <= BONE_HU)
+    tissue = (volume > BODY_HU) & (volume <= SOFT_MAX_HU)
     tissue &= ~ndimage.binary_dilation(bone, structure=np.ones((3, 3, 3), bool))
     if excluded is not None:
         tissue &= ~excluded
@@ -228,7 +236,9 @@ def residual_face(defaced, original=None, *, frame=None) -> dict[str, Any]:
         return result
     result["anchor"] = {
         "method": "front teeth",
-        "lps": [round(float(v), 2) for v in origin + axes @ (np.array([anchor["x"], anchor["y"], anchor["z"]]) * spacing)],
+        "lps": [
+            round(float(v), 2) for v in origin + axes @ (np.array([anchor["x"], anchor["y"], anchor["z"]]) * spacing)
+        ],
     }
     skeleton = before if before is not None else volume  # the bone is the same in both; the original's is whole
     bone = skeleton > BONE_HU
