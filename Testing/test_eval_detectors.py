@@ -135,3 +135,14 @@ def test_phantom_renders_undefaced_and_defaced_with_ground_truth():
             text = "nothing" if best is None else f"p={best.probability:.3f} landmarks={list(best.located())}"
             print(f"phantom {label:9s} {name:15s} {text}")
     assert results["undefaced"], "no detector found the undefaced phantom's face"
+
+
+def test_draw_findings_marks_boxes_and_landmarks_without_touching_the_picture():
+    pytest.importorskip("cv2")
+    picture = np.zeros((100, 120, 3), np.uint8)
+    finding = FaceFinding("mtcnn", 0.9, (10.0, 20.0, 60.0, 80.0), {"nose_tip": (35.0, 50.0)})
+    drawn = detectors.draw_findings(picture, [finding])
+    assert not picture.any()  # the input is not drawn on
+    assert tuple(drawn[50, 35]) == detectors.COLOURS["mtcnn"]  # the landmark
+    assert tuple(drawn[50, 10]) == detectors.COLOURS["mtcnn"]  # the box's left edge
+    assert not drawn[95, 115].any()  # far from both: untouched

@@ -339,3 +339,30 @@ def best_per_detector(findings: Sequence[FaceFinding]) -> dict[str, FaceFinding]
         if finding.detector not in best or finding.probability > best[finding.detector].probability:
             best[finding.detector] = finding
     return best
+
+
+#: Drawing colours per detector (RGB).
+COLOURS = {
+    "mtcnn": (255, 64, 64),
+    "mediapipe": (64, 160, 255),
+    "mediapipe-mesh": (64, 255, 128),
+    "dlib-hog": (255, 200, 0),
+}
+
+
+def draw_findings(rgb, findings: Sequence[FaceFinding]):
+    """A copy of the picture with each finding's box, landmarks and detector/score drawn (for reports and the
+    module's view), one colour per detector."""
+    import cv2
+
+    canvas = as_rgb(rgb).copy()
+    for finding in findings:
+        colour = COLOURS.get(finding.detector, (255, 255, 255))
+        if finding.box is not None:
+            x0, y0, x1, y1 = (int(round(v)) for v in finding.box)
+            cv2.rectangle(canvas, (x0, y0), (x1, y1), colour, 2)
+            label = f"{finding.detector} {finding.probability:.2f}"
+            cv2.putText(canvas, label, (x0, max(12, y0 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1, cv2.LINE_AA)
+        for x, y in finding.landmarks.values():
+            cv2.circle(canvas, (int(round(x)), int(round(y))), 3, colour, -1)
+    return canvas

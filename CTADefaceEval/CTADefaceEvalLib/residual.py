@@ -159,15 +159,21 @@ def _envelope(first: np.ndarray, spacing: float) -> np.ndarray:
     return ndimage.minimum_filter(np.where(np.isfinite(first), first, big), footprint=footprint, mode="nearest")
 
 
-def _counts(volume: np.ndarray, bone: np.ndarray, first: np.ndarray, envelope: np.ndarray, spacing: float, excluded):
-    """Per ray (z, x): soft-tissue voxels in front of the ray's own first bone and of envelope + allowance.
-
-    Not counted: bone marrow and anything else behind the ray's first bone, and the one-voxel shell around bone
-    (where interpolation mixes bone with the air of the fill into soft-tissue values)."""
+def _near_bone(bone: np.ndarray) -> np.ndarray:
+    """Bone grown by one voxel: the shell where interpolation mixes bone with the air of the fill into soft-tissue
+    values (a separable maximum filter: several times faster than binary_dilation)."""
     from scipy import ndimage
 
-    tissue = (volume > BODY_HU) & (volume <= SOFT_MAX_HU)
-    tissue &= ~ndimage.binary_dilation(bone, structure=np.ones((3, 3, 3), bool))
+    return ndimage.maximum_filter(bone.view(np.uint8), size=3) > 0
+
+
+def _counts(
+    volume: np.ndarray, near_bone: np.ndarray, first: np.ndarray, envelope: np.ndarray, spacing: float, excluded
+):
+    """Per ray (z, x): soft-tissue voxels in front of the ray's own first bone and of envelope + allowance.
+
+    Not counted: bone marrow and anything else behind the ray's first bone, and the one-voxel shell around bone."""
+    tissue = (volume > BODY_HU) & (volume <= SOFT_MAX_HU) & ~near_bone
     if excluded is not None:
         tissue &= ~excluded
     limit = np.minimum(envelope + ALLOWANCE_MM / spacing, first)  # (z, x)
@@ -248,9 +254,10 @@ def residual_face(defaced, original=None, *, frame=None) -> dict[str, Any]:
     if original is not None:
         diff = sitk.NotEqual(sitk.Cast(defaced, sitk.sitkFloat32), sitk.Cast(original, sitk.sitkFloat32))
         changed = _resample(sitk.Cast(diff, sitk.sitkFloat32), *grid, default=0.0) > 0.5
-    counts = _counts(volume, bone, first, envelope, spacing, changed)
+    near_bone = _near_bone(bone)
+    counts = _counts(volume, near_bone, first, envelope, spacing, changed)
     columns = _region_columns(counts.shape, anchor, spacing)
-    original_counts = _counts(before, bone, first, envelope, spacing, None) if before is not None else None
+    original_counts = _counts(before, near_bone, first, envelope, spacing, None) if before is not None else None
     for name in REGIONS:
         entry: dict[str, Any] = _measure(counts, columns[name], spacing)
         limits = THRESHOLDS[name]
