@@ -232,6 +232,9 @@ def residual_face(defaced, original=None, *, frame=None) -> dict[str, Any]:
             "spacing_mm": spacing,
         }
     }
+    confidence = frame.get("confidence") if isinstance(frame, dict) else getattr(frame, "confidence", None)
+    if confidence is not None:
+        result["frame"]["confidence"] = round(float(confidence), 3)
     if note:
         result["frame"]["note"] = note
     before = _resample(original, *grid, default=-1024.0) if original is not None else None
