@@ -140,6 +140,7 @@ def test_pip_plan_installs_nnunet_without_its_dependencies_and_the_rest_constrai
     ]
 
 
+@pytest.mark.slow  # a fresh venv and a real pip resolution: over 10 s
 def test_run_install_failure_is_one_sentence_and_leaves_no_constraints_file(tmp_path):
     """Real pip in a real venv: an unsatisfiable requirement fails; the constraints file is removed."""
     venv = tmp_path / "venv"
