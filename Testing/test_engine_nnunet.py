@@ -57,6 +57,7 @@ def test_unseen_phantoms_reach_the_dice_floor(engine):
     assert min(scores) >= 0.75
 
 
+@pytest.mark.slow  # two nnU-Net runs (15 s); the quick tier keeps one (test_deface_removes_face_and_keeps_...)
 def test_lps_and_ras_copies_give_the_same_mask(engine):
     spec = PhantomSpec.random(7010, size="small")
     lps = make_phantom(dataclasses.replace(spec, orientation="LPS"))
