@@ -117,7 +117,7 @@ def test_the_checker_sees_what_it_looks_for():
 # the settings know no engine, the engines know no pipeline, the pipeline knows no front door.
 LAYERS = (
     ("base", ("CTADefaceLib", "errors", "records", "hashing")),  # "CTADefaceLib": the package itself (__version__)
-    ("foundation", ("settings", "fill", "mask", "io", "models", "synthetic")),
+    ("foundation", ("settings", "fill", "mask", "io", "models", "synthetic", "deid")),
     ("engines", ("engines",)),
     ("pipeline", ("pipeline", "groundtruth")),
     ("front doors", ("commands", "cli", "launcher", "slicer")),
