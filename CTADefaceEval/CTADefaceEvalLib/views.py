@@ -137,6 +137,58 @@ def prepare_volume(image, voxel_mm: float | None = VOXEL_MM):
     return volume, points
 
 
+def remove_objects_behind(volume, frame: FaceFrame, *, behind_mm: float = 30.0):
+    """Set to air what is not the body and lies well behind its centre along the face's front: the table and
+    the head holder, which otherwise frame the face in every view. A holder often touches the head, so the
+    body is found after an opening (on a ~3 mm grid, one voxel: shells up to about 6 mm thick, as a cradle is,
+    come loose) and regrown by 9 mm into the original mask; what is left over and whose centre lies more
+    than `behind_mm` behind the body's centre is cleared (with a 2-voxel margin for partial-volume edges).
+    Everything in front stays (glasses, a tube, or tissue that a defacing mask left as an island: a check
+    must see it), and so do the ears. Works on a copy; returns it and the number of voxels cleared."""
+    import numpy as np
+    import SimpleITK as sitk
+    from scipy import ndimage
+
+    from CTADefaceLib.mask import largest_component
+
+    array = sitk.GetArrayFromImage(volume)
+    spacing = np.array(volume.GetSpacing(), float)
+    step = np.maximum(1, np.round(3.0 / spacing)).astype(int)  # x, y, z
+    mask = array > BODY_HU
+    coarse = mask[:: step[2], :: step[1], :: step[0]]
+    core = largest_component(ndimage.binary_opening(coarse))
+    if not core.any():
+        return volume, 0
+    keep = ndimage.binary_dilation(core, iterations=3) & coarse
+    residue, count = ndimage.label(coarse & ~keep)
+    if count == 0:
+        return volume, 0
+
+    def depth(index_zyx) -> np.ndarray:  # coarse (z, y, x) indices -> mm along the face's front
+        idx = np.asarray(index_zyx, float).reshape(-1, 3)[:, ::-1] * step
+        lps = np.array([volume.TransformContinuousIndexToPhysicalPoint([float(v) for v in i]) for i in idx])
+        return lps @ np.asarray(frame.front_lps)
+
+    body_depth = depth(ndimage.center_of_mass(core))[0]
+    centres = ndimage.center_of_mass(np.ones_like(residue, dtype=np.uint8), residue, range(1, count + 1))
+    far = [i + 1 for i, d in enumerate(depth(centres)) if d < body_depth - behind_mm]
+    if not far:
+        return volume, 0
+    clear = np.isin(residue, far)
+    # back to the full grid: each coarse voxel covers `step` voxels per axis
+    full = np.zeros_like(mask)
+    up = clear.repeat(step[2], 0).repeat(step[1], 1).repeat(step[0], 2)
+    full[: up.shape[0], : up.shape[1], : up.shape[2]] = up[: full.shape[0], : full.shape[1], : full.shape[2]]
+    keep_full = np.zeros_like(mask)
+    kup = keep.repeat(step[2], 0).repeat(step[1], 1).repeat(step[0], 2)
+    keep_full[: kup.shape[0], : kup.shape[1], : kup.shape[2]] = kup[: mask.shape[0], : mask.shape[1], : mask.shape[2]]
+    full = ndimage.binary_dilation(full, iterations=max(2, int(step.max()))) & ~(keep_full & mask)
+    array[full] = -1024.0
+    out = sitk.GetImageFromArray(array)
+    out.CopyInformation(volume)
+    return out, int(full.sum())
+
+
 class VolumeScene:
     """One offscreen VTK pipeline for one image; `render` changes only the camera and the volume property."""
 
@@ -246,9 +298,11 @@ def render_views(
     voxel_mm: float | None = VOXEL_MM,
     sample_distance: float | None = None,
     timings: dict | None = None,
+    remove_table: bool = True,
 ) -> list:
     """Render every (name, yaw, pitch) in `views` with every preset, around `frame` (estimated from the CT when
-    None). Returns View objects in the order views x presets. `timings`, when given, receives seconds per stage."""
+    None). Returns View objects in the order views x presets. `timings`, when given, receives seconds per stage.
+    `remove_table` clears the objects behind the head (remove_objects_behind) before rendering."""
     import time
 
     for preset in presets:
@@ -261,6 +315,10 @@ def render_views(
     if frame is None:
         frame = estimate_face_frame(volume)
     stages["pose_s"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    if remove_table:
+        volume, _ = remove_objects_behind(volume, frame)
+    stages["table_s"] = time.perf_counter() - clock
     clock = time.perf_counter()
     scene = VolumeScene(volume, points, size=size, sample_distance=sample_distance)
     focal, distance = scene.framing(frame)
