@@ -12,7 +12,9 @@ finds the face's own frame by a rigid-plus-scale registration of the CT to an up
   calibration or on contrast: 1 inside the body (largest connected component above -300 HU, so the
   table, the head holder and loose devices drop out), 2 in bone (above 250 HU), smoothed by 4 mm.
 - A Similarity3D transform (rotation, translation, one scale for head size) is fitted by mean squares,
-  coarse to fine, from three starting pitches (the angle heads most often deviate in); the best fit wins.
+  coarse to fine, from the upright start; when that fit is not clearly good (feature correlation below
+  GOOD_FIT), also from 15 degrees chin-down and chin-up (the angle heads most often deviate in), and the best
+  fit wins. On the project's phantoms one start converges from 20 degrees about all three axes at once.
 - The face's front in the CT is the reference's anterior direction carried back through the fitted
   rotation; likewise up; the origin is the reference's point between the nasion and the nose tip.
 - Confidence is the correlation of the two feature images after the fit (1 = identical), lowered when the
@@ -29,6 +31,7 @@ FEATURE_MM = 4.0  # grid of the registration: faces need the pose to a few degre
 BODY_HU = -300.0
 BONE_HU = 250.0
 START_PITCHES_DEG = (0.0, -15.0, 15.0)
+GOOD_FIT = 0.9  # feature correlation above which the first start is trusted and the others are skipped
 REFERENCE_SEED = 0
 
 
@@ -143,6 +146,27 @@ def _as_similarity(transform):
         return sitk.Similarity3DTransform(sitk.CompositeTransform(transform).GetNthTransform(0))
 
 
+def _axes(similarity):
+    """(front, up) of the CT: the reference's anterior (-y) and superior (+z) carried back through the fitted
+    rotation (fixed CT -> moving reference maps a CT direction d to R d, so the CT's is R^T times the
+    reference's), orthonormalised."""
+    import numpy as np
+
+    matrix = np.array(similarity.GetMatrix()).reshape(3, 3)
+    rotation = matrix / np.cbrt(np.linalg.det(matrix))
+    front = rotation.T @ np.array([0.0, -1.0, 0.0])
+    up = rotation.T @ np.array([0.0, 0.0, 1.0])
+    up = up - front * float(front @ up) / float(front @ front)
+    return front / np.linalg.norm(front), up / np.linalg.norm(up)
+
+
+def _angle(a, b) -> float:
+    import numpy as np
+
+    cosine = float(np.dot(a, b) / np.linalg.norm(a) / np.linalg.norm(b))
+    return math.degrees(math.acos(max(-1.0, min(1.0, cosine))))
+
+
 def _correlation(fixed, moving, transform) -> float:
     import numpy as np
     import SimpleITK as sitk
@@ -169,37 +193,29 @@ def estimate_face_frame(image) -> FaceFrame:
     ref_array = sitk.GetArrayViewFromImage(moving)
     moving_centre = np.array(_centroid(moving, ref_array > 1.2))
 
-    fits = []
-    for pitch in START_PITCHES_DEG:
+    def fit(pitch: float):
         start = sitk.Similarity3DTransform()
         start.SetCenter(tuple(fixed_centre))
         start.SetTranslation(tuple(moving_centre - fixed_centre))
         # fixed -> moving: a head pitched chin-down by `pitch` maps back upright by the opposite rotation
         start.SetRotation((1.0, 0.0, 0.0), math.radians(-pitch))
         transform, metric = _register(fixed, moving, start)
-        fits.append((metric, pitch, transform))
+        similarity = _as_similarity(transform)
+        return metric, similarity, _correlation(fixed, moving, similarity)
+
+    fits = [fit(START_PITCHES_DEG[0])]
+    if fits[0][2] < GOOD_FIT:  # not an obvious match: try the other starting pitches, keep the best
+        fits += [fit(pitch) for pitch in START_PITCHES_DEG[1:]]
     fits.sort(key=lambda f: f[0])
-    best = fits[0][2]
-    similarity = _as_similarity(best)
-    matrix = np.array(similarity.GetMatrix()).reshape(3, 3)
-    rotation = matrix / np.cbrt(np.linalg.det(matrix))
-    # fixed (CT) -> moving (reference): R maps a CT direction to a reference direction; back is R^T.
-    front = rotation.T @ np.array([0.0, -1.0, 0.0])
-    up = rotation.T @ np.array([0.0, 0.0, 1.0])
-    up = up - front * float(front @ up)
-    front, up = front / np.linalg.norm(front), up / np.linalg.norm(up)
+    _, similarity, confidence = fits[0]
+    front, up = _axes(similarity)
     nose = (np.array(landmarks["nasion"]) + np.array(landmarks["nose_tip"])) / 2
     origin = np.array(similarity.GetInverse().TransformPoint(tuple(float(v) for v in nose)))
 
-    confidence = max(0.0, _correlation(fixed, moving, similarity))
+    confidence = max(0.0, confidence)
     # Starting pitches that end far apart with similar metrics: the fit is ambiguous.
-    fronts = []
-    for metric, _, transform in fits:
-        m = np.array(_as_similarity(transform).GetMatrix()).reshape(3, 3)
-        fronts.append((metric, m.T @ np.array([0.0, -1.0, 0.0]) / np.cbrt(np.linalg.det(m))))
-    for metric, other in fronts[1:]:
-        angle = math.degrees(math.acos(float(np.clip(other @ front / np.linalg.norm(other), -1, 1))))
-        if angle > 10 and metric < fits[0][0] * 1.1 + 1e-9:
+    for metric, other, _ in fits[1:]:
+        if _angle(_axes(other)[0], front) > 10 and metric < fits[0][0] * 1.1 + 1e-9:
             confidence *= 0.5
             break
     return FaceFrame(
