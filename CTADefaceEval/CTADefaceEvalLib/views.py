@@ -58,6 +58,7 @@ DEFAULT_VIEWS: tuple = (
 )
 
 VOXEL_MM = 1.0  # resampled grid of the rendered volume
+NEAR_MM = 40.0  # objects this close to the body stay in the rendered volume
 # The head in the face frame, mm from the frame's origin (about at the nose): what the camera frames.
 HEAD_UP_MM = (-130.0, 150.0)
 HEAD_SIDE_MM = 120.0
@@ -70,6 +71,23 @@ class View:
     yaw_deg: float  # relative to the face frame's front
     pitch_deg: float
     rgb: Any  # numpy.ndarray, H x W x 3 uint8
+    camera: tuple = ()  # (position, focal point, view-up) in LPS mm and the vertical view angle in degrees
+
+    def project(self, points_lps):
+        """Pixel (column, row) of LPS points in this picture (row 0 at the top), for drawing landmarks."""
+        import numpy as np
+
+        position, focal, view_up, view_angle = (np.asarray(v, float) for v in self.camera)
+        direction = (focal - position) / np.linalg.norm(focal - position)
+        up = view_up / np.linalg.norm(view_up)
+        right = np.cross(direction, up)
+        v = np.asarray(points_lps, float).reshape(-1, 3) - position
+        depth = v @ direction
+        height, width = self.rgb.shape[:2]
+        scale = (height / 2.0) / np.tan(np.radians(view_angle) / 2.0)
+        column = width / 2.0 + scale * (v @ right) / depth - 0.5
+        row = height / 2.0 - scale * (v @ up) / depth - 0.5
+        return np.stack([column, row], axis=1)
 
 
 def _property(vtk, preset: dict):
@@ -96,7 +114,7 @@ def _property(vtk, preset: dict):
 
 
 def prepare_volume(image, voxel_mm: float | None = VOXEL_MM):
-    """The image in canonical LPS, cropped to the body's bounding box (+10 mm) and, when `voxel_mm` is given,
+    """The image in canonical LPS, cropped to the body and what lies within NEAR_MM of it (+10 mm) and, when `voxel_mm` is given,
     resampled to that isotropic spacing (never finer than the image). Returns (volume, body_points_lps)."""
     import numpy as np
     import SimpleITK as sitk
@@ -118,8 +136,16 @@ def prepare_volume(image, voxel_mm: float | None = VOXEL_MM):
     points = np.array(
         [canonical.TransformIndexToPhysicalPoint([int(v) for v in p]) for p in index[:: max(1, len(index) // 20000)]]
     )
-    lo_i = np.maximum(index.min(axis=0) - np.ceil(10.0 / spacing), 0)
-    hi_i = np.minimum(index.max(axis=0) + step + np.ceil(10.0 / spacing), np.array(canonical.GetSize()) - 1)
+    # Crop: the body, plus anything else above BODY_HU within NEAR_MM of it (tissue a defacing mask left as an
+    # island in front of the face must stay in the picture; the table beyond is not needed), plus 10 mm.
+    near = np.ceil(NEAR_MM / spacing / step).astype(int)  # coarse voxels, x y z
+    lo_c = np.maximum(np.array([xx.min(), yy.min(), zz.min()]) - near, 0)
+    hi_c = np.array([xx.max(), yy.max(), zz.max()]) + near + 1
+    region = coarse[lo_c[2] : hi_c[2], lo_c[1] : hi_c[1], lo_c[0] : hi_c[0]] > BODY_HU
+    rz, ry, rx = np.nonzero(region)
+    extent = np.stack([rx, ry, rz], axis=1) + lo_c
+    lo_i = np.maximum(extent.min(axis=0) * step - np.ceil(10.0 / spacing), 0)
+    hi_i = np.minimum(extent.max(axis=0) * step + step + np.ceil(10.0 / spacing), np.array(canonical.GetSize()) - 1)
     lo = np.array(canonical.TransformContinuousIndexToPhysicalPoint([float(v) for v in lo_i]))
     new_spacing = spacing if voxel_mm is None else np.maximum(spacing, float(voxel_mm))
     size = [int(np.floor((hi_i[a] - lo_i[a]) * spacing[a] / new_spacing[a])) + 1 for a in range(3)]
@@ -206,6 +232,7 @@ class VolumeScene:
 
         vtk = self._vtk = _vtk()
         self.volume_image = volume
+        self.camera: tuple = ()  # of the last picture (see View.camera)
         self.body_points = body_points
         step = float(min(volume.GetSpacing())) / 2 if sample_distance is None else float(sample_distance)
         if mapper == "cpu":
@@ -282,6 +309,7 @@ class VolumeScene:
         camera.OrthogonalizeViewUp()
         self.renderer.ResetCameraClippingRange()
         self.window.Render()
+        self.camera = (camera.GetPosition(), camera.GetFocalPoint(), camera.GetViewUp(), camera.GetViewAngle())
         return _grab(self.window, self._vtk)
 
     def close(self) -> None:
@@ -330,7 +358,7 @@ def render_views(
                 clock = time.perf_counter()
                 rgb = scene.render(frame, yaw, pitch, preset=preset, focal=focal, distance=distance)
                 stages[f"{name}/{preset}_s"] = time.perf_counter() - clock
-                out.append(View(name, preset, float(yaw), float(pitch), rgb))
+                out.append(View(name, preset, float(yaw), float(pitch), rgb, scene.camera))
     finally:
         scene.close()
     if timings is not None:
