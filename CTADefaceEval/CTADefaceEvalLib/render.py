@@ -112,29 +112,6 @@ def _image_data(canonical, vtk):
     return data
 
 
-def _volume_property(vtk):
-    prop = vtk.vtkVolumeProperty()
-    opacity = vtk.vtkPiecewiseFunction()
-    for x, y in CT_MUSCLE["scalar_opacity"]:
-        opacity.AddPoint(x, y)
-    color = vtk.vtkColorTransferFunction()
-    for x, r, g, b in CT_MUSCLE["color"]:
-        color.AddRGBPoint(x, r, g, b)
-    gradient = vtk.vtkPiecewiseFunction()
-    for x, y in CT_MUSCLE["gradient_opacity"]:
-        gradient.AddPoint(x, y)
-    prop.SetScalarOpacity(opacity)
-    prop.SetColor(color)
-    prop.SetGradientOpacity(gradient)
-    prop.ShadeOn()
-    prop.SetAmbient(CT_MUSCLE["ambient"])
-    prop.SetDiffuse(CT_MUSCLE["diffuse"])
-    prop.SetSpecular(CT_MUSCLE["specular"])
-    prop.SetSpecularPower(CT_MUSCLE["specular_power"])
-    prop.SetInterpolationTypeToLinear()
-    return prop
-
-
 def render_volume(
     image,
     *,
@@ -144,55 +121,35 @@ def render_volume(
     fill: float = 0.92,
     background=(0.0, 0.0, 0.0),
 ) -> list:
-    """Render `image` (SimpleITK CT in HU, any orientation) once per (yaw, pitch) in `angles`.
+    """Render `image` (SimpleITK CT in HU, any orientation) once per (yaw, pitch) in `angles`, CT-Muscle.
 
+    The paper's setup: the camera is fixed to the image axes (not to the face: views.render_views is the
+    pose-aware check) and the volume is rendered at its own resolution by VTK's OpenGL ray caster.
     (0, 0) is the anterior view; yaw turns the camera about the superior axis (positive = towards
     the patient's left), pitch tilts it up (positive = from above). The body's bounding box is
     centred and its larger frontal extent fills `fill` of the frame. Returns RGB uint8 arrays (size x size x 3).
+    One pipeline serves every angle (views.VolumeScene).
     """
     import numpy as np
 
     from CTADefaceLib.io.volume import to_canonical
 
-    vtk = _vtk()
+    from .pose import image_axes_frame
+    from .views import VolumeScene
+
     canonical = to_canonical(image)
     xmin, xmax, ymin, ymax, zmin, zmax = body_bounds_lps(canonical)
-    centre = np.array([(xmin + xmax) / 2, (ymin + ymax) / 2, (zmin + zmax) / 2])
-    half_extent = max(xmax - xmin, zmax - zmin, ymax - ymin) / 2.0 / fill
-    # Distance at which `half_extent` fills half the view, plus half the depth so the near side fits too.
-    distance = half_extent / np.tan(np.radians(view_angle / 2)) + (ymax - ymin) / 2
-
-    mapper = vtk.vtkGPUVolumeRayCastMapper()
-    mapper.SetInputData(_image_data(canonical, vtk))
-    mapper.SetAutoAdjustSampleDistances(False)  # the same picture every time, however slow the machine
-    mapper.SetSampleDistance(float(min(canonical.GetSpacing())) / 2)
-    volume = vtk.vtkVolume()
-    volume.SetMapper(mapper)
-    volume.SetProperty(_volume_property(vtk))
-
-    renderer = vtk.vtkRenderer()
-    renderer.SetBackground(*background)
-    renderer.AddVolume(volume)
-    window = vtk.vtkRenderWindow()
-    window.SetOffScreenRendering(1)
-    window.SetSize(size, size)
-    window.AddRenderer(renderer)
-
-    pictures = []
-    for yaw, pitch in angles:
-        camera = renderer.GetActiveCamera()
-        camera.SetFocalPoint(*centre)
-        camera.SetPosition(*(centre + np.array([0.0, -distance, 0.0])))  # anterior is -y in LPS
-        camera.SetViewUp(0.0, 0.0, 1.0)  # superior is +z in LPS
-        camera.SetViewAngle(view_angle)
-        camera.Azimuth(yaw)  # right-handed about view-up (+z): positive moves the camera towards +x = patient's left
-        camera.Elevation(pitch)
-        camera.OrthogonalizeViewUp()
-        renderer.ResetCameraClippingRange()
-        window.Render()
-        pictures.append(_grab(window, vtk))
-    window.Finalize()
-    return pictures
+    corners = np.array([[x, y, z] for x in (xmin, xmax) for y in (ymin, ymax) for z in (zmin, zmax)])
+    frame = image_axes_frame(corners.mean(axis=0))
+    scene = VolumeScene(canonical, corners, size=size, mapper="gpu", background=background)
+    try:
+        focal, distance = scene.framing(frame, view_angle=view_angle, fill=fill, head_only=False)
+        return [
+            scene.render(frame, yaw, pitch, view_angle=view_angle, focal=focal, distance=distance)
+            for yaw, pitch in angles
+        ]
+    finally:
+        scene.close()
 
 
 def _grab(window, vtk):
