@@ -21,7 +21,8 @@ FACE = {"left_eye": (60, 40), "right_eye": (30, 40), "nose": (45, 55), "mouth_le
 
 def case(mask, probability=0.0, nose=0.0, lips=0.0, pose="upright", verifiable=True, landmarks=None):
     findings = {"front/skin": [FaceFinding("mtcnn", probability, [0, 0, 9, 9], landmarks or {})] if probability else []}
-    residual = {"nose": {"protrusion_mm": nose}, "lips": {"protrusion_mm": lips}}
+    residual = {"nose": {"protrusion_mm": nose, "original_protrusion_mm": 30.0}, "lips": {"protrusion_mm": lips}}
+    residual["frame"] = {"spacing_mm": 1.0}  # context in residual_face's result, not a region
     return calibrate.CaseMeasure(1, pose, mask, findings, residual, verifiable)
 
 
@@ -38,6 +39,7 @@ def test_thresholds_sit_between_full_and_partial_masks_with_a_margin():
     assert thresholds["landmarks"]["mtcnn"] == pytest.approx(0.65)
     assert thresholds["residual"]["nose"]["protrusion_mm"] == pytest.approx((2.0 + 9.0) / 2)
     assert thresholds["residual"]["lips"]["protrusion_mm"] == pytest.approx((1.5 + 5.5) / 2)
+    assert set(thresholds["residual"]) == {"nose", "lips"} and set(thresholds["residual"]["nose"]) == {"protrusion_mm"}
     rows = calibrate.table(cases, thresholds)
     assert [r["pose"] for r in rows] == ["upright", "tilted", "all"]
     assert rows[-1] == {
@@ -121,7 +123,7 @@ def test_check_with_calibrated_thresholds_gives_the_known_answers(calibrated):
     holder pose (15 degrees chin down, 8 degrees roll) is REVIEW."""
     import dataclasses
 
-    from CTADefaceLib.synthetic.partial_masks import partial_masks
+    from CTADefaceLib.synthetic.partial_masks import partial_mask_images
 
     from CTADefaceEvalLib.verdict import check_case, estimate_face_frame
     from CTADefaceLib.fill import apply_mask, fill_value
@@ -134,7 +136,7 @@ def test_check_with_calibrated_thresholds_gives_the_known_answers(calibrated):
     value = fill_value(phantom.image, "p10")
     undefaced = check_case(phantom.image, phantom.image, thresholds=thresholds, frame=frame, size=RENDER)
     assert undefaced.verdict == "REVIEW" and undefaced.verifiable, undefaced.reasons
-    for name, mask in partial_masks(phantom).items():
+    for name, mask in partial_mask_images(phantom).items():
         result = check_case(
             apply_mask(phantom.image, mask, value), phantom.image, thresholds=thresholds, frame=frame, size=RENDER
         )

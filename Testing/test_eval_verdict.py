@@ -3,7 +3,6 @@ REVIEW "cannot verify", never PASS)."""
 
 import json
 
-import numpy as np
 import pytest
 
 pytest.importorskip("vtk")
@@ -62,6 +61,10 @@ def test_residual_reasons_name_the_region_the_measure_and_the_limit():
     reasons = verdict.residual_reasons(residual, THRESHOLDS)
     assert reasons == ["region nose: soft tissue left, protrusion_mm = 7.2 mm (limit 5.0 mm)"]
     assert verdict.residual_reasons({}, THRESHOLDS) == []
+    unplaced = {"nose": None, "lips": None, "anchor": {"method": "none", "reason": "no front teeth found"}}
+    assert verdict.residual_reasons(unplaced, THRESHOLDS) == [
+        "residual tissue cannot be measured: no front teeth found"
+    ]
 
 
 def test_thresholds_file_errors_are_one_sentence(tmp_path):
@@ -110,4 +113,93 @@ def test_without_the_original_the_result_says_it_is_not_verified():
     block = make_ct(size=(80, 80, 80), spacing=(2.5, 2.5, 2.5), body="ellipsoid")  # a skull-like ball
     result = verdict.check_case(block, thresholds=THRESHOLDS, size=160)
     assert not result.verifiable and any("not verified" in n for n in result.notes)
-    assert result.residual is not None and np.all([isinstance(r, dict) for r in result.residual.values()])
+    # no teeth in a ball: the residual regions cannot be placed, and that is said, as a reason for review
+    assert result.residual["nose"] is None and result.verdict == "REVIEW"
+    assert result.reasons[-1].startswith("residual tissue cannot be measured")
+
+
+def _cli(*args, timeout=900):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "CTADefaceLib.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=timeout,
+    )
+
+
+@pytest.mark.slow  # a CLI start that imports torch
+def test_eval_check_refuses_a_missing_thresholds_file_in_one_sentence(tmp_path):
+    done = _cli("eval", "check", tmp_path / "x.nii.gz", "--thresholds", tmp_path / "none.json")
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "none.json does not exist" in done.stderr
+
+
+@pytest.mark.slow
+def test_eval_check_prints_the_reasons_per_case_and_draws_the_views(tmp_path):
+    import SimpleITK as sitk
+
+    from builders import make_ct
+
+    ball = tmp_path / "ball.nii.gz"
+    sitk.WriteImage(make_ct(size=(80, 80, 80), spacing=(2.5, 2.5, 2.5)), str(ball))
+    thresholds = tmp_path / "t.json"
+    thresholds.write_text(json.dumps(THRESHOLDS))
+    done = _cli(
+        "eval",
+        "check",
+        ball,
+        "--original",
+        ball,
+        "--thresholds",
+        thresholds,
+        "--size",
+        128,
+        "--figure",
+        tmp_path / "f.png",
+    )
+    assert done.returncode == 3, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"REVIEW {ball}"
+    assert lines[1].strip() == "- cannot verify: no face found in the original's views"
+    assert (tmp_path / "f.png").stat().st_size > 5000
+    mismatch = _cli("eval", "check", ball, ball, "--original", ball)
+    assert mismatch.returncode != 0 and "one image per IMAGE" in mismatch.stderr and "Traceback" not in mismatch.stderr
+
+
+@pytest.mark.slow
+def test_batch_script_report_carries_the_check(tmp_path):
+    """deface_batch.py --check (inside slicer-core): each defaced case's report line is followed by its verdict and
+    reasons, and the summary counts the cases to REVIEW."""
+    pytest.importorskip("slicer")
+    import os
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path.insert(0, os.path.join(repo, "Testing"))
+    from test_batch_script_safety import RUN_AS_SLICER, SAMPLE, SCRIPT
+
+    thresholds = tmp_path / "t.json"
+    thresholds.write_text(json.dumps(dict(THRESHOLDS, calibration={"render_size": 128})))
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_AS_SLICER, os.path.join(repo, "Testing"), SCRIPT, "--"]
+        + [SAMPLE, "-o", str(tmp_path / "out"), "--engine", "box", "--check", str(thresholds)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("done"))
+    verdict = lines[at + 1].split()
+    assert verdict[:1] == ["check"] and verdict[1] in ("PASS", "REVIEW"), done.stdout
+    if verdict[1] == "REVIEW":
+        assert lines[at + 2].strip() and "1 to REVIEW" in lines[-1], done.stdout
+    else:
+        assert "REVIEW" not in lines[-1]

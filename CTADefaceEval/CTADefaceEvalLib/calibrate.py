@@ -20,6 +20,8 @@ import datetime
 import logging
 from typing import Any
 
+from .verdict import RESIDUAL_MEASURES
+
 log = logging.getLogger(__name__)
 
 #: (rx, ry, rz) degrees about the patient's L, P and S axes (phantom.rotation). +rx turns the face to the feet.
@@ -76,7 +78,7 @@ def phantom_specs(seeds, poses, size: str = "medium") -> list:
 
 def measure(specs, *, size: int = 256, keep_views: bool = False) -> list[CaseMeasure]:
     """Deface each phantom with each mask and measure the check's parts (one frame per phantom, from the original)."""
-    from CTADefaceLib.synthetic.partial_masks import partial_masks
+    from CTADefaceLib.synthetic.partial_masks import partial_mask_images
 
     from CTADefaceLib.fill import apply_mask, fill_value
     from CTADefaceLib.synthetic.phantom import make_phantom
@@ -90,7 +92,7 @@ def measure(specs, *, size: int = 256, keep_views: bool = False) -> list[CaseMea
         original_views = verdict.render_views(phantom.image, frame=frame, size=size)
         verifiable = any(verdict.find_in_views(original_views).values())
         value = fill_value(phantom.image, "p10")
-        for name, mask in partial_masks(phantom).items():
+        for name, mask in partial_mask_images(phantom).items():
             defaced = apply_mask(phantom.image, mask, value)
             views = verdict.render_views(defaced, frame=frame, size=size)
             cases.append(
@@ -108,8 +110,11 @@ def measure(specs, *, size: int = 256, keep_views: bool = False) -> list[CaseMea
     return cases
 
 
-def _numeric(measures: dict) -> dict:
-    return {k: float(v) for k, v in (measures or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+def _numeric(measures) -> dict:
+    """The calibrated measures of one region (verdict.RESIDUAL_MEASURES) that were measured."""
+    if not isinstance(measures, dict):
+        return {}
+    return {k: float(measures[k]) for k in RESIDUAL_MEASURES if isinstance(measures.get(k), (int, float))}
 
 
 def _max_probability(case: CaseMeasure, detector: str, landmarks: bool) -> float:
@@ -140,7 +145,7 @@ def choose_thresholds(cases: list[CaseMeasure]) -> dict:
         for section, landmarks in (("detectors", False), ("landmarks", True)):
             top = max((_max_probability(c, det, landmarks) for c in full), default=0.0)
             thresholds[section][det] = round(min(1.0, max(DETECTOR_FLOOR, top + DETECTOR_MARGIN)), 4)
-    regions = sorted({r for c in cases for r in (c.residual or {})})
+    regions = sorted({r for c in cases for r, m in (c.residual or {}).items() if _numeric(m)})
     for region in regions:
         keys = sorted({k for c in cases for k in _numeric(c.residual.get(region))})
         limits = {}

@@ -1,5 +1,5 @@
 """One PNG of a check: each case's views side by side, with the detections (boxes) and landmarks drawn, and the
-verdict and its reasons under the row. Used by `ctadeface eval check --figure`, `ctadeface eval calibrate --figure`
+verdict and its reasons above them. Used by `ctadeface eval check --figure`, `ctadeface eval calibrate --figure`
 (the README's figure) and the CTADefaceEval Slicer module."""
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ def rows_from_results(cases) -> list[dict]:
     return [_row(title, r.verdict, r.reasons + r.notes, r.views, r.findings) for title, r in cases]
 
 
-def save_rows(rows: list[dict], path: str, *, tile_inches: float = 1.6, dpi: int = 90) -> str:
-    """Write the grid atomically (a temporary name, then renamed) and return `path`."""
+def save_rows(rows: list[dict], path: str, *, tile_inches: float = 1.6, dpi: int = 90, columns: int = 7) -> str:
+    """Write the grid atomically (a temporary name, then renamed) and return `path`. A case's views wrap after
+    `columns` pictures."""
     import os
 
     import matplotlib
@@ -30,17 +31,20 @@ def save_rows(rows: list[dict], path: str, *, tile_inches: float = 1.6, dpi: int
 
     from .verdict import view_label
 
-    columns = max(len(r["views"]) for r in rows)
+    columns = max(1, min(columns, max(len(r["views"]) for r in rows)))
     text_lines = [min(8, 1 + sum(len(textwrap.wrap(x, 150)) for x in r["reasons"])) for r in rows]
-    heights = []
-    for lines in text_lines:
-        heights += [tile_inches, 0.16 * (lines + 1)]
+    picture_rows = [max(1, -(-len(r["views"]) // columns)) for r in rows]
+    heights, first_line = [], []  # per case: its verdict and reasons, then its pictures
+    for lines, count in zip(text_lines, picture_rows):
+        heights.append(0.16 * (lines + 1))
+        first_line.append(len(heights))
+        heights += [tile_inches] * count
     figure = plt.figure(figsize=(columns * tile_inches, sum(heights) + 0.2))
-    grid = figure.add_gridspec(2 * len(rows), columns, height_ratios=heights, hspace=0.25, wspace=0.03)
+    grid = figure.add_gridspec(len(heights), columns, height_ratios=heights, hspace=0.25, wspace=0.03)
     detector_color: dict = {}
     for i, row in enumerate(rows):
         for j, view in enumerate(row["views"]):
-            ax = figure.add_subplot(grid[2 * i, j])
+            ax = figure.add_subplot(grid[first_line[i] + j // columns, j % columns])
             ax.imshow(view.rgb)
             ax.set_xticks([])
             ax.set_yticks([])
@@ -54,7 +58,7 @@ def save_rows(rows: list[dict], path: str, *, tile_inches: float = 1.6, dpi: int
                     ax.text(x1, y1, f"{f.detector} {f.probability:.2f}", color=color, fontsize=4, va="bottom")
                 for x, y in (f.landmarks or {}).values():
                     ax.plot([x], [y], marker="+", color=color, markersize=3, linewidth=0)
-        text = figure.add_subplot(grid[2 * i + 1, :])
+        text = figure.add_subplot(grid[first_line[i] - 1, :])
         text.axis("off")
         reasons = row["reasons"] or ["no face in any view, no tissue left above the limits"]
         wrapped = [w for r in reasons for w in textwrap.wrap("- " + r, 150)][: text_lines[i] - 1]

@@ -36,6 +36,9 @@ THRESHOLDS_FILE = os.path.join(os.path.dirname(__file__), "data", "check_thresho
 #: MTCNN threshold, and no residual limits (the residual rule is then off, which the reasons say).
 FALLBACK_THRESHOLDS: dict[str, Any] = {"detectors": {}, "landmarks": {}, "residual": {}, "default_detector": 0.9}
 
+#: The residual measures (per region) the thresholds limit; the others in residual_face's result are context.
+RESIDUAL_MEASURES = ("protrusion_mm", "tissue_ml")
+
 #: Landmark names are matched by these words, so that each detector may name its points its own way
 #: (MTCNN: left_eye, right_eye, nose, mouth_left, mouth_right; face meshes: many more).
 EYE, NOSE, MOUTH = "eye", "nose", "mouth"
@@ -174,9 +177,15 @@ def detection_reasons(findings: dict, thresholds: dict) -> list[str]:
 
 
 def residual_reasons(residual: dict | None, thresholds: dict) -> list[str]:
-    """One sentence per region and measure above its calibrated limit."""
+    """One sentence per region and measure above its calibrated limit; one when the regions could not be placed
+    (then nothing shows that the tissue is gone, so that is a reason for review too)."""
     reasons = []
-    for region, limits in sorted(thresholds.get("residual", {}).items()):
+    limited = thresholds.get("residual", {})
+    placed = [residual.get(region) for region in limited if region in residual] if residual else []
+    if placed and all(measures is None for measures in placed):
+        why = (residual.get("anchor") or {}).get("reason", "the face's regions could not be placed")
+        return [f"residual tissue cannot be measured: {why}"]
+    for region, limits in sorted(limited.items()):
         measured = (residual or {}).get(region) or {}
         for key, limit in sorted(limits.items()):
             value = measured.get(key)
