@@ -278,9 +278,9 @@ def tryWithErrorDisplay(message, waitCursor=False):
 slicer.util.tryWithErrorDisplay = tryWithErrorDisplay
 class Layout(Stub):
     def __init__(self):
-        super().__init__(); self.items = []
-    def addWidget(self, widget, row, column):
-        self.items.append((row, column, widget))
+        super().__init__(); self.items, self.spans = [], []
+    def addWidget(self, widget, row, column, *span):
+        self.items.append((row, column, widget)); self.spans.append(span)
     def removeWidget(self, widget):
         self.items = [i for i in self.items if i[2] is not widget]
 class Item:
@@ -317,12 +317,15 @@ seen = []
 def scoreVolumes(original, defaced, folder, size):
     seen.append((original, defaced, size))
     return [dict(name="head", role="original", probability=0.99, box=[1, 2, 3, 4], distance=0.0, png="a.png"),
-            dict(name="head defaced", role="defaced", probability=0.0, box=None, distance=None, png="b.png")]
+            dict(name="head defaced", role="defaced", probability=0.0, box=None, distance=None, png="b.png",
+                 check="REVIEW", reasons=["region nose: soft tissue left"], check_png="b_check.png")]
 widget.logic.scoreVolumes = scoreVolumes
 widget.onRenderAndScore()
 assert not errors, errors
 assert seen == [(ORIGINAL, [DEFACED], 256)], seen  # the original is not scored twice
-assert sorted((r, c) for r, c, _ in layout.items) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+assert sorted((r, c) for r, c, _ in layout.items) == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0)]
+assert layout.spans[-1] == (1, 2)  # the check's views of the defaced volume: one row under both columns
+assert layout.items[-1][2].calls[0][1][0].args == ("b_check.png",)  # its picture is the check's figure
 assert widget._methods() == {{"gt-mask": "/nonexistent/folder"}}
 widget.onRunCompare()
 assert widget._process is not None and ui.cancelCompareButton.enabled and not ui.runCompareButton.enabled
