@@ -141,7 +141,8 @@ class CTADefaceEvalWidget(ModuleWidget):
         self._resultWidgets = []
 
     def _showResults(self, results):
-        """One column per volume: the picture (MTCNN box drawn) over its caption."""
+        """One column per volume: the picture (MTCNN box drawn) over its caption; under them, for each defaced
+        volume, the check's views side by side (detections and landmarks drawn) with its verdict and reasons."""
         self._clearResults()
         layout = self.ui.resultsFrame.layout()
         for column, result in enumerate(results):
@@ -155,6 +156,15 @@ class CTADefaceEvalWidget(ModuleWidget):
             layout.addWidget(picture, 0, column)
             layout.addWidget(text, 1, column)
             self._resultWidgets += [picture, text]
+        row = 2
+        for result in results:
+            if result.get("check_png"):
+                grid = qt.QLabel()
+                grid.setPixmap(qt.QPixmap(result["check_png"]))
+                grid.setToolTip(result["check_png"])
+                layout.addWidget(grid, row, 0, 1, max(1, len(results)))
+                self._resultWidgets.append(grid)
+                row += 1
 
     # ------------------------------------------------------------------ compare cohort
     def onAddMethod(self):

@@ -147,6 +147,9 @@ def test_draw_box_and_caption():
     assert np.array_equal(draw_box(picture, [-5, -5, 100, 100]).shape, picture.shape)  # clipped, no error
     text = caption({"name": "head defaced", "role": "defaced", "probability": 0.0, "box": None, "distance": None})
     assert "no face" in text and "n/a" in text
+    checked = {"name": "d", "role": "defaced", "probability": 0.0, "box": None, "distance": None, "check": "REVIEW"}
+    text = caption(dict(checked, reasons=["region nose: soft tissue left"]))
+    assert text.endswith("check REVIEW\n- region nose: soft tissue left")
 
 
 @pytest.fixture(scope="module")
@@ -198,6 +201,13 @@ def test_score_volumes_original_has_a_face_and_defaced_has_none(heads, tmp_path,
     png = (mpimg.imread(first["png"])[..., :3] * 255).round().astype(np.uint8)
     x1, y1, x2, y2 = (int(round(v)) for v in first["box"])
     assert tuple(png[y1, (x1 + x2) // 2]) == (0, 255, 0)  # the MTCNN box is drawn
+
+    # The re-identification check of the defaced volume against the original: its views side by side in one PNG.
+    assert "check" not in first
+    assert second["check"] in ("PASS", "REVIEW") and (second["check"] == "REVIEW") == bool(second["reasons"])
+    grid = mpimg.imread(second["check_png"])
+    assert grid.shape[1] > 2 * grid.shape[0] / 3  # the views side by side (wider than one view above the text)
+    assert f"check {second['check']}" in caption(second)
 
 
 @pytest.mark.slow  # over 14 s on 2 shared cores
@@ -268,9 +278,9 @@ def tryWithErrorDisplay(message, waitCursor=False):
 slicer.util.tryWithErrorDisplay = tryWithErrorDisplay
 class Layout(Stub):
     def __init__(self):
-        super().__init__(); self.items = []
-    def addWidget(self, widget, row, column):
-        self.items.append((row, column, widget))
+        super().__init__(); self.items, self.spans = [], []
+    def addWidget(self, widget, row, column, *span):
+        self.items.append((row, column, widget)); self.spans.append(span)
     def removeWidget(self, widget):
         self.items = [i for i in self.items if i[2] is not widget]
 class Item:
@@ -307,12 +317,15 @@ seen = []
 def scoreVolumes(original, defaced, folder, size):
     seen.append((original, defaced, size))
     return [dict(name="head", role="original", probability=0.99, box=[1, 2, 3, 4], distance=0.0, png="a.png"),
-            dict(name="head defaced", role="defaced", probability=0.0, box=None, distance=None, png="b.png")]
+            dict(name="head defaced", role="defaced", probability=0.0, box=None, distance=None, png="b.png",
+                 check="REVIEW", reasons=["region nose: soft tissue left"], check_png="b_check.png")]
 widget.logic.scoreVolumes = scoreVolumes
 widget.onRenderAndScore()
 assert not errors, errors
 assert seen == [(ORIGINAL, [DEFACED], 256)], seen  # the original is not scored twice
-assert sorted((r, c) for r, c, _ in layout.items) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+assert sorted((r, c) for r, c, _ in layout.items) == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0)]
+assert layout.spans[-1] == (1, 2)  # the check's views of the defaced volume: one row under both columns
+assert layout.items[-1][2].calls[0][1][0].args == ("b_check.png",)  # its picture is the check's figure
 assert widget._methods() == {{"gt-mask": "/nonexistent/folder"}}
 widget.onRunCompare()
 assert widget._process is not None and ui.cancelCompareButton.enabled and not ui.runCompareButton.enabled

@@ -44,8 +44,9 @@ if TYPE_CHECKING:
     from .engines.base import Engine
     from .records import BatchRecord, Sidecar
 
-#: A re-identification check (commands.reidentification_checker): defaced image -> its verdict for the sidecar.
-Check = Callable[["sitk.Image"], "dict[str, Any]"]
+#: A re-identification check (commands.reidentification_checker): (defaced image, original image) -> its verdict
+#: for the sidecar. The original is passed so that the check can first show it sees a face there.
+Check = Callable[["sitk.Image", "sitk.Image"], "dict[str, Any]"]
 
 log = logging.getLogger(__name__)
 
@@ -223,8 +224,8 @@ def deface_file(
     """Deface one file (or DICOM folder) into outdir; returns the sidecar dict.
 
     `check`: a re-identification check passed in by the command layer (commands.reidentification_checker,
-    from the evaluation plug-in): called with the defaced image, its verdict (PASS/REVIEW) is stored in the
-    sidecar under `reidentification_check`.
+    from the evaluation plug-in): called with the defaced image and the original, its verdict (PASS/REVIEW, with
+    the reasons) is stored in the sidecar under `reidentification_check`.
     `claimed`: the caller (deface_batch) holds the output folder's lock and has already called
     `claim_case` for this input; otherwise this function does both.
     """
@@ -263,7 +264,7 @@ def deface_file(
     extra: dict[str, Any] = {"input": input_info}
     if check is not None:
         started = time.perf_counter()
-        extra["reidentification_check"] = check(result.defaced)
+        extra["reidentification_check"] = check(result.defaced, image)
         result.provenance["timings_s"]["check"] = round(time.perf_counter() - started, 3)
     log.debug("%s: writing the outputs", input_path)
     return write_outputs(result, paths, overwrite=overwrite, protect=protect, extra=extra, started=start)
@@ -475,7 +476,7 @@ def deface_batch(
                 )
                 if "reidentification_check" in sidecar:
                     record["check"] = sidecar["reidentification_check"]["check"]
-                    record["face_probability"] = sidecar["reidentification_check"]["face_probability"]
+                    record["check_reasons"] = sidecar["reidentification_check"].get("reasons", [])
         except KeyboardInterrupt:
             raise BatchInterrupted(
                 describe_interruption(current, plan.get(current) if current is not None else None, outdir, report[:-1])

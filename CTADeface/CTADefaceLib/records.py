@@ -49,4 +49,4 @@ class BatchRecord(_BatchRecordRequired, total=False):
     mask_volume_ml: float
     seconds: float | None
     check: str  # PASS / REVIEW, when the re-identification check ran
-    face_probability: float
+    check_reasons: list[str]  # why REVIEW (view, detector, landmarks, region and number), empty for PASS

@@ -3,6 +3,7 @@
 Usage:
     Slicer --no-splash --no-main-window --python-script deface_batch.py -- INPUT_FOLDER -o OUTDIR \\
         [--model NAME] [--engine nnunet] [--fill p10] [--device auto|cpu|cuda] [--format .nii.gz] [--overwrite]
+        [--check [THRESHOLDS]]
 
 Each input (file, folder of files, or DICOM series folder) is loaded as a volume node, its face is
 segmented, and <name>_defaced, <name>_facemask and <name>_deface.json are written to OUTDIR, under the
@@ -29,11 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders")
     parser.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the outputs")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never inputs)")
+    parser.add_argument("--check", nargs="?", const="", metavar="THRESHOLDS", help="as `ctadeface deface --check`")
     add_settings_arguments(parser)
     return parser
 
 
-def run_batch(inputs, outdir, settings, *, logic=None, engine=None, overwrite=False, echo=print) -> list:
+def run_batch(inputs, outdir, settings, *, logic=None, engine=None, overwrite=False, echo=print, check=None) -> list:
     """Deface every input via DefaceLogic; returns one record per case (status done/skipped/failed).
 
     The batch itself is the pipeline's (`pipeline.deface_batch`), so the rules are those of `ctadeface deface`:
@@ -41,6 +43,8 @@ def run_batch(inputs, outdir, settings, *, logic=None, engine=None, overwrite=Fa
     and locked before the model loads, another input's outputs are never replaced (not even with --overwrite),
     a case is "skipped" only when its own complete outputs are there, and any error in one case is recorded in
     one sentence while the others still run. Only the per-case step differs: it goes through MRML.
+    `check(defaced, original) -> verdict dict` (the evaluation plug-in's, see `ctadeface deface --check`): its
+    verdict and reasons are added to each defaced case's line of the report.
     """
     from CTADefaceLib.io.volume import read_image, split_suffix
     from CTADefaceLib.pipeline import case_name, deface_batch
@@ -71,6 +75,10 @@ def run_batch(inputs, outdir, settings, *, logic=None, engine=None, overwrite=Fa
     )
     for record in records:
         echo(f"{record['status']:8s} {record['input']}" + (f": {record['message']}" if record["message"] else ""))
+        if check is not None and record["status"] == "done":
+            verdict = check(read_image(record["outputs"]["defaced"]), read_image(record["input"]))
+            record.update(check=verdict["check"], check_reasons=verdict["reasons"])
+            echo("         check " + "\n           ".join([verdict["check"]] + verdict["reasons"]))
     return records
 
 
@@ -111,7 +119,12 @@ def main(argv=None, *, engine=None) -> int:
         )
         return 2
     try:
-        records = run_batch(args.inputs, args.output, settings_from_args(args), engine=engine, overwrite=args.overwrite)
+        from CTADefaceLib.commands import reidentification_checker
+
+        check = reidentification_checker(args.check or None) if args.check is not None else None
+        records = run_batch(
+            args.inputs, args.output, settings_from_args(args), engine=engine, overwrite=args.overwrite, check=check
+        )
     except DefaceError as err:
         print(f"deface_batch: error: {err}", file=sys.stderr)
         return 2
@@ -121,6 +134,7 @@ def main(argv=None, *, engine=None) -> int:
     print(
         f"{sum(r['status'] == 'done' for r in records)} defaced, "
         f"{sum(r['status'] == 'skipped' for r in records)} skipped, {failed} failed"
+        + "".join(f", {n} to REVIEW" for n in [sum(r.get("check") == "REVIEW" for r in records)] if n)
     )
     return 1 if failed else 0
 

@@ -1,6 +1,6 @@
 """Score images and whole cohorts: render -> MTCNN -> FaceNet distance to the original's render.
 
-Also `check_defaced`, the re-identification check the deface command can run on its own output.
+Also `check_defaced`, the re-identification check (verdict.check_case) as a dict for a sidecar or a report.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ import os
 import time
 
 log = logging.getLogger(__name__)
-
-CHECK_THRESHOLD = 0.9  # MTCNN probability above which a defaced render goes to human review
 
 
 def score_image(
@@ -42,19 +40,12 @@ def score_image(
     return result
 
 
-def check_defaced(image, threshold: float = CHECK_THRESHOLD, *, angles=((0, 0),), size: int = 512) -> dict:
-    """Re-identification check of a defaced image: PASS when MTCNN finds no face above `threshold`
-    in any rendered view, else REVIEW (a person should look at it). Returns a dict for the sidecar."""
-    scored = score_image(image, size=size, angles=angles)
-    verdict = "REVIEW" if scored["max_probability"] > threshold else "PASS"
-    return {
-        "check": verdict,
-        "face_probability": round(scored["max_probability"], 4),
-        "threshold": threshold,
-        "probabilities_by_angle": {k: round(v, 4) for k, v in scored["probabilities_by_angle"].items()},
-        "render_s": scored["render_s"],
-        "method": "anterior CT-Muscle render + MTCNN (facenet-pytorch)",
-    }
+def check_defaced(image, original=None, *, thresholds=None, size: int | None = None) -> dict:
+    """Re-identification check of a defaced image (verdict.check_case): PASS, or REVIEW with the reasons; with the
+    original, REVIEW "cannot verify" when no face is found in the original's views. Returns a dict for the sidecar."""
+    from .verdict import check_case
+
+    return check_case(image, original, thresholds=thresholds, size=size).to_dict()
 
 
 def _load(item):

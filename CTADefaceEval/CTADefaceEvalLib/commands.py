@@ -2,7 +2,8 @@
 
 ctadeface eval render IMAGE -o PNG [--angles all | --angles 0,0 30,0 ...]
 ctadeface eval score IMAGE [--reference ORIGINAL] [--json]
-ctadeface eval check IMAGE [--threshold 0.9]
+ctadeface eval check IMAGE [IMAGE ...] [--original ORIGINAL ...] [--thresholds FILE] [--json]
+ctadeface eval calibrate [--quick] [-o THRESHOLDS.json] [--figure PNG]
 ctadeface eval compare --originals DIR --method NAME=DIR [--method ...] [--truth DIR] -o OUTDIR
 """
 
@@ -34,21 +35,24 @@ def _angles(values):
     return angles
 
 
-def reidentification_checker(threshold: float):
-    """For `ctadeface deface --check`: a function of the defaced image that renders it from the front and runs
-    MTCNN, returning PASS (no face above threshold) or REVIEW. The core's command layer finds it here."""
+def reidentification_checker(thresholds: str | None = None):
+    """For `ctadeface deface --check`: a function of (defaced, original) images that returns the verdict for the
+    sidecar (verdict.check_case: views around the face's front, detectors, residual tissue; REVIEW "cannot
+    verify" when no face is found in the original's views). `thresholds`: a thresholds file, None for the
+    calibrated one. The core's command layer finds this function here; the core never imports the plug-in."""
+    try:
+        from .verdict import check_case, load_thresholds  # imports torch before VTK renders (render.py says why)
+    except ImportError as err:
+        from CTADefaceLib.errors import DefaceError
 
-    def check(defaced) -> dict:
-        try:
-            from .cohort import check_defaced  # imports torch before VTK renders (render.py says why)
-        except ImportError as err:
-            from CTADefaceLib.errors import DefaceError
+        raise DefaceError(
+            f"--check needs the evaluation extra ({err.name} is missing); install it with "
+            "'pip install ctadeface[eval]' or run without --check."
+        ) from None
+    loaded = load_thresholds(thresholds)  # a bad file is reported before any case runs
 
-            raise DefaceError(
-                f"--check needs the evaluation extra ({err.name} is missing); install it with "
-                "'pip install ctadeface[eval]' or run without --check."
-            ) from None
-        return check_defaced(defaced, threshold=threshold)
+    def check(defaced, original=None) -> dict:
+        return check_case(defaced, original, thresholds=loaded).to_dict()
 
     return check
 
@@ -87,11 +91,34 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(eval_func=run_score)
 
-    p = sub.add_parser("check", help="PASS when no face is detected above the threshold, else REVIEW")
-    p.add_argument("image")
-    p.add_argument("--threshold", type=float, default=None, help="MTCNN probability for REVIEW (default 0.9)")
-    p.add_argument("--angles", nargs="+", metavar="YAW,PITCH")
+    p = sub.add_parser(
+        "check",
+        help="PASS or REVIEW with the reasons: views around the face's front, detectors, residual tissue",
+        description="Check defaced images for a face that remains. With --original (one per image, same order) "
+        "the original is searched first: no face found there gives REVIEW (cannot verify), never PASS.",
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--original", nargs="+", metavar="ORIGINAL", help="the undefaced images, one per IMAGE")
+    p.add_argument("--thresholds", metavar="FILE", help="thresholds file (default: the calibrated one)")
+    p.add_argument("--size", type=int, default=None, help="render size (default: the calibration's)")
+    p.add_argument("--figure", metavar="PNG", help="also write the views with the detections drawn (one image)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per image")
     p.set_defaults(eval_func=run_check)
+
+    p = sub.add_parser(
+        "calibrate",
+        help="calibrate the check's thresholds on phantoms (full masks must PASS, partial masks REVIEW)",
+        description="Generate seeded phantoms in several poses, deface each with the full ground-truth face mask "
+        "and with masks that leave the nose, the lips, the eyes or half the face, measure the check's parts, choose "
+        "thresholds that pass every full mask and catch every partial one with a margin, write them, and print "
+        "sensitivity and specificity per pose.",
+    )
+    p.add_argument("--quick", action="store_true", help="one seed, two poses (for tests)")
+    p.add_argument("--seeds", nargs="+", type=int, metavar="SEED")
+    p.add_argument("--size", type=int, default=256, help="render size in pixels (default 256)")
+    p.add_argument("-o", "--output", metavar="JSON", help="thresholds file to write (default: the bundled one)")
+    p.add_argument("--figure", metavar="PNG", help="also write the views and reasons of one full and one partial case")
+    p.set_defaults(eval_func=run_calibrate)
 
     p = sub.add_parser(
         "compare",
@@ -166,13 +193,63 @@ def run_score(args) -> int:
 
 
 def run_check(args) -> int:
-    from .cohort import CHECK_THRESHOLD, check_defaced
+    from CTADefaceLib.errors import DefaceError
 
-    threshold = CHECK_THRESHOLD if args.threshold is None else args.threshold
-    result = check_defaced(_read(args.image), threshold, angles=_angles(args.angles))
-    json.dump(result, sys.stdout)
-    sys.stdout.write("\n")
-    return 0 if result["check"] == "PASS" else 3
+    from .verdict import check_case, load_thresholds
+
+    originals = args.original or []
+    if originals and len(originals) != len(args.images):
+        raise DefaceError(f"--original takes one image per IMAGE ({len(args.images)}), not {len(originals)}.")
+    thresholds = load_thresholds(args.thresholds)
+    review = 0
+    for i, path in enumerate(args.images):
+        original = _read(originals[i]) if originals else None
+        result = check_case(_read(path), original, thresholds=thresholds, size=args.size)
+        review += result.verdict == "REVIEW"
+        if args.figure:
+            from .figure import save_check_figure
+
+            save_check_figure([(os.path.basename(path), result)], _numbered(args.figure, i, len(args.images)))
+        if args.json:
+            json.dump(dict(result.to_dict(), image=os.path.abspath(path)), sys.stdout)
+            sys.stdout.write("\n")
+        else:
+            print(f"{result.verdict:<7}{path}")
+            for line in result.reasons or ["no face found in any view, no tissue left above the limits"]:
+                print(f"       - {line}")
+            for line in result.notes:
+                print(f"       ({line})")
+    return 3 if review else 0
+
+
+def _numbered(path: str, i: int, count: int) -> str:
+    if count == 1:
+        return path
+    base = path[:-4] if path.lower().endswith(".png") else path
+    return f"{base}_{i + 1}.png"
+
+
+def run_calibrate(args) -> int:
+    from CTADefaceLib.io.case_outputs import write_json_atomic
+
+    from . import calibrate
+    from .verdict import THRESHOLDS_FILE
+
+    command = "ctadeface eval calibrate" + (" --quick" if args.quick else "")
+    if args.seeds:
+        command += " --seeds " + " ".join(map(str, args.seeds))
+    command += f" --size {args.size}"
+    thresholds, rows, cases = calibrate.calibrate(quick=args.quick, seeds=args.seeds, size=args.size, command=command)
+    output = args.output or THRESHOLDS_FILE
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    write_json_atomic(thresholds, output)
+    print(calibrate.format_table(rows))
+    print(f"thresholds written to {output}")
+    if args.figure:
+        from .figure import save_calibration_figure
+
+        print(save_calibration_figure(cases, thresholds, args.figure))
+    return 0
 
 
 def run_compare(args) -> int:

@@ -1,8 +1,9 @@
 """What the CTADefaceEval module does, without Qt: the GUI and the tests call this.
 
 MRML is reached only through `CTADefaceLib.slicer.bridge` (volume node -> SimpleITK image); rendering
-and scoring are `cohort.score_image` (render + MTCNN + FaceNet), the same code as `ctadeface eval`,
-and a cohort comparison is the `ctadeface eval compare` command run in a child process.
+and scoring are `cohort.score_image` (render + MTCNN + FaceNet), the same code as `ctadeface eval`; the
+re-identification check of each defaced volume is `verdict.check_case` against the original, drawn by
+`figure.save_check_figure` (its views side by side, detections and landmarks drawn); a cohort comparison is the `ctadeface eval compare` command run in a child process.
 
 Rendering and scoring run in a child process: offscreen rendering needs torch/torchvision imported
 before VTK's first render and an EGL window (render.py), neither of which may be arranged inside
@@ -55,12 +56,16 @@ def draw_box(rgb, box, color=BOX_COLOR, thickness: int = 3):
 
 
 def caption(result: dict) -> str:
-    """One or two lines under a picture: name, face probability, FaceNet distance to the original."""
+    """Lines under a picture: name, face probability, FaceNet distance to the original, and the check's verdict
+    with its reasons when it ran."""
     probability = f"face p = {result['probability']:.3f}" if result["box"] is not None else "no face found"
     if result["role"] == ORIGINAL_ROLE:
         return f"{result['name']} (original)\n{probability}"
     distance = "n/a" if result["distance"] is None else f"{result['distance']:.3f}"
-    return f"{result['name']}\n{probability}; FaceNet distance {distance}"
+    text = f"{result['name']}\n{probability}; FaceNet distance {distance}"
+    if result.get("check"):
+        text += f"\ncheck {result['check']}" + "".join(f"\n- {r}" for r in result.get("reasons", []))
+    return text
 
 
 # ------------------------------------------------------------------------------------ logic
@@ -71,7 +76,13 @@ class EvalLogic:
         self.size = size
 
     def scoreVolumes(
-        self, originalNode, defacedNodes, outFolder: str, size: int | None = None, timeout: float | None = None
+        self,
+        originalNode,
+        defacedNodes,
+        outFolder: str,
+        size: int | None = None,
+        timeout: float | None = None,
+        check: bool = True,
     ) -> list[dict]:
         """Render each volume from the anterior (CT-Muscle), score it, save the picture with the MTCNN box.
 
@@ -82,7 +93,8 @@ class EvalLogic:
         probability (highest MTCNN probability, 0.0 when no face), box ([x1, y1, x2, y2] or None),
         distance (FaceNet distance to the original's face; 0.0 for the original itself; None when either
         picture has no face: nothing to re-identify), png (path of the picture with the box drawn),
-        render_s.
+        render_s. With `check`, each defaced volume also gets check (PASS/REVIEW), reasons and check_png (its
+        views side by side with the detections and landmarks drawn, verdict.check_case against the original).
         """
         import json
 
@@ -113,7 +125,7 @@ class EvalLogic:
             )
         manifest, answer = os.path.join(outFolder, "score-jobs.json"), os.path.join(outFolder, "score-results.json")
         with open(manifest, "w", encoding="utf-8") as handle:
-            json.dump({"size": int(size or self.size), "jobs": jobs}, handle)
+            json.dump({"size": int(size or self.size), "jobs": jobs, "check": bool(check)}, handle)
         if os.path.exists(answer):
             os.remove(answer)
         process = DefaceProcess(
@@ -222,9 +234,10 @@ def score_jobs(manifest: str, answer: str) -> None:
 
     with open(manifest, encoding="utf-8") as handle:
         data = json.load(handle)
-    results, reference = [], None
+    results, reference, original, frame = [], None, None, None
     for index, job in enumerate(data["jobs"]):
-        scored = score_image(read_image(job["image"]), reference, size=data["size"])
+        image = read_image(job["image"])
+        scored = score_image(image, reference, size=data["size"])
         if index == 0:
             reference = scored["embedding"]
             distance = 0.0 if reference is not None else None
@@ -244,11 +257,28 @@ def score_jobs(manifest: str, answer: str) -> None:
                 "render_s": scored["render_s"],
             }
         )
+        if index == 0:
+            original = image
+        elif data.get("check"):
+            results[-1].update(check_job(image, original, job, frame=frame))
+            frame = results[-1].pop("frame")
         print(f"[{index + 1}/{len(data['jobs'])}] " + caption(results[-1]).replace("\n", ": "), flush=True)
     partial = answer + ".partial"
     with open(partial, "w", encoding="utf-8") as handle:
         json.dump(results, handle)
     os.replace(partial, answer)
+
+
+def check_job(defaced, original, job: dict, *, frame=None) -> dict:
+    """The check of one defaced volume against the original (one face frame, estimated on the original once and
+    passed back for the next volume), with its figure next to the job's picture."""
+    from .figure import save_check_figure
+    from .verdict import check_case
+
+    result = check_case(defaced, original, frame=frame)
+    png = job["png"][:-4] + "_check.png"
+    save_check_figure([(job["name"], result)], png)
+    return {"check": result.verdict, "reasons": result.reasons, "check_png": png, "frame": result.frame}
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 The core's own commands are listed here. Optional parts (the evaluation) are plug-ins the core never
 imports by name: a distribution declares a module in the entry-point group `ctadeface.commands`, and
 the command line registers it when it is installed. A plug-in module may also offer
-`reidentification_checker(threshold)`, which `ctadeface deface --check` uses.
+`reidentification_checker(thresholds_file)`, which `ctadeface deface --check` uses.
 """
 
 from __future__ import annotations
@@ -49,12 +49,13 @@ def command_modules() -> list:
     return [importlib.import_module(name) for name in BUILT_IN] + plugin_modules()
 
 
-def reidentification_checker(threshold: float):
-    """The check `--check THRESHOLD` runs on each defaced image, from the first plug-in that offers one."""
+def reidentification_checker(thresholds: str | None = None):
+    """The check `--check [THRESHOLDS]` runs on each defaced image and its original, from the first plug-in that
+    offers one. `thresholds`: the plug-in's thresholds file, None for its calibrated default."""
     for module in plugin_modules():
         make = getattr(module, "reidentification_checker", None)
         if make is not None:
-            return make(threshold)
+            return make(thresholds)
     from ..errors import DefaceError
 
     raise DefaceError(

@@ -45,13 +45,14 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--check",
         nargs="?",
-        const=0.9,
-        type=float,
+        const="",
         default=None,
-        metavar="THRESHOLD",
-        help="after defacing, render each result from the front (CT-Muscle) and run MTCNN face "
-        "detection: PASS if no face above THRESHOLD (default 0.9), else REVIEW; stored in the "
-        "sidecar and the summary (needs the eval extra)",
+        metavar="THRESHOLDS",
+        help="after defacing, check each result for a face that remains: the original is rendered first from "
+        "views around the face's own front (no face found there: REVIEW, cannot verify), then the result, searched "
+        "by several face detectors and measured for soft tissue left in front of the facial bones; PASS or REVIEW "
+        "with the reasons, stored in the sidecar and the summary. THRESHOLDS: a thresholds file from 'ctadeface eval "
+        "calibrate' (default: the calibrated one). Needs the eval extra",
     )
     add_settings_arguments(parser)
     parser.set_defaults(func=run)
@@ -67,7 +68,7 @@ def run(args) -> int:
     check_margin(args.margin_mm)
     settings = settings_from_args(args)
     # The check comes from the evaluation plug-in: the pipeline only calls what it is given.
-    check = reidentification_checker(args.check) if args.check is not None else None
+    check = reidentification_checker(args.check or None) if args.check is not None else None
     report = deface_batch(
         args.inputs, args.output, settings, overwrite=args.overwrite, progress=not args.no_progress, check=check
     )
@@ -83,13 +84,13 @@ def print_summary(report: list[BatchRecord], as_json: bool = False) -> int:
     else:
         for record in report:
             if record["status"] == "done":
-                verdict = (
-                    f", check {record['check']} (face p={record['face_probability']:.2f})" if "check" in record else ""
-                )
+                verdict = f", check {record['check']}" if "check" in record else ""
                 print(
                     f"done     {record['input']} -> {record['outputs']['defaced']} "
                     f"(face mask {record['mask_volume_ml']:.1f} ml, {record['seconds']:.1f} s{verdict})"
                 )
+                for reason in record.get("check_reasons", []):
+                    print(f"           REVIEW: {reason}")
             elif record["status"] == "skipped":
                 print(f"skipped  {record['input']}: {record['message']}")
             else:
