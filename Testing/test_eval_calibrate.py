@@ -11,9 +11,8 @@ import pytest
 pytest.importorskip("vtk")
 pytest.importorskip("facenet_pytorch")
 
-from CTADefaceEvalLib.detectors import FaceFinding  # noqa: E402
-
 from CTADefaceEvalLib import calibrate  # noqa: E402
+from CTADefaceEvalLib.detectors import FaceFinding  # noqa: E402
 
 RENDER = 192  # small renders: CPU is scarce
 FACE = {"left_eye": (60, 40), "right_eye": (30, 40), "nose": (45, 55), "mouth_left": (55, 70), "mouth_right": (35, 70)}
@@ -123,10 +122,9 @@ def test_check_with_calibrated_thresholds_gives_the_known_answers(calibrated):
     holder pose (15 degrees chin down, 8 degrees roll) is REVIEW."""
     import dataclasses
 
-    from CTADefaceLib.synthetic.partial_masks import partial_mask_images
-
     from CTADefaceEvalLib.verdict import check_case, estimate_face_frame
     from CTADefaceLib.fill import apply_mask, fill_value
+    from CTADefaceLib.synthetic.partial_masks import partial_mask_images
     from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
 
     thresholds = calibrated[0]

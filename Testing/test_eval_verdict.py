@@ -8,9 +8,8 @@ import pytest
 pytest.importorskip("vtk")
 pytest.importorskip("facenet_pytorch")
 
-from CTADefaceEvalLib.detectors import FaceFinding  # noqa: E402
-
 from CTADefaceEvalLib import verdict  # noqa: E402
+from CTADefaceEvalLib.detectors import FaceFinding  # noqa: E402
 
 FACE = {"left_eye": (60, 40), "right_eye": (30, 40), "nose": (45, 55), "mouth_left": (55, 70), "mouth_right": (35, 70)}
 THRESHOLDS = {

@@ -78,9 +78,8 @@ def phantom_specs(seeds, poses, size: str = "medium") -> list:
 
 def measure(specs, *, size: int = 256, keep_views: bool = False) -> list[CaseMeasure]:
     """Deface each phantom with each mask and measure the check's parts (one frame per phantom, from the original)."""
-    from CTADefaceLib.synthetic.partial_masks import partial_mask_images
-
     from CTADefaceLib.fill import apply_mask, fill_value
+    from CTADefaceLib.synthetic.partial_masks import partial_mask_images
     from CTADefaceLib.synthetic.phantom import make_phantom
 
     from . import verdict
