@@ -42,7 +42,13 @@ class StandInDeidentifier:
                     element.value = self.new_uid(element.value)
         for keyword in ("PatientName", "PatientID"):
             setattr(out, keyword, "Anonymous^Patient")
-        for keyword in ("PatientBirthDate", "InstitutionName", "ReferringPhysicianName", "AccessionNumber", "OperatorsName"):
+        for keyword in (
+            "PatientBirthDate",
+            "InstitutionName",
+            "ReferringPhysicianName",
+            "AccessionNumber",
+            "OperatorsName",
+        ):
             if keyword in out:
                 out.data_element(keyword).value = ""
         for keyword in ("StudyDescription",):
@@ -51,7 +57,11 @@ class StandInDeidentifier:
         out.PatientIdentityRemoved = "YES"
         out.DeidentificationMethod = "test stand-in"
         code = Dataset()
-        code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "113100", "DCM", "Basic Application Confidentiality Profile"
+        code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = (
+            "113100",
+            "DCM",
+            "Basic Application Confidentiality Profile",
+        )
         out.DeidentificationMethodCodeSequence = [code]
         image_type = list(out.get("ImageType", []) or [])
         if image_type:
@@ -65,7 +75,7 @@ class StandInDeidentifier:
 def make_deid(tmp_path=None, key: bytes = b"test-key"):
     """The real Deidentifier (key file under tmp_path) when available, else the stand-in."""
     if real_deid_available() and tmp_path is not None:
-        from CTADefaceLib.deid import DeidOptions, Deidentifier, load_or_create_key
+        from CTADefaceLib.deid import Deidentifier, DeidOptions, load_or_create_key
 
         return Deidentifier(DeidOptions.from_names([]), load_or_create_key(str(tmp_path / "deid.key")))
     return StandInDeidentifier(key)

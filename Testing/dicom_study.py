@@ -42,7 +42,7 @@ FRAME_UID = uid("2")
 
 def _base(sop_class: str, series_uid: str, sop_uid: str, series_number: int, modality: str, frame: str | None):
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class
@@ -184,7 +184,9 @@ def tilted_planes(image: sitk.Image, tilt_degrees: float, step_mm: float):
     planes, positions = [], []
     for k in range(count):
         position = origin + k * step_mm * normal + k * drift * column
-        plane = resample(image, (size[0], size[1], 1), (spacing[0], spacing[1], step_mm), position, image.GetDirection())
+        plane = resample(
+            image, (size[0], size[1], 1), (spacing[0], spacing[1], step_mm), position, image.GetDirection()
+        )
         planes.append(sitk.GetArrayFromImage(plane)[0])
         positions.append(position)
     return planes, positions
@@ -201,7 +203,9 @@ def build_phantom_study(root: str, phantom_image: sitk.Image, *, own_frame: bool
     # 1: thin axial, unsigned 12-bit with intercept -1024
     written["thin"] = write_series(image, os.path.join(root, "a", "thin"), uid("10"), 1)
     # 2: thick axial (3x the slice spacing), signed 16-bit, intercept 0
-    thick = resample(image, (size[0], size[1], size[2] // 3), (spacing[0], spacing[1], 3 * spacing[2]), origin, direction)
+    thick = resample(
+        image, (size[0], size[1], size[2] // 3), (spacing[0], spacing[1], 3 * spacing[2]), origin, direction
+    )
     written["thick"] = write_series(thick, os.path.join(root, "a", "b", "thick"), uid("20"), 2, signed=True)
     # 3: coronal reformat: rows run inferior, slices step posterior
     d = np.array(direction).reshape(3, 3)
@@ -222,8 +226,15 @@ def build_phantom_study(root: str, phantom_image: sitk.Image, *, own_frame: bool
     written["tilted"] = []
     for k, (plane, position) in enumerate(zip(planes, positions)):
         ds = slice_ct(
-            plane, position, orientation, spacing, series_uid=uid("40"), sop_uid=f"{uid('40')}.{k + 1}",
-            series_number=4, instance=k + 1, thickness=2 * spacing[2],
+            plane,
+            position,
+            orientation,
+            spacing,
+            series_uid=uid("40"),
+            sop_uid=f"{uid('40')}.{k + 1}",
+            series_number=4,
+            instance=k + 1,
+            thickness=2 * spacing[2],
             extra={"GantryDetectorTilt": "15"},
         )
         path = os.path.join(root, "tilted", f"T{k:04d}.dcm")
@@ -248,7 +259,11 @@ def build_phantom_study(root: str, phantom_image: sitk.Image, *, own_frame: bool
     sr.InstanceNumber = 1
     sr.ValueType, sr.ContinuityOfContent = "CONTAINER", "SEPARATE"
     concept = Dataset()
-    concept.CodeValue, concept.CodingSchemeDesignator, concept.CodeMeaning = "113701", "DCM", "X-Ray Radiation Dose Report"
+    concept.CodeValue, concept.CodingSchemeDesignator, concept.CodeMeaning = (
+        "113701",
+        "DCM",
+        "X-Ray Radiation Dose Report",
+    )
     sr.ConceptNameCodeSequence = [concept]
     sr.CompletionFlag, sr.VerificationFlag = "COMPLETE", "UNVERIFIED"
     _save(sr, os.path.join(root, "other", "dose.dcm"))

@@ -186,9 +186,7 @@ def deface_study(
         study_dir = os.path.join(staging, name)
         taken: set[str] = set()
         for key, members in groups.items():
-            engine = _deface_group(
-                key, members, study_dir, taken, settings, deid, engine, compute, masks
-            )
+            engine = _deface_group(key, members, study_dir, taken, settings, deid, engine, compute, masks)
         series_records = [_series_record(p, deid) for p in sorted(plans, key=_order)]
         defaced = sum(r["fate"] == "defaced" for r in series_records)
         if not defaced:
