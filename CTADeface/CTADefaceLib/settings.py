@@ -213,6 +213,10 @@ def _json_object(text: str) -> dict:
     return value
 
 
+def _suffix(text: str) -> str:
+    return text if text.startswith(".") else "." + text
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One argparse option per settings field."""
     for f in dataclasses.fields(DefaceSettings):
@@ -226,6 +230,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, dest=f.name, type=_json_object, default=None, help=help_text)
         elif kind == "list":
             parser.add_argument(flag, dest=f.name, action="append", default=None, help=help_text)
+        elif f.name == "output_format":  # "nii.gz" and ".nii.gz" both name the format
+            parser.add_argument(flag, dest=f.name, type=_suffix, default=default, choices=choices, help=help_text)
         else:
             parser.add_argument(flag, dest=f.name, default=default, choices=choices, help=help_text)
 

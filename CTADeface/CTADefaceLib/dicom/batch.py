@@ -40,7 +40,14 @@ def _inside(folder: str, path: str) -> bool:
 
 
 def make_deidentifier(settings: DefaceSettings, outdir: str) -> Any:
-    from ..deid import Deidentifier, DeidOptions, UidMapping, load_or_create_key
+    from ..deid import Deidentifier, DeidOptions, UidMapping, default_key_path, key_inside, load_or_create_key
+
+    key_path = settings.deid_key or default_key_path()
+    if key_inside(outdir, key_path):
+        raise OutputError(
+            f"The de-identification key {key_path} lies inside the output folder; it must stay with you, not "
+            "with the shared data: choose another --deid-key or output folder."
+        )
 
     if settings.mapping_file and _inside(outdir, settings.mapping_file):
         raise OutputError(
@@ -48,7 +55,7 @@ def make_deidentifier(settings: DefaceSettings, outdir: str) -> Any:
             "patients, so write it somewhere else."
         )
     options = DeidOptions.from_names(list(settings.deid_options))
-    key = load_or_create_key(settings.deid_key)
+    key = load_or_create_key(key_path)
     return Deidentifier(options, key, mapping=UidMapping() if settings.mapping_file else None)
 
 
@@ -74,6 +81,20 @@ def deface_dicom(
     with output_folder_lock(outdir):
         remove_stale_temporaries(outdir)
         for study in found.studies.values():
+            broken = found.unreadable_beside(study)
+            if broken:
+                records.append(
+                    {
+                        "input": os.path.dirname(broken[0]),
+                        "status": "failed",
+                        "message": (
+                            f"{len(broken)} DICOM file(s) in {os.path.dirname(broken[0])} could not be read (first: "
+                            f"{os.path.basename(broken[0])}), so a series may be missing slices; copy the series "
+                            "again from the source."
+                        ),
+                    }
+                )
+                continue
             try:
                 record = deface_study(study, outdir, settings, deid, engine=engine, overwrite=overwrite)
             except Exception as err:  # noqa: BLE001 - one study's failure is one sentence; the others still run

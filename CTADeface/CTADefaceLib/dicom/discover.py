@@ -63,6 +63,12 @@ class Study:
 class Discovery:
     studies: dict[str, Study] = field(default_factory=dict)  # by StudyInstanceUID
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    unreadable: list[str] = field(default_factory=list)  # files with the DICOM signature that could not be parsed
+
+    def unreadable_beside(self, study: Study) -> list[str]:
+        """Unreadable DICOM files in a folder that holds this study's files: a series may be missing slices."""
+        folders = {os.path.dirname(p) for p in study.inputs}
+        return [p for p in self.unreadable if os.path.dirname(p) in folders]
 
 
 def has_dicom_signature(path: str) -> bool:
@@ -113,6 +119,7 @@ def discover(inputs: list[str], exclude: tuple[str, ...] = ()) -> Discovery:
 
     found = Discovery()
     seen: set[str] = set()
+    study_of_series: dict[str, str] = {}
     for item in inputs:
         for path in walk_files(item, exclude):
             key = os.path.normcase(os.path.realpath(path))
@@ -128,10 +135,16 @@ def discover(inputs: list[str], exclude: tuple[str, ...] = ()) -> Discovery:
                 series_uid = str(header.get("SeriesInstanceUID", "") or "")
             except (InvalidDicomError, OSError, ValueError, TypeError, KeyError, AttributeError, EOFError) as err:
                 found.skipped.append((path, f"unreadable DICOM file ({type(err).__name__})"))
+                found.unreadable.append(path)
                 continue
             if not study_uid or not series_uid:
+                # a cut-off file can parse as far as its first tags: treat it as unreadable, not as "another file"
                 found.skipped.append((path, "DICOM file without StudyInstanceUID or SeriesInstanceUID"))
+                found.unreadable.append(path)
                 continue
+            # A series belongs to one study: slices that name another StudyInstanceUID (some writers make one
+            # per file) stay with their series, under the study its first file names.
+            study_uid = study_of_series.setdefault(series_uid, study_uid)
             study = found.studies.setdefault(study_uid, Study(study_uid))
             series = study.series.setdefault(series_uid, Series(study_uid, series_uid))
             series.files.append(SliceFile(path, header))

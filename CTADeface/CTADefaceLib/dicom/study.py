@@ -35,7 +35,7 @@ from .classify import left_out_reason
 from .discover import Series, Study
 from .geometry import Geometry, mask_on_series, series_geometry
 from .pixels import deface_slice, rescale, set_uncompressed_pixels, stored_values
-from .writer import instance_file_name, series_folder_name, write_dataset
+from .writer import instance_file_name, series_folder_name, sync_files, write_dataset
 
 if TYPE_CHECKING:
     from ..engines.base import Engine
@@ -58,7 +58,7 @@ class SeriesPlan:
     @property
     def label(self) -> str:
         number = self.series.series_number
-        return f"series {number}" if number is not None else "a series without a number"
+        return f"series {number}" if number is not None else "series without a number"
 
 
 def plan_series(series: Series) -> SeriesPlan:
@@ -110,22 +110,28 @@ def write_series(
     fill_hu: float,
     deidentify: Callable[[Any], Any],
     folder: str,
+    study_uid: str | None = None,
 ) -> int:
     """Deface and de-identify every slice of the series into `folder`; returns how many pixels changed."""
     import pydicom
 
     os.makedirs(folder, exist_ok=True)
-    changed = 0
+    changed, written = 0, []
     for index, item in enumerate(geometry.slices):
         try:
             ds = pydicom.dcmread(item.path)
         except Exception as err:  # noqa: BLE001 - a hostile or broken file: one sentence, no traceback
             raise InputError(f"Slice {index + 1} could not be read ({type(err).__name__}).") from None
+        if study_uid and ds.get("StudyInstanceUID") != study_uid:
+            ds.StudyInstanceUID = study_uid  # (in memory) one study per series: see discover.py
         values, count = deface_slice(ds, mask[index], fill_hu)
         changed += count
         out = deidentify(ds)
         set_uncompressed_pixels(out, values)
-        write_dataset(out, os.path.join(folder, instance_file_name(index)))
+        path = os.path.join(folder, instance_file_name(index))
+        write_dataset(out, path, sync=False)
+        written.append(path)
+    sync_files(written)
     return changed
 
 
@@ -190,8 +196,10 @@ def deface_study(
         series_records = [_series_record(p, deid) for p in sorted(plans, key=_order)]
         defaced = sum(r["fate"] == "defaced" for r in series_records)
         if not defaced:
+            if len(plans) == 1:
+                return dict(record, status="failed", message=f"{plans[0].reason}.")
             reasons = "; ".join(f"{p.label}: {p.reason}" for p in plans)
-            return dict(record, status="failed", message=f"no series of the study could be defaced ({reasons}).")
+            return dict(record, status="failed", message=f"No series of the study could be defaced ({reasons}).")
         report = {
             "study_folder": name,
             "series": series_records,
@@ -259,6 +267,7 @@ def _deface_group(
                 fill_hu,
                 lambda ds: deid.deidentify(ds, defaced=True),
                 folder,
+                plan.series.study_uid,
             )
         except DefaceError as err:
             shutil.rmtree(folder, ignore_errors=True)

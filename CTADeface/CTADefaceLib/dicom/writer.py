@@ -24,8 +24,12 @@ def _pydicom_major() -> int:
     return int(str(pydicom.__version__).split(".")[0])
 
 
-def write_dataset(ds: Any, path: str) -> None:
-    """Write `ds` as a DICOM Part 10 file at `path` (temporary name, flush, fsync, rename)."""
+def write_dataset(ds: Any, path: str, *, sync: bool = True) -> None:
+    """Write `ds` as a DICOM Part 10 file at `path` (temporary name, flush, fsync, rename).
+
+    `sync=False` leaves the fsync to the caller (`sync_files` after a whole series: the kernel then writes the
+    files back together, instead of one disk flush per slice).
+    """
     import pydicom
     from pydicom.uid import UID
 
@@ -41,13 +45,24 @@ def write_dataset(ds: Any, path: str) -> None:
                 ds.is_little_endian, ds.is_implicit_VR = True, False
                 pydicom.dcmwrite(handle, ds, write_like_original=False)
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
+
+
+def sync_files(paths: list[str]) -> None:
+    """fsync each file: a full disk or a lost mount surfaces here, before the study is renamed into place."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _umask() -> int:
