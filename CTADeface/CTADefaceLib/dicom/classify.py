@@ -7,6 +7,8 @@ shows the face in a way a mask on the CT grid cannot reach; an SR has no pixels 
 
 from __future__ import annotations
 
+from typing import Any
+
 from .discover import Series
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -24,7 +26,7 @@ RENDERING_TYPES = {"MIP", "MAX_IP", "MIN_IP", "MINIP", "AVERAGE_IP", "VOLUME_REN
 LOCALIZER_TYPES = {"LOCALIZER", "SCOUT", "TOPOGRAM", "SURVIEW", "SCANOGRAM"}
 
 
-def _values(value) -> list[str]:
+def _values(value: Any) -> list[str]:
     if value is None:
         return []
     if isinstance(value, (str, bytes)):

@@ -8,6 +8,7 @@ without a study or series UID cannot be placed, and is skipped with its reason t
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,7 +89,7 @@ def holds_dicom(path: str) -> bool:
     return any(has_dicom_signature(p) for p in walk_files(path))
 
 
-def walk_files(root: str, exclude: tuple[str, ...] = ()):
+def walk_files(root: str, exclude: tuple[str, ...] = ()) -> Iterator[str]:
     """Regular files under `root` in a stable order; hidden entries, DICOMDIR and this tool's temporaries skipped.
 
     `exclude`: folders never entered (the output folder, when it lies inside an input folder).

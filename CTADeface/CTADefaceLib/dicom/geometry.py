@@ -137,7 +137,7 @@ def mask_on_series(mask: Any, geometry: Geometry) -> np.ndarray:
     """
     import SimpleITK as sitk
 
-    def resample(size, origin, direction):
+    def resample(size: Any, origin: Any, direction: Any) -> np.ndarray:
         f = sitk.ResampleImageFilter()
         f.SetInterpolator(sitk.sitkNearestNeighbor)
         f.SetDefaultPixelValue(0)

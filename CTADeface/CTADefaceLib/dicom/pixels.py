@@ -95,7 +95,7 @@ def deface_slice(ds: Any, mask: np.ndarray, fill_hu: float) -> tuple[np.ndarray,
     stored = stored_values(ds)
     if mask.shape != stored.shape:
         raise InputError(f"The face mask slice {mask.shape} does not match the slice's pixels {stored.shape}.")
-    inside = mask.astype(bool, copy=False)
+    inside: np.ndarray = mask.astype(bool, copy=False)
     out = np.array(stored, copy=True)
     out[inside] = out.dtype.type(fill_stored_value(ds, fill_hu))
     return out, int(np.count_nonzero(out != stored))
