@@ -14,6 +14,7 @@ import sys
 import numpy as np
 import pydicom
 import pytest
+import SimpleITK as sitk
 
 from builders import make_synthetic_head
 from CTADefaceLib.dicom.classify import left_out_reason
@@ -355,3 +356,16 @@ def test_pydicom_24_writes_the_same_pixels_and_valid_files(study, tmp_path):
         assert a.PixelData == b.PixelData and a.SOPInstanceUID == b.SOPInstanceUID
         if DCIODVFY:
             assert not _issues(os.path.join(outputs["24"], name)) - _issues(written["thick"][0])
+
+
+def test_cropped_mask_resampling_equals_resampling_every_voxel(study):
+    """mask_on_series resamples only around the mask's bounding box: the result must equal the full resampling."""
+    _, written, head = study
+    for key in ("thick", "coronal"):
+        found = discover([os.path.dirname(written[key][0])])
+        (series,) = next(iter(found.studies.values())).series.values()
+        geometry = series_geometry(series)
+        full = sitk.GetArrayFromImage(
+            sitk.Resample(head.face, geometry.reference(), sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+        )
+        assert full.any() and np.array_equal(mask_on_series(head.face, geometry), full), key

@@ -46,15 +46,20 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         write_input_series(image, os.path.join(tmp, "in"), "1.2.826.0.1.3680043.10.543.77", 1)
         print(f"built {args.slices} input slices in {time.perf_counter() - start:.1f} s")
+        phases = {}
         start = time.perf_counter()
         found = discover([os.path.join(tmp, "in")])
+        phases["discover (headers, grouping)"] = time.perf_counter() - start
+        start = time.perf_counter()
         (series,) = next(iter(found.studies.values())).series.values()
         geometry = series_geometry(series)
+        phases["geometry checks"] = time.perf_counter() - start
         mask_image = sitk.Image(image.GetSize(), sitk.sitkUInt8)
         mask_image.CopyInformation(image)
         mask_image[:, : args.size // 4, args.slices // 4 : args.slices // 2] = 1  # an anterior slab
+        start = time.perf_counter()
         mask = mask_on_series(mask_image, geometry)
-        grouped = time.perf_counter() - start
+        phases["mask resampled onto the series"] = time.perf_counter() - start
         key_dir = os.path.join(tmp, "key")
         os.makedirs(key_dir)
         from pathlib import Path
@@ -62,9 +67,16 @@ def main(argv=None) -> int:
         deid = make_deid(Path(key_dir))
         which = "CTADefaceLib.deid" if real_deid_available() else "TEST STAND-IN de-identifier"
 
+        steps: dict = {}
+
         def run():
             return write_series(
-                geometry, mask, -1000.0, lambda ds: deid.deidentify(ds, defaced=True), os.path.join(tmp, "out")
+                geometry,
+                mask,
+                -1000.0,
+                lambda ds: deid.deidentify(ds, defaced=True),
+                os.path.join(tmp, "out"),
+                timings=steps,
             )
 
         start = time.perf_counter()
@@ -80,7 +92,13 @@ def main(argv=None) -> int:
             run()
             elapsed = time.perf_counter() - start
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        print(f"grouping + geometry + mask resampling: {grouped:.2f} s")
+        phases["read + deface + de-identify + write (write_series)"] = elapsed
+        for name, seconds in phases.items():
+            print(f"  {name:52s} {seconds:6.2f} s  {1000 * seconds / args.slices:6.2f} ms/slice")
+        for name, seconds in steps.items():
+            print(f"    of which {name:43s} {seconds:6.2f} s  {1000 * seconds / args.slices:6.2f} ms/slice")
+        total = sum(phases.values())
+        print(f"whole series: {args.slices / total:.0f} slices/s")
         print(
             f"{args.slices} slices of {args.size}x{args.size} read, defaced, de-identified ({which}) and written in "
             f"{elapsed:.2f} s: {args.slices / elapsed:.0f} slices/s on {cores} core(s)"

@@ -104,5 +104,10 @@ def deface_dicom(
     if settings.mapping_file and getattr(deid, "mapping", None) is not None:
         deid.mapping.write(settings.mapping_file)
     if not found.studies:
+        if found.unreadable:
+            raise DefaceError(
+                f"{len(found.unreadable)} DICOM file(s) could not be read (first: {found.unreadable[0]}) and no "
+                "readable DICOM study was found; copy the files again from the source."
+            )
         raise DefaceError(f"No DICOM study was found in {', '.join(inputs)}.")
     return records

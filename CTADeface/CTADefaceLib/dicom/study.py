@@ -111,27 +111,45 @@ def write_series(
     deidentify: Callable[[Any], Any],
     folder: str,
     study_uid: str | None = None,
+    timings: dict[str, float] | None = None,
 ) -> int:
-    """Deface and de-identify every slice of the series into `folder`; returns how many pixels changed."""
+    """Deface and de-identify every slice of the series into `folder`; returns how many pixels changed.
+
+    `timings` (optional) accumulates seconds per step: read, deface, deidentify, write, sync.
+    """
     import pydicom
 
     os.makedirs(folder, exist_ok=True)
     changed, written = 0, []
+    spent = timings if timings is not None else {}
+    for name in ("read", "deface", "deidentify", "write", "sync"):
+        spent.setdefault(name, 0.0)
+    clock = time.perf_counter
     for index, item in enumerate(geometry.slices):
+        start = clock()
         try:
             ds = pydicom.dcmread(item.path)
         except Exception as err:  # noqa: BLE001 - a hostile or broken file: one sentence, no traceback
             raise InputError(f"Slice {index + 1} could not be read ({type(err).__name__}).") from None
         if study_uid and ds.get("StudyInstanceUID") != study_uid:
             ds.StudyInstanceUID = study_uid  # (in memory) one study per series: see discover.py
+        step = clock()
+        spent["read"] += step - start
         values, count = deface_slice(ds, mask[index], fill_hu)
         changed += count
+        start = clock()
+        spent["deface"] += start - step
         out = deidentify(ds)
+        step = clock()
+        spent["deidentify"] += step - start
         set_uncompressed_pixels(out, values)
         path = os.path.join(folder, instance_file_name(index))
         write_dataset(out, path, sync=False)
         written.append(path)
+        spent["write"] += clock() - step
+    start = clock()
     sync_files(written)
+    spent["sync"] += clock() - start
     return changed
 
 
