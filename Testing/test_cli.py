@@ -1,11 +1,8 @@
 """The `ctadeface` command as a user runs it: real subprocesses, real files, the synthetic test model."""
 
-import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,6 +10,8 @@ import SimpleITK as sitk
 
 from builders import flat_image, image_from_array, mri_like
 from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom, write_phantom
+from helpers import ctadeface, sha256
+from helpers import one_sentence as assert_one_clear_sentence
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIDECAR_KEYS = {
@@ -28,27 +27,6 @@ SIDECAR_KEYS = {
     "input",
     "outputs",
 }
-
-
-def ctadeface(*args, env=None):
-    environment = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "CTADeface"), os.path.join(REPO, "CTADefaceEval")])
-    )
-    environment.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "CTADefaceLib.cli", *args], capture_output=True, text=True, env=environment, timeout=600
-    )
-
-
-def sha256(path):
-    return hashlib.sha256(open(path, "rb").read()).hexdigest()
-
-
-def assert_one_clear_sentence(result):
-    assert "Traceback" not in result.stderr, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("ctadeface: error:")]
-    assert len(errors) == 1, result.stderr
-    return errors[0]
 
 
 @pytest.fixture(scope="module")

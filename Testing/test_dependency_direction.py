@@ -111,3 +111,99 @@ def test_the_checker_sees_what_it_looks_for():
     names = imported_modules(os.path.join(CORE, "slicer", "logic.py"))
     assert "CTADefaceLib.slicer.bridge" in names and "CTADefaceLib.pipeline" in names
     assert "CTADefaceLib.engines.nnunet" in imported_modules(os.path.join(CORE, "slicer", "child_process.py"))
+
+
+# The core's layers, lowest first. A module may import its own layer and the layers below it, never one above:
+# the settings know no engine, the engines know no pipeline, the pipeline knows no front door.
+LAYERS = (
+    ("base", ("CTADefaceLib", "errors", "records", "hashing")),  # "CTADefaceLib": the package itself (__version__)
+    ("foundation", ("settings", "fill", "mask", "io", "models", "synthetic", "deid")),
+    ("engines", ("engines",)),
+    ("pipeline", ("pipeline", "groundtruth", "dicom")),  # dicom: whole studies, through the pipeline's mask step
+    ("front doors", ("commands", "cli", "launcher", "slicer")),
+)
+
+
+def layer_of(module):
+    """Index in LAYERS of a CTADefaceLib module name."""
+    parts = module.split(".")
+    first = parts[1] if len(parts) > 1 else "CTADefaceLib"
+    for index, (_, members) in enumerate(LAYERS):
+        if first in members:
+            return index
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS")
+
+
+def module_name(path):
+    relative = os.path.relpath(path, os.path.dirname(CORE))[: -len(".py")].split(os.sep)
+    return ".".join(relative[:-1] if relative[-1] == "__init__" else relative)
+
+
+def import_graph():
+    """{core module: the core modules it imports}, imports inside functions included (they run on first use).
+
+    An imported name is taken to the module that defines it: `from ..io.volume import read_image` is an import of
+    CTADefaceLib.io.volume, `from . import __version__` one of CTADefaceLib."""
+    files = {module_name(path): path for path in python_files(CORE)}
+
+    def defining_module(name):
+        parts = name.split(".")
+        while parts and ".".join(parts) not in files:
+            parts.pop()
+        return ".".join(parts) or None
+
+    graph = {}
+    for name, path in files.items():
+        graph[name] = {defining_module(n) for n in imported_modules(path) if n.split(".")[0] == "CTADefaceLib"}
+        graph[name].discard(None)
+        graph[name].discard(name)
+    return graph
+
+
+def test_every_core_module_has_a_layer():
+    assert {layer_of(name) for name in import_graph()} == set(range(len(LAYERS)))
+
+
+def test_no_layer_imports_a_higher_one():
+    upward = [
+        f"{name} ({LAYERS[layer_of(name)][0]}) imports {target} ({LAYERS[layer_of(target)][0]})"
+        for name, targets in sorted(import_graph().items())
+        for target in sorted(targets)
+        if layer_of(target) > layer_of(name)
+    ]
+    assert upward == []
+
+
+def test_the_deface_command_reaches_the_written_file_going_only_down():
+    """`ctadeface deface`: cli -> commands.deface -> pipeline -> engines -> io.case_outputs (the atomic writes).
+    Every module on the way is walked; each step stays in its layer or goes down, and the walk reaches the writer
+    without passing through the Slicer glue or the evaluation."""
+    graph = import_graph()
+    start = "CTADefaceLib.commands.deface"
+    seen, todo, steps = {start}, [start], []
+    while todo:
+        name = todo.pop()
+        for target in graph[name]:
+            steps.append((name, target))
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    assert {"CTADefaceLib.pipeline", "CTADefaceLib.engines", "CTADefaceLib.io.case_outputs"} <= seen
+    assert not [name for name in seen if name.startswith("CTADefaceLib.slicer")]
+    assert [(a, b) for a, b in steps if layer_of(b) > layer_of(a)] == []
+
+
+def test_the_layer_check_catches_an_upward_import():
+    """settings.py once built the engine (settings -> engines): that edge is what the check reports."""
+    assert layer_of("CTADefaceLib.engines.nnunet.engine") > layer_of("CTADefaceLib.settings")
+    assert layer_of("CTADefaceLib.pipeline") > layer_of("CTADefaceLib.engines")
+    assert layer_of("CTADefaceLib.slicer.logic") > layer_of("CTADefaceLib.pipeline")
+    assert "CTADefaceLib.engines" not in import_graph()["CTADefaceLib.settings"]
+
+
+def test_evaluation_uses_the_core_and_the_core_finds_it_only_by_entry_point():
+    """evaluation -> core, never the reverse: the plug-in is declared as an entry point, not imported."""
+    uses_core = [p for p in python_files(EVAL) if any(n.startswith("CTADefaceLib") for n in imported_modules(p))]
+    assert uses_core
+    pyproject = open(os.path.join(REPO, "pyproject.toml"), encoding="utf-8").read()
+    assert "CTADefaceEvalLib" in pyproject.split("entry-points", 1)[-1]

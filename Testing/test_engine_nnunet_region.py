@@ -1,5 +1,5 @@
 """The fast path: the face ROI never cuts the face, its masks match whole-volume inference, and the
-random official-shape model folder loads in nnU-Net (issue 6)."""
+random official-shape model folder (the timing model of Testing/benchmarks/speed.py) loads in nnU-Net."""
 
 import dataclasses
 import os
@@ -146,11 +146,12 @@ def _dice(x, y):
 def test_fast_path_matches_whole_volume(synthetic_model):
     """The bundled model (a 256 mm patch: one or two tiles per phantom): the fast path's mask is the
     whole-volume mask, tilted heads, with and without the neck."""
+    from CTADefaceLib.engines import engine_for
     from CTADefaceLib.pipeline import DefaceSettings, compute_mask
 
     whole = DefaceSettings(model=synthetic_model, device="cpu", tile_step=0.5, roi=False)
     fast = DefaceSettings(model=synthetic_model, device="cpu")
-    e_whole, e_fast = whole.create_engine(), fast.create_engine()
+    e_whole, e_fast = engine_for(whole), engine_for(fast)
     cases = [
         PhantomSpec.random(5000, "small"),  # the model never saw these seeds
         PhantomSpec(seed=5001, shape=(120, 128, 144), neck=True, pose_deg=(15, -12, 8), orientation="RAS"),

@@ -5,7 +5,6 @@ Real `ctadeface deface` subprocesses on real phantom CTs (the `box` engine: no m
 mounts for read-only and full file systems (skipped where mounting is not permitted).
 """
 
-import contextlib
 import json
 import os
 import shutil
@@ -17,40 +16,10 @@ import pytest
 import SimpleITK as sitk
 
 from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
+from helpers import BOX, cli_command, ctadeface, mounted_tmpfs, one_sentence, sha256
+from helpers import cli_environment as environment
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BOX = ("--engine", "box", "--no-progress")
-
-
-def environment(**extra):
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "CTADeface"), os.path.join(REPO, "CTADefaceEval")])
-    )
-    env.update(extra)
-    return env
-
-
-def cli_command(*args):
-    return [sys.executable, "-m", "CTADefaceLib.cli", *map(str, args)]
-
-
-def ctadeface(*args, env=None, **popen):
-    return subprocess.run(
-        cli_command(*args), capture_output=True, text=True, env=environment(**(env or {})), timeout=600, **popen
-    )
-
-
-def sha256(path):
-    import hashlib
-
-    return hashlib.sha256(open(path, "rb").read()).hexdigest()
-
-
-def one_sentence(result):
-    assert "Traceback" not in result.stderr, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("ctadeface: error:")]
-    assert len(errors) == 1, result.stderr
-    return errors[0]
 
 
 def records(result):
@@ -65,18 +34,6 @@ def assert_complete_case(out, name, input_path):
     for key in ("defaced", "mask"):
         assert sha256(sidecar["outputs"][key]) == sidecar["outputs_sha256"][key]
     return sidecar
-
-
-@contextlib.contextmanager
-def mounted_tmpfs(path, options):
-    os.makedirs(path, exist_ok=True)
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not permitted here ({result.stderr.strip()})")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ Every bad input is built for real (SimpleITK/GDCM writes it, then it is cut or c
 must be refused with one sentence, a non-zero exit, its bytes unchanged and no output written.
 """
 
-import hashlib
 import json
 import logging
 import os
@@ -21,16 +20,13 @@ from CTADefaceLib.io.dicom import chosen_series
 from CTADefaceLib.io.volume import MAX_SPACING_MM, MAX_VOXELS_PER_AXIS, MIN_SPACING_MM, input_digest, read_image
 from CTADefaceLib.mask import postprocess
 from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
-from test_cli import assert_one_clear_sentence, ctadeface
+from helpers import ctadeface, sha256
+from helpers import one_sentence as assert_one_clear_sentence
 from test_io_dicom import write_dicom_series
 
 
-def digest(path):
-    return hashlib.sha256(open(path, "rb").read()).hexdigest()
-
-
 def folder_digests(folder):
-    return {n: digest(os.path.join(folder, n)) for n in sorted(os.listdir(folder))}
+    return {n: sha256(os.path.join(folder, n)) for n in sorted(os.listdir(folder))}
 
 
 def cli_refuses(input_path, out, *extra, expect):
@@ -60,25 +56,25 @@ def test_truncated_nii_gz_is_refused_not_filled_with_zeros(tmp_path):
     path = tmp_path / "cut.nii.gz"
     sitk.WriteImage(make_ct(), str(path), useCompression=True)
     cut(path, 0.6)
-    before = digest(path)
+    before = sha256(path)
     # What used to happen: SimpleITK reads it without complaint, the missing part filled with zeros.
     assert sitk.ReadImage(str(path)).GetSize() == make_ct().GetSize()
     with pytest.raises(InputError, match="incomplete or damaged"):
         read_image(str(path))
     line = cli_refuses(path, tmp_path / "out", expect="incomplete or damaged")
     assert "copy it again" in line
-    assert digest(path) == before
+    assert sha256(path) == before
 
 
 def test_truncated_plain_nii_is_refused(tmp_path):
     path = tmp_path / "cut.nii"
     sitk.WriteImage(make_ct(), str(path))
     cut(path, 0.7)
-    before = digest(path)
+    before = sha256(path)
     with pytest.raises(InputError, match=r"incomplete: its header describes \d+ bytes of data but the file holds"):
         read_image(str(path))
     cli_refuses(path, tmp_path / "out", expect="incomplete")
-    assert digest(path) == before
+    assert sha256(path) == before
 
 
 def test_corrupt_gzip_stream_is_refused(tmp_path):
@@ -98,10 +94,10 @@ def test_truncated_nrrd_and_mha_are_refused(tmp_path, suffix, compressed):
     path = tmp_path / f"cut{suffix}"
     sitk.WriteImage(make_ct(), str(path), useCompression=compressed)
     cut(path, 0.7)
-    before = digest(path)
+    before = sha256(path)
     with pytest.raises(InputError, match="could not be read"):
         read_image(str(path))
-    assert digest(path) == before
+    assert sha256(path) == before
 
 
 def test_intact_files_still_read(tmp_path):
@@ -223,12 +219,12 @@ def test_absurd_spacing_is_refused_naming_value_and_range(tmp_path, spacing):
     image.SetSpacing((0.8, 0.8, spacing))
     path = tmp_path / "odd.nrrd"
     sitk.WriteImage(image, str(path))
-    before = digest(path)
+    before = sha256(path)
     expected = f"spacing of {spacing:g} mm along z, outside the {MIN_SPACING_MM:g}-{MAX_SPACING_MM:g} mm"
     with pytest.raises(InputError, match=expected):
         read_image(str(path))
     cli_refuses(path, tmp_path / "out", expect=expected)
-    assert digest(path) == before
+    assert sha256(path) == before
 
 
 def test_absurd_size_is_refused_from_the_header_before_reading_voxels(tmp_path):
@@ -253,13 +249,13 @@ def test_nan_or_inf_voxels_in_nifti_are_refused(tmp_path, bad):
     image = image_from_array(array, spacing=(0.8, 0.9, 1.5))
     path = tmp_path / "float.nii.gz"
     sitk.WriteImage(image, str(path))
-    before = digest(path)
+    before = sha256(path)
     # What used to happen: ITK's NIfTI reader turns them into 0 without a word.
     assert np.all(sitk.GetArrayFromImage(sitk.ReadImage(str(path)))[5, 5:8, 5:8] == 0)
     with pytest.raises(InputError, match="has 9 voxels that are not numbers"):
         read_image(str(path))
     cli_refuses(path, tmp_path / "out", expect="not numbers (NaN or infinite)")
-    assert digest(path) == before
+    assert sha256(path) == before
 
 
 @pytest.mark.parametrize("suffix", [".nrrd", ".mha", ".nii"])

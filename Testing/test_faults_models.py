@@ -20,6 +20,7 @@ import zipfile
 
 import pytest
 
+from helpers import cli_environment, ctadeface, one_sentence
 from test_models_install import RESULTS, make_results_folder, zip_folder
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,31 +33,6 @@ def home(tmp_path, monkeypatch):
     path = tmp_path / "home"
     monkeypatch.setenv("CTADEFACE_HOME", str(path))
     return path
-
-
-def _environment():
-    return dict(
-        os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "CTADeface"), os.path.join(REPO, "CTADefaceEval")])
-    )
-
-
-def ctadeface(*args, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "CTADefaceLib.cli", *args],
-        capture_output=True,
-        text=True,
-        env=_environment(),
-        timeout=timeout,
-    )
-
-
-def one_sentence(result) -> str:
-    """The run failed with exactly one `ctadeface: error:` line and no traceback; returns that line."""
-    assert result.returncode != 0, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("ctadeface: error:")]
-    assert len(errors) == 1, result.stderr
-    return errors[0]
 
 
 def listing(folder) -> set:
@@ -253,7 +229,7 @@ trainer.save_checkpoint(sys.argv[3])
         capture_output=True,
         timeout=300,
         env=dict(
-            _environment(), **{k: str(tmp_path / k) for k in ("nnUNet_results", "nnUNet_raw", "nnUNet_preprocessed")}
+            cli_environment(), **{k: str(tmp_path / k) for k in ("nnUNet_results", "nnUNet_raw", "nnUNet_preprocessed")}
         ),
     )
     raw = torch.load(str(full), map_location="cpu", weights_only=False)
@@ -525,6 +501,7 @@ def test_interrupted_zip_download_says_so_keeps_the_part_and_resumes(tmp_path, h
     assert not (home / "models" / ".toy.partial").exists()
 
 
+@pytest.mark.slow  # three installs; resuming is in the quick tier (test_interrupted_zip_download_...)
 def test_server_without_range_support_restarts_the_download(tmp_path, home, server):
     zip_folder(make_results_folder(tmp_path), os.path.join(server.root, "toy.zip"))
     url = f"{server.url}/toy.zip"
@@ -537,7 +514,7 @@ def test_server_without_range_support_restarts_the_download(tmp_path, home, serv
     assert ctadeface("models", "verify", "toy").returncode == 0
 
 
-@pytest.mark.parametrize("mode", ["short-length", "no-length-truncate"])
+@pytest.mark.parametrize("mode", ["short-length", pytest.param("no-length-truncate", marks=pytest.mark.slow)])
 def test_cut_zip_without_a_true_length_is_one_sentence_and_is_deleted(tmp_path, home, server, mode):
     zip_folder(make_results_folder(tmp_path), os.path.join(server.root, "toy.zip"))
     server.mode = mode
@@ -604,7 +581,7 @@ def test_install_killed_mid_download_leaves_no_model_and_a_rerun_completes(tmp_p
     server.mode = "slow"
     process = subprocess.Popen(
         [sys.executable, "-m", "CTADefaceLib.cli", "models", "install", "toy", "--from", url, "--no-progress"],
-        env=_environment(),
+        env=cli_environment(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -647,16 +624,20 @@ HUB_KWARGS = {"model": "net", "source": "local", "trust_repo": True}
 
 @pytest.mark.parametrize(
     "route",
-    [
-        "network",
-        "nonlin",
-        "preprocessor_name",
-        "normalization_schemes",
-        "resampling_fn_data",
-        "image_reader_writer",
-        "label_manager",
-        "overwrite_image_reader_writer",
-        "trainer_name",
+    # each route is a `ctadeface` child that loads nnU-Net (5 s and more): the quick tier keeps the network class
+    # and the trainer name (both lead to torch); `make test` runs every route
+    ["network", "trainer_name"]
+    + [
+        pytest.param(route, marks=pytest.mark.slow)
+        for route in (
+            "nonlin",
+            "preprocessor_name",
+            "normalization_schemes",
+            "resampling_fn_data",
+            "image_reader_writer",
+            "label_manager",
+            "overwrite_image_reader_writer",
+        )
     ],
 )
 def test_every_name_nnunet_resolves_from_a_model_is_checked(tmp_path, home, route):
@@ -759,7 +740,10 @@ def duplicate_member_zip(tmp_path):
     return path
 
 
-@pytest.mark.parametrize("kind", ["evil-folder", "evil-zip", "duplicate", "absolute"])
+# evil-zip: the zip form of the refusal is in the quick tier too (test_evil_checkpoint_is_refused_at_install[zip])
+@pytest.mark.parametrize(
+    "kind", ["evil-folder", pytest.param("evil-zip", marks=pytest.mark.slow), "duplicate", "absolute"]
+)
 def test_failed_install_leaves_no_staging_folder(tmp_path, home, kind):
     marker = tmp_path / "marker"
     if kind.startswith("evil"):

@@ -5,8 +5,6 @@ sentence and leaves nothing behind (no final name, no temporary file). Outputs g
 file mode and carry none of the input's meta-data (patient name, IDs).
 """
 
-import contextlib
-import hashlib
 import os
 import signal
 import subprocess
@@ -21,24 +19,9 @@ from builders import image_from_array, make_ct
 from CTADefaceLib.errors import OutputError
 from CTADefaceLib.io.volume import TEMP_PREFIX, read_image, write_image_atomic
 from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
-from test_cli import REPO, ctadeface
+from helpers import REPO, ctadeface, mounted_tmpfs, sha256
 
 FORMATS = [".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".nhdr"]
-
-
-@contextlib.contextmanager
-def tmpfs(path, options):
-    """A real small file system mounted at `path` (root only); unmounted whatever happens."""
-    path.mkdir(exist_ok=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip() or 'mount failed'})")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
 def noisy_ct(size=(160, 160, 80)):
@@ -47,13 +30,9 @@ def noisy_ct(size=(160, 160, 80)):
     return image_from_array(array, spacing=(0.8, 0.8, 1.5))
 
 
-def sha256(path):
-    return hashlib.sha256(open(path, "rb").read()).hexdigest()
-
-
 @pytest.mark.parametrize("suffix", FORMATS)
 def test_full_disk_leaves_nothing_and_says_so(tmp_path, suffix):
-    with tmpfs(tmp_path / "small", "size=1m") as disk:
+    with mounted_tmpfs(tmp_path / "small", "size=1m") as disk:
         target = disk / f"case{suffix}"
         with pytest.raises(OutputError, match=r"could not be written \(.*\): the disk is full or the write failed"):
             write_image_atomic(noisy_ct(), str(target))
@@ -63,7 +42,7 @@ def test_full_disk_leaves_nothing_and_says_so(tmp_path, suffix):
 def test_full_disk_after_the_header_still_leaves_nothing(tmp_path):
     """Room for a NIfTI header and part of the data: the writer itself does not notice (it prints
     'wrote only ... bytes'); the read-back does."""
-    with tmpfs(tmp_path / "small", "size=2m") as disk:
+    with mounted_tmpfs(tmp_path / "small", "size=2m") as disk:
         (disk / "filler").write_bytes(b"\0" * (2 * 1024 * 1024 - 64 * 1024))
         with pytest.raises(OutputError, match="the disk is full or the write failed"):
             write_image_atomic(noisy_ct(), str(disk / "case.nii"))
@@ -71,7 +50,7 @@ def test_full_disk_after_the_header_still_leaves_nothing(tmp_path):
 
 
 def test_read_only_disk_leaves_nothing(tmp_path):
-    with tmpfs(tmp_path / "ro", "size=4m,ro") as disk:
+    with mounted_tmpfs(tmp_path / "ro", "size=4m,ro") as disk:
         for path in (disk / "case.nii.gz", disk / "sub" / "case.nrrd", disk / "case.mhd"):
             with pytest.raises(OutputError, match=r"\(Read-only file system\): the disk is full or the write failed"):
                 write_image_atomic(make_ct(), str(path))
@@ -83,7 +62,7 @@ def test_cli_on_a_full_disk_is_one_sentence_and_leaves_no_output(tmp_path):
     source = tmp_path / "head.nii.gz"
     sitk.WriteImage(head, str(source))
     before = sha256(source)
-    with tmpfs(tmp_path / "full", "size=64k") as disk:
+    with mounted_tmpfs(tmp_path / "full", "size=64k") as disk:
         result = ctadeface("deface", str(source), "-o", str(disk / "out"), "--engine", "box", "--no-progress")
         assert result.returncode == 1 and "Traceback" not in result.stderr, result.stdout + result.stderr
         failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]

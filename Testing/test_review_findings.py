@@ -10,25 +10,17 @@ import sys
 import numpy as np
 import pytest
 
+from helpers import cli_environment, ctadeface
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(REPO, "CTADeface", "CTADefaceLib", "data", "sample_phantom.nii.gz")
-ENV = dict(
-    os.environ,
-    PYTHONPATH=os.pathsep.join(
-        [os.path.join(REPO, "CTADeface"), os.path.join(REPO, "CTADefaceEval"), os.environ.get("PYTHONPATH", "")]
-    ),
-)
-
-
-def _cli(*args, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "CTADefaceLib.cli", *args], capture_output=True, text=True, env=ENV, timeout=timeout
-    )
+ENV = cli_environment()
 
 
 # DEFECT R1: plans.json of an untrusted model (--model PATH, or `models install NAME --from ...`) can run any code:
 # check_plans only checks that network_class_name *starts with* "dynamic_network_architectures.", but nnU-Net
 # resolves it with pydoc.locate, which follows module attributes ("...unet.torch.hub.load") to any callable.
+@pytest.mark.slow  # the quick tier has the same route: test_faults_models.py::...is_checked[network]
 def test_r1_plans_json_cannot_reach_torch_hub_load(tmp_path, synthetic_model):
     from CTADefaceLib.models.install import installed_results_folder
 
@@ -49,7 +41,7 @@ def test_r1_plans_json_cannot_reach_torch_hub_load(tmp_path, synthetic_model):
                 "_kw_requires_import": [],
             }
     (evil / "plans.json").write_text(json.dumps(plans))
-    _cli("deface", SAMPLE, "-o", str(tmp_path / "out"), "--model", str(evil), "--no-progress")
+    ctadeface("deface", SAMPLE, "-o", str(tmp_path / "out"), "--model", str(evil), "--no-progress")
     assert not marker.exists(), "code named by plans.json ran when the model loaded"
 
 
@@ -104,7 +96,7 @@ def test_r3_sidecar_fill_value_is_the_value_written(tmp_path, fill):
     import SimpleITK as sitk
 
     out = tmp_path / "out"
-    done = _cli("deface", SAMPLE, "-o", str(out), "--engine", "box", "--no-progress", f"--fill={fill}")
+    done = ctadeface("deface", SAMPLE, "-o", str(out), "--engine", "box", "--no-progress", f"--fill={fill}")
     if done.returncode != 0:
         return  # refusing an out-of-range fill is a correct answer too
     defaced = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "sample_phantom_defaced.nii.gz")))
@@ -156,6 +148,6 @@ def test_r5_name_too_long_is_not_reported_as_a_full_disk(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     shutil.copy(SAMPLE, folder / ("a" * 240 + ".nii.gz"))
-    done = _cli("deface", str(folder), "-o", str(tmp_path / "out"), "--engine", "box", "--no-progress")
+    done = ctadeface("deface", str(folder), "-o", str(tmp_path / "out"), "--engine", "box", "--no-progress")
     failed = [line for line in done.stdout.splitlines() if line.startswith("FAILED")]
     assert failed and "disk is full" not in failed[0] and ".ctadeface-tmp-" not in failed[0], failed

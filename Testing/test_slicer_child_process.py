@@ -11,19 +11,11 @@ import pytest
 from CTADefaceLib import launcher
 from CTADefaceLib.pipeline import DefaceSettings
 from CTADefaceLib.slicer.child_process import DefaceProcess, build_deface_command, kill_tree_command, parse_progress
+from helpers import process_alive
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="process groups and /proc are POSIX")
-
-
-def _alive(pid: int) -> bool:
-    """Running (a zombie counts as gone: it no longer runs)."""
-    try:
-        with open(f"/proc/{pid}/status") as handle:
-            return not any(line.startswith("State:") and "Z" in line for line in handle)
-    except FileNotFoundError:
-        return False
 
 
 def _launcher_script(tmp_path, child_ignores_term: bool) -> str:
@@ -59,14 +51,14 @@ def test_cancel_ends_a_launcher_and_the_python_it_started(tmp_path, child_ignore
         time.sleep(0.05)
     assert process.progress == 0.10  # the output of the launcher's child came through
     child = int((tmp_path / "child.pid").read_text())
-    assert _alive(child) and child != process._process.pid
+    assert process_alive(child) and child != process._process.pid
     started = time.time()
     process.cancel(grace_s=1)
     deadline = time.time() + 5
-    while (_alive(child) or not process.finished) and time.time() < deadline:
+    while (process_alive(child) or not process.finished) and time.time() < deadline:
         process.poll()
         time.sleep(0.05)
-    assert not _alive(child), "the launcher's child (python-real) still runs"
+    assert not process_alive(child), "the launcher's child (python-real) still runs"
     assert process.finished, "the output pipe did not close"
     assert time.time() - started < 6
     assert process.error_message() == "Defacing was cancelled."

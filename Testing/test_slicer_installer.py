@@ -32,28 +32,17 @@ def test_pyproject_and_installer_give_nnunet_the_same_bounds():
     assert not any(r.startswith("platformdirs") for r in project["dependencies"])
 
 
+def _pip_install_alone(target, requirement):
+    """pip installs `requirement` and pip itself into the folder `target`, without their dependencies."""
+    argv = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target)]
+    return subprocess.run(argv + ["--cache-dir", PIP_CACHE, requirement, "pip"], capture_output=True, text=True)
+
+
 @pytest.fixture(scope="module")
 def bare_python_with_nnunet(tmp_path_factory):
     """A Python that has only nnunetv2 (installed --no-deps, as the installer's first step does) and pip."""
     target = tmp_path_factory.mktemp("site")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--target",
-            str(target),
-            "--cache-dir",
-            PIP_CACHE,
-            "nnunetv2==2.8.1",
-            "pip",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    done = _pip_install_alone(target, "nnunetv2==2.8.1")
     if done.returncode != 0:
         pytest.skip(f"pip could not fetch nnunetv2 2.8.1: {done.stdout[-300:]}{done.stderr[-300:]}")
     return str(target)
@@ -93,24 +82,7 @@ def test_check_reports_what_nnunet_loads_a_model_with(bare_python_with_nnunet):
 
 def test_installed_nnunet_out_of_range_is_reported(tmp_path):
     site = tmp_path / "site"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--target",
-            str(site),
-            "--cache-dir",
-            PIP_CACHE,
-            "nnunetv2==2.4.2",
-            "pip",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    done = _pip_install_alone(site, "nnunetv2==2.4.2")
     if done.returncode != 0:
         pytest.skip("pip could not fetch nnunetv2 2.4.2")
     report = _in_bare_python(
@@ -140,6 +112,7 @@ def test_pip_plan_installs_nnunet_without_its_dependencies_and_the_rest_constrai
     ]
 
 
+@pytest.mark.slow  # a fresh venv and a real pip resolution: over 10 s
 def test_run_install_failure_is_one_sentence_and_leaves_no_constraints_file(tmp_path):
     """Real pip in a real venv: an unsatisfiable requirement fails; the constraints file is removed."""
     venv = tmp_path / "venv"

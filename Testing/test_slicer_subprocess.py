@@ -5,6 +5,7 @@ import time
 
 from CTADefaceLib.pipeline import DefaceSettings
 from CTADefaceLib.slicer.child_process import DefaceProcess, build_deface_command, error_from_output, parse_progress
+from helpers import process_alive
 
 
 def test_command_reproduces_settings():
@@ -42,15 +43,6 @@ def test_progress_and_error_parsing():
     assert error_from_output(["ok"], 0) is None
 
 
-def _alive(pid: int) -> bool:
-    """Running (a zombie waiting for a reaper counts as gone: it no longer runs)."""
-    try:
-        with open(f"/proc/{pid}/status") as handle:
-            return not any(line.startswith("State:") and "Z" in line for line in handle)
-    except FileNotFoundError:
-        return False
-
-
 def test_cancel_kills_a_running_process_and_its_children(tmp_path):
     # A long-running child that also starts a grandchild (as nnU-Net's worker processes would).
     pid_file = tmp_path / "grandchild.pid"
@@ -72,9 +64,9 @@ def test_cancel_kills_a_running_process_and_its_children(tmp_path):
     assert process.returncode != 0
     assert process.error_message() == "Defacing was cancelled."
     deadline = time.time() + 5
-    while _alive(grandchild) and time.time() < deadline:
+    while process_alive(grandchild) and time.time() < deadline:
         time.sleep(0.05)
-    assert not _alive(grandchild)
+    assert not process_alive(grandchild)
 
 
 def test_cli_user_error_arrives_as_one_sentence(tmp_path):

@@ -2,8 +2,8 @@
 
 About 30% of an nnU-Net forward pass on a CPU is page-fault time: glibc maps each large activation
 buffer with mmap and unmaps it when freed, so every tile faults its memory in again. These settings
-keep freed memory in the heap instead (measured: one 128^3 pass 10.5 -> 7.3 s, +1.5 GB peak; see
-docs/facts.md and `python Testing/benchmarks/speed.py --compare`). glibc reads them only when the process starts, so
+keep freed memory in the heap instead, at the cost of a higher peak (docs/facts.md has the measurement;
+`python Testing/benchmarks/speed.py --compare` repeats it). glibc reads them only when the process starts, so
 the entry point re-executes itself once with them set; `CTADEFACE_MALLOC_SET` marks the second start.
 Opt out with CTADEFACE_MALLOC_TUNING=0; variables the user set are left alone. The Slicer module's
 child process gets the same environment from slicer/child_process.child_environment.

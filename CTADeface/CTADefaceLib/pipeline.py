@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Callable, cast
 
 from . import __version__
+from .engines import engine_for
 from .errors import DefaceError, OutputError
 from .fill import apply_mask, fill_value, parse_fill
 from .hashing import file_sha256
@@ -90,7 +91,7 @@ def compute_mask(
 ) -> tuple[sitk.Image, Engine]:
     """The engine's face mask on `image`'s exact grid (engines work in the canonical orientation)."""
     timings = {} if timings is None else timings
-    engine = engine or settings.create_engine()
+    engine = engine or engine_for(settings)
     start = time.perf_counter()
     canonical = to_canonical(image)
     timings["orient"] = time.perf_counter() - start
@@ -452,7 +453,7 @@ def deface_batch(
                 # that cannot load stops the batch here (every case would fail the same way).
                 if engine is None:
                     log.debug("Loading the %s engine (model %s)", settings.engine, settings.model)
-                    engine = settings.create_engine()
+                    engine = engine_for(settings)
                 try:
                     if run_case is None:
                         sidecar = deface_file(

@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import argparse
 
-    from .engines.base import Engine
-
 DEVICES = ("auto", "cpu", "cuda", "mps")
 FILL_POLICIES = ("p10", "air")  # a number (HU) is a valid fill as well
 ENGINES = ("nnunet", "box")
@@ -139,18 +137,6 @@ class DefaceSettings:
             "--engine-options", "extra keyword arguments for the engine, as a JSON object (e.g. '{\"threads\": 4}')"
         ),
     )
-
-    def create_engine(self) -> Engine:
-        from .engines import create_engine
-
-        options = dict(self.engine_options)
-        if self.engine == "nnunet":
-            options.setdefault("model", self.model)
-            options.setdefault("device", self.device)
-            options.setdefault("mirroring", self.mirroring)
-            options.setdefault("tile_step", self.tile_step)
-            options.setdefault("roi", self.roi)
-        return create_engine(self.engine, **options)
 
     # ------------------------------------------------------------------ serialised forms
     def to_dict(self) -> dict:

@@ -73,11 +73,24 @@ def _load_mask(item):
     return sitk.ReadImage(item)
 
 
+def _views(scored) -> tuple[dict, dict]:
+    """({view: picture}, {view: MTCNN box}) of a score_image result: one anterior view for now."""
+    return {"anterior": scored["picture"]}, {"anterior": scored["box"]}
+
+
 def evaluate_case(
-    case: dict, methods: list[str], outdir: str, original: str = "original", size: int = 512
+    case: dict,
+    methods: list[str],
+    outdir: str,
+    original: str = "original",
+    size: int = 512,
+    identity: dict | None = None,
 ) -> list[dict]:
     """One case: {"case", "images": {method: path|image}, optional "masks", "sidecars", "truth",
-    "intracranial", "arteries"}. Returns one row per method present."""
+    "intracranial", "arteries"}. Returns one row per method present.
+
+    With `identity` (a dict), FaceNet embeddings of every render are added to it as
+    identity[method][case] = identity.render_embeddings(...), for identity.cohort_identity."""
     from . import metrics
 
     name = case["case"]
@@ -85,6 +98,11 @@ def evaluate_case(
     original_image = _load(case["images"][original])
     ref = score_image(original_image, size=size, save_to=os.path.join(renders, f"{name}_{original}.png"))
     rows = [_row(name, original, ref)]
+    if identity is not None:
+        from .identity import render_embeddings
+
+        ref_pictures, ref_boxes = _views(ref)
+        identity.setdefault(original, {})[name] = render_embeddings(ref_pictures, ref_boxes)
     truth = _load_mask(case.get("truth"))
     regions = {k: _load_mask(case[k]) for k in ("intracranial", "arteries") if case.get(k) is not None}
     for method in methods:
@@ -93,6 +111,9 @@ def evaluate_case(
         image = _load(case["images"][method])
         scored = score_image(image, ref["embedding"], size=size, save_to=os.path.join(renders, f"{name}_{method}.png"))
         row = _row(name, method, scored)
+        if identity is not None:
+            pictures, boxes = _views(scored)
+            identity.setdefault(method, {})[name] = render_embeddings(pictures, boxes, fallback_boxes=ref_boxes)
         if ref["embedding"] is not None and scored["embedding"] is None:
             row["embedding_distance"] = None  # no face after defacing: no identity to compare (paper: excluded)
         mask = _load_mask((case.get("masks") or {}).get(method))
@@ -125,12 +146,15 @@ def evaluate_cohort(
     original: str = "original",
     size: int = 512,
     progress: bool = True,
+    identity: dict | None = None,
 ) -> list[dict]:
+    """Rows of every case (evaluate_case); with `identity` (a dict) it also collects the FaceNet embeddings
+    that identity.cohort_identity turns into rank-1 rates and pair AUCs."""
     rows = []
     for i, case in enumerate(cases, start=1):
         if progress:
             log.info("[%d/%d] %s", i, len(cases), case["case"])
-        rows.extend(evaluate_case(case, methods, outdir, original, size))
+        rows.extend(evaluate_case(case, methods, outdir, original, size, identity))
     return rows
 
 

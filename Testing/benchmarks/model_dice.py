@@ -22,11 +22,12 @@ DEFAULT_SEEDS = (5000, 5001, 5002, 5003, 5004, 5005)
 
 def evaluate(model: str, seeds, size: str, device: str, tile_step: float = 0.5):
     from CTADefaceEvalLib.metrics import dice
+    from CTADefaceLib.engines import engine_for
     from CTADefaceLib.pipeline import DefaceSettings, compute_mask
     from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
 
     settings = DefaceSettings(model=model, device=device, tile_step=tile_step)
-    engine = settings.create_engine()
+    engine = engine_for(settings)
     rows = []
     for seed in seeds:
         phantom = make_phantom(PhantomSpec.random(seed, size=size))

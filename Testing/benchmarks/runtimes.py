@@ -2,7 +2,7 @@
 
     python Testing/benchmarks/runtimes.py [--threads N] [--repeats 3] [--no-malloc]
 
-Issue 6 asks to adopt a faster CPU runtime only if it is faster *and* gives the same masks up to
+A faster CPU runtime is worth adopting only if it is faster *and* gives the same masks up to
 rounding. This exports the randomly initialised official-shape network (Testing/benchmarks/speed.py
 builds the same one) to ONNX, runs one CT-like tile through each runtime that is installed, and
 prints the mean time per tile and how far its logits and labels are from eager PyTorch's. ONNX

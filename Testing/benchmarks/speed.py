@@ -58,7 +58,6 @@ def child_upstream(args) -> dict:
     import numpy as np
     import SimpleITK as sitk
     import torch
-    from nnunetv2.inference.data_iterators import PreprocessAdapterFromNpy
     from nnunetv2.inference.export_prediction import convert_predicted_logits_to_segmentation_with_correct_shape
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
@@ -84,21 +83,10 @@ def child_upstream(args) -> dict:
         with torch.inference_mode():
             predictor.predict_single_npy_array(data, props)
         total = time.perf_counter() - t
-        n = len(predictor._internal_get_sliding_window_slicers(_pre_shape(predictor, data, props)))
+        n = len(predictor._internal_get_sliding_window_slicers(_preprocessed(predictor, data, props)["data"].shape[1:]))
         return {"load_s": t_load, "predict_s": total, "tiles": n, "extrapolated": False, "peak_gb": _rss_gb()}
     t = time.perf_counter()
-    dct = next(
-        PreprocessAdapterFromNpy(
-            [data],
-            [None],
-            [props],
-            [None],
-            predictor.plans_manager,
-            predictor.dataset_json,
-            predictor.configuration_manager,
-            num_threads_in_multithreaded=1,
-        )
-    )
+    dct = _preprocessed(predictor, data, props)
     t_pre = time.perf_counter() - t
     pre = dct["data"]
     slicers = predictor._internal_get_sliding_window_slicers(pre.shape[1:])
@@ -138,10 +126,11 @@ def child_upstream(args) -> dict:
     }
 
 
-def _pre_shape(predictor, data, props):
+def _preprocessed(predictor, data, props):
+    """nnU-Net's preprocessing of one image, as its predictor does it: {"data": tensor, "data_properties": ...}."""
     from nnunetv2.inference.data_iterators import PreprocessAdapterFromNpy
 
-    dct = next(
+    return next(
         PreprocessAdapterFromNpy(
             [data],
             [None],
@@ -153,7 +142,6 @@ def _pre_shape(predictor, data, props):
             num_threads_in_multithreaded=1,
         )
     )
-    return dct["data"].shape[1:]
 
 
 def benchmark_engine(args):
@@ -224,6 +212,7 @@ def child_agreement(args) -> dict:
     import numpy as np
     import SimpleITK as sitk
 
+    from CTADefaceLib.engines import engine_for
     from CTADefaceLib.models.install import install, is_installed
     from CTADefaceLib.pipeline import DefaceSettings, compute_mask
     from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
@@ -233,7 +222,7 @@ def child_agreement(args) -> dict:
         install("synthetic-test", progress=False)
     upstream = DefaceSettings(model=args.model, device=args.device, tile_step=0.5, roi=False)
     default = DefaceSettings(model=args.model, device=args.device)
-    e_up, e_fast = upstream.create_engine(), default.create_engine()
+    e_up, e_fast = engine_for(upstream), engine_for(default)
     rows = []
     for seed in args.seeds:
         ph = make_phantom(PhantomSpec.random(seed, "small"))

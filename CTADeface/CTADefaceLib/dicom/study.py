@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from ..engines import engine_for
 from ..errors import DefaceError, InputError, OutputError
 from ..io.case_outputs import write_json_atomic
 from ..io.volume import temp_prefix
@@ -255,7 +256,7 @@ def _deface_group(
                 "reference to compute the face mask on; reconstruct it without tilt, or send an untilted series with it"
             )
         return engine
-    engine = engine or settings.create_engine()  # loaded once, for the first mask of the run
+    engine = engine or engine_for(settings)  # loaded once, for the first mask of the run
     try:
         volume = read_volume(source.geometry)  # type: ignore[arg-type]
         result = compute(volume, settings, engine=engine, name=f"the {source.label}")

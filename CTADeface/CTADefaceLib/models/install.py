@@ -351,12 +351,24 @@ def _clean_failed(staging: str, registered: ModelEntry | None, keep_parts: bool)
     for item in registered.files if registered is not None else ():
         path = os.path.normpath(os.path.join(staging, *item.path.split("/")))
         with contextlib.suppress(OSError):
-            if os.path.getsize(path) == item.size and sha256_of(path) == item.sha256:
+            if _holds(path, item):
                 keep.add(path)
-    for dirpath, dirnames, filenames in os.walk(staging, topdown=False):
+    _prune(staging, lambda path: path.endswith(".part") or path in keep)
+    if os.path.isdir(staging) and not os.listdir(staging):
+        os.rmdir(staging)
+
+
+def _holds(path: str, item: ModelFile) -> bool:
+    """The file at path is the registry's `item`: its size and sha256 (a partial or foreign file is not)."""
+    return os.path.isfile(path) and os.path.getsize(path) == item.size and sha256_of(path) == item.sha256
+
+
+def _prune(folder: str, keep) -> None:
+    """Delete each file below folder whose normalised path keep(path) rejects, then links and empty folders."""
+    for dirpath, dirnames, filenames in os.walk(folder, topdown=False):
         for name in filenames:
             path = os.path.normpath(os.path.join(dirpath, name))
-            if not name.endswith(".part") and path not in keep:
+            if not keep(path):
                 os.remove(path)
         for name in dirnames:
             path = os.path.join(dirpath, name)
@@ -364,8 +376,6 @@ def _clean_failed(staging: str, registered: ModelEntry | None, keep_parts: bool)
                 os.remove(path)
             elif not os.listdir(path):
                 os.rmdir(path)
-    if os.path.isdir(staging) and not os.listdir(staging):
-        os.rmdir(staging)
 
 
 def _delete(path: str) -> None:
@@ -390,17 +400,7 @@ def _put_in_place(staging: str, final: str) -> None:
 def _keep_only(entry: ModelEntry, staging: str) -> None:
     """Delete everything in staging that is not one of the entry's (verified) files."""
     wanted = {os.path.normpath(os.path.join(staging, item.path)) for item in entry.files}
-    for dirpath, dirnames, filenames in os.walk(staging, topdown=False):
-        for name in filenames:
-            path = os.path.join(dirpath, name)
-            if os.path.normpath(path) not in wanted:
-                os.remove(path)
-        for name in dirnames:
-            path = os.path.join(dirpath, name)
-            if os.path.islink(path):
-                os.remove(path)
-            elif not os.listdir(path):
-                os.rmdir(path)
+    _prune(staging, wanted.__contains__)
 
 
 def _download_zip(name: str, url: str, staging: str, entry: ModelEntry | None, progress: bool) -> ModelEntry:
@@ -440,7 +440,7 @@ def _download_from_mirrors(entry: ModelEntry, staging: str, progress: bool) -> N
         raise ModelError(f"The model '{entry.name}' has no download address; install it with --from FOLDER_OR_ZIP.")
     for item in entry.files:
         target = join_inside(staging, item.path, f"The model '{entry.name}'")
-        if os.path.isfile(target) and os.path.getsize(target) == item.size and sha256_of(target) == item.sha256:
+        if _holds(target, item):
             continue  # already fetched by an earlier, interrupted install
         errors = []
         for mirror in entry.mirrors:

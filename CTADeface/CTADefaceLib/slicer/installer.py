@@ -238,7 +238,7 @@ def owned_constraints() -> list[str]:
 
 #: Python versions on which pip cannot resolve nnunetv2's requirements by itself in reasonable time, and the file
 #: of known-good versions (in CTADefaceLib/data/) added to the constraints there. On Python 3.9 (Slicer 5.8) pip
-#: backtracks until "resolution-too-deep" after about 9 minutes; with the hints it resolves in about 30 s.
+#: backtracks for many minutes until "resolution-too-deep"; with the hints it resolves at once (docs/facts.md).
 RESOLVER_HINTS = {(3, 9): "resolver-hints-py39.txt"}
 
 

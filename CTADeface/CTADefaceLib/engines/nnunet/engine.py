@@ -101,7 +101,7 @@ class NnUNetEngine(Engine):
         self.roi = bool(roi)
         # grow: start with the tiles of an upright face and add tiles where the predicted face goes on
         # (next_tiles); without it every tile of the candidate region runs at once. None = by device:
-        # on a CPU a tile costs seconds, and growing ran 15 instead of 33 tiles on the benchmark CTA; on a
+        # on a CPU a tile costs seconds, and growing runs far fewer tiles than the whole candidate region; on a
         # GPU a tile costs milliseconds, and each extra round (aggregation and export) costs more than the
         # tiles it saves (both measured by Testing/benchmarks/speed.py --compare).
         self.grow_requested = grow

@@ -1,6 +1,6 @@
 """Where the face can be: a cheap region of interest, and the fewest network tiles that cover it.
 
-The face model costs one forward pass per tile (about 9 s per 128^3 tile on 2 CPU threads), and a
+The face model costs one forward pass per tile (seconds per 128^3 tile on a CPU), and a
 head CTA's face fills a small part of the volume. `plan_face_tiles` finds, on a copy downsampled to
 about 3 mm (pure numpy/scipy/SimpleITK, well under a second):
 
@@ -19,7 +19,7 @@ about 3 mm (pure numpy/scipy/SimpleITK, well under a second):
    Their bounding box is the region the network may ever see (`TilePlan.box`).
 
 The candidate region must hold the face in any pose up to 20 degrees, so it is far bigger than a face
-(33 tiles on the benchmark CTA, of which growth ran 15). So the network does not run on
+(`python Testing/benchmarks/speed.py --compare` counts the tiles each way). So the network does not run on
 all of it at once: it first runs on the *core* (the candidate voxels in a slab that holds the face of
 an upright head: `core_below_mm` under the nose tip to `core_above_mm` over it, `core_behind_mm`
 back), and then `next_tiles` follows the face the network found: wherever the predicted face comes
