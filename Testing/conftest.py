@@ -16,6 +16,8 @@ import pytest  # noqa: E402
 # Tests never read or write the user's real model cache: one throw-away cache per test run,
 # inherited by the CLI subprocesses that tests start.
 os.environ["CTADEFACE_HOME"] = tempfile.mkdtemp(prefix="ctadeface-test-cache-")
+# ... nor the user's de-identification key (made on first use under $XDG_CONFIG_HOME/ctadeface, or %APPDATA%).
+os.environ["XDG_CONFIG_HOME"] = os.environ["APPDATA"] = tempfile.mkdtemp(prefix="ctadeface-test-config-")
 
 
 @pytest.fixture(scope="session")

@@ -119,7 +119,7 @@ LAYERS = (
     ("base", ("CTADefaceLib", "errors", "records", "hashing")),  # "CTADefaceLib": the package itself (__version__)
     ("foundation", ("settings", "fill", "mask", "io", "models", "synthetic", "deid")),
     ("engines", ("engines",)),
-    ("pipeline", ("pipeline", "groundtruth")),
+    ("pipeline", ("pipeline", "groundtruth", "dicom")),  # dicom: whole studies, through the pipeline's mask step
     ("front doors", ("commands", "cli", "launcher", "slicer")),
 )
 

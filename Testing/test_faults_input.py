@@ -205,7 +205,8 @@ def test_dicom_folder_sidecar_records_a_digest_through_the_cli(head, tmp_path):
     folder = tmp_path / "head"
     write_dicom_series(head, str(folder))
     out = tmp_path / "out"
-    result = ctadeface("deface", str(folder), "-o", str(out), "--engine", "box", "--no-progress")
+    # DICOM input gives DICOM output by default; the NIfTI path stays one option away ("nii.gz" or ".nii.gz")
+    result = ctadeface("deface", str(folder), "-o", str(out), "--engine", "box", "--no-progress", "--format", "nii.gz")
     assert result.returncode == 0, result.stdout + result.stderr
     sidecar = json.load(open(out / "head_deface.json"))
     assert sidecar["input"]["sha256"] == input_digest(str(folder))

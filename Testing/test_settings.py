@@ -32,6 +32,10 @@ def _other_value(f: dataclasses.Field):
         return default + 1.25
     if isinstance(default, dict):
         return {"threads": 3, "folds": ["0", "1"]}
+    if isinstance(default, list):
+        return ["clean-descriptors", "retain-dates"]
+    if default is None and f.name in ("deid_key", "mapping_file"):
+        return f"/somewhere/{f.name}"
     if choices:
         return next(c for c in choices if c != default)
     if isinstance(default, str):

@@ -101,7 +101,34 @@ class DefaceSettings:
     output_format: str | None = field(
         default=None,
         metadata=_option(
-            "--format", "output file format (default: the input's; .nii.gz for DICOM folders)", OUTPUT_FORMATS
+            "--format",
+            "output file format (default: the input's; DICOM for DICOM input, defaced and de-identified)",
+            OUTPUT_FORMATS,
+        ),
+    )
+    # DICOM output (the default for DICOM input): the de-identification of the headers (CTADefaceLib.deid)
+    deid_options: list = field(
+        default_factory=list,
+        metadata=_option(
+            "--deid-option",
+            "a PS3.15 profile option for DICOM output, repeatable (e.g. clean-descriptors, retain-dates); "
+            "the Basic Application Level Confidentiality Profile always applies",
+        ),
+    )
+    deid_key: str | None = field(
+        default=None,
+        metadata=_option(
+            "--deid-key",
+            "the secret key file that maps UIDs and IDs (made on first use; default: in your user config folder; "
+            "never inside the output folder)",
+        ),
+    )
+    mapping_file: str | None = field(
+        default=None,
+        metadata=_option(
+            "--mapping-file",
+            "write the table of original to new identifiers here (it re-identifies: keep it apart; refused "
+            "inside the output folder)",
         ),
     )
     engine_options: dict = field(
@@ -132,6 +159,8 @@ class DefaceSettings:
             elif kind == "json":
                 if value:
                     argv.append(f"{flag}={json.dumps(value, sort_keys=True)}")
+            elif kind == "list":
+                argv.extend(f"{flag}={item}" for item in value)
             elif value is not None:
                 # --flag=value: a negative fill (-1024) must not look like an option to argparse
                 argv.append(f"{flag}={value!r}" if kind == "float" else f"{flag}={value}")
@@ -153,6 +182,8 @@ def _kind(f: dataclasses.Field[Any]) -> str:
         return "float"
     if isinstance(default, dict):
         return "json"
+    if isinstance(default, list):
+        return "list"
     return "str"
 
 
@@ -168,6 +199,10 @@ def _json_object(text: str) -> dict:
     return value
 
 
+def _suffix(text: str) -> str:
+    return text if text.startswith(".") else "." + text
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One argparse option per settings field."""
     for f in dataclasses.fields(DefaceSettings):
@@ -179,6 +214,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, dest=f.name, type=float, default=default, help=help_text)
         elif kind == "json":
             parser.add_argument(flag, dest=f.name, type=_json_object, default=None, help=help_text)
+        elif kind == "list":
+            parser.add_argument(flag, dest=f.name, action="append", default=None, help=help_text)
+        elif f.name == "output_format":  # "nii.gz" and ".nii.gz" both name the format
+            parser.add_argument(flag, dest=f.name, type=_suffix, default=default, choices=choices, help=help_text)
         else:
             parser.add_argument(flag, dest=f.name, default=default, choices=choices, help=help_text)
 
@@ -204,6 +243,8 @@ def from_args(args: argparse.Namespace) -> DefaceSettings:
         value = getattr(args, f.name, _default(f))
         if _kind(f) == "json":
             value = dict(value or {})
+        elif _kind(f) == "list":
+            value = list(value or [])
         values[f.name] = value
     values["fill"] = normal_fill(values["fill"])
     return DefaceSettings(**values)

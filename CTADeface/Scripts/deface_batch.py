@@ -70,9 +70,16 @@ def run_batch(inputs, outdir, settings, *, logic=None, engine=None, overwrite=Fa
             slicerbridge.remove_node(volumeNode)
         return sidecar
 
-    records = deface_batch(
-        list(inputs), outdir, settings, overwrite=overwrite, engine=engine, run_case=deface_in_slicer
-    )
+    inputs, records = list(inputs), []
+    if settings.output_format is None:  # DICOM in -> defaced, de-identified DICOM out, through the same core
+        from CTADefaceLib.dicom.batch import deface_dicom, is_dicom_input
+
+        dicom = [i for i in inputs if is_dicom_input(i)]
+        inputs = [i for i in inputs if i not in dicom]
+        if dicom:
+            records += deface_dicom(dicom, outdir, settings, engine=engine, overwrite=overwrite)
+    if inputs:
+        records += deface_batch(inputs, outdir, settings, overwrite=overwrite, engine=engine, run_case=deface_in_slicer)
     for record in records:
         echo(f"{record['status']:8s} {record['input']}" + (f": {record['message']}" if record["message"] else ""))
         if check is not None and record["status"] == "done":

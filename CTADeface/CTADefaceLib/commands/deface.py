@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -69,9 +70,23 @@ def run(args) -> int:
     settings = settings_from_args(args)
     # The check comes from the evaluation plug-in: the pipeline only calls what it is given.
     check = reidentification_checker(args.check or None) if args.check is not None else None
-    report = deface_batch(
-        args.inputs, args.output, settings, overwrite=args.overwrite, progress=not args.no_progress, check=check
-    )
+    inputs, report = list(args.inputs), []
+    if settings.output_format is None:  # DICOM in -> defaced, de-identified DICOM out
+        from ..dicom.batch import deface_dicom, is_dicom_input
+        from ..errors import InputError
+
+        dicom = [i for i in inputs if is_dicom_input(i)]
+        inputs = [i for i in inputs if i not in dicom]
+        if dicom and check is not None:
+            raise InputError(
+                "--check renders NIfTI or NRRD output; for DICOM input add --format nii.gz to check the defacing."
+            )
+        if dicom:
+            report += deface_dicom(dicom, args.output, settings, overwrite=args.overwrite)
+    if inputs:
+        report += deface_batch(
+            inputs, args.output, settings, overwrite=args.overwrite, progress=not args.no_progress, check=check
+        )
     return print_summary(report, as_json=args.json)
 
 
@@ -83,7 +98,13 @@ def print_summary(report: list[BatchRecord], as_json: bool = False) -> int:
         sys.stdout.write("\n")
     else:
         for record in report:
-            if record["status"] == "done":
+            if record["status"] == "done" and "study" in record:
+                print(
+                    f"done     {record['input']} -> {os.path.dirname(record['report'])}{os.sep}{record['study']} "
+                    f"({record['series_defaced']} series defaced, {record['series_left_out']} left out: see "
+                    f"{os.path.basename(record['report'])})"
+                )
+            elif record["status"] == "done":
                 verdict = f", check {record['check']}" if "check" in record else ""
                 print(
                     f"done     {record['input']} -> {record['outputs']['defaced']} "

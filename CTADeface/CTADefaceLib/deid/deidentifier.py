@@ -35,7 +35,9 @@ DATE_VRS = frozenset(("DA", "DT", "TM"))
 TEXT_VRS = frozenset(("AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT", "AS"))
 BINARY_VRS = frozenset(("OB", "OD", "OF", "OL", "OV", "OW", "UN", "AT"))
 NUMBER_VRS = frozenset(("DS", "IS", "FL", "FD", "SL", "SS", "SV", "UL", "US", "UV"))
-DUMMY = {"DA": "19000101", "DT": "19000101000000", "TM": "000000", "AS": "000Y", "DS": "0", "IS": "0"}
+# A person name is written "family^" (one component): a name with no "^" reads to validators such as dciodvfy
+# as the retired free-text person name form.
+DUMMY = {"PN": "ANONYMIZED^", "DA": "19000101", "DT": "19000101000000", "TM": "000000", "AS": "000Y", "DS": "0", "IS": "0"}
 DUMMY_TEXT = "ANONYMIZED"
 # Values whose words are stripped from cleaned descriptors: names, IDs, addresses, dates. Not times or codes:
 # they change from slice to slice or are short words of the language, and would only mangle the descriptions.
@@ -261,7 +263,7 @@ class Deidentifier:
         elif action == "U" or (action == "D" and vr == "UI"):
             self._map_uids(out, tag, elem)
         elif action in ("Z", "D") and tag in (self._t_patient_id, self._t_patient_name):
-            self._put(out, tag, vr, ctx.pseudonym)
+            self._put(out, tag, vr, ctx.pseudonym + "^" if vr == "PN" else ctx.pseudonym)
         elif action == "Z" or vr in BINARY_VRS:
             self._put(out, tag, vr, None)
         elif action == "D":

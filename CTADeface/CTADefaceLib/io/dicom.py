@@ -5,8 +5,8 @@ a series with one unreadable slice would come out one slice short with a wrong s
 So the slices are checked here: no unreadable DICOM file beside them, one orientation, positions
 on a regular grid along the slice normal.
 
-(Writing defaced DICOM with de-identification tags is a separate step; see the Slicer module
-and the evaluation issue.)
+(Defaced, de-identified DICOM output for whole studies is CTADefaceLib/dicom/; it reuses
+`check_slice_positions` from here.)
 """
 
 from __future__ import annotations
@@ -140,21 +140,31 @@ def _check_slice_positions(folder: str, reader, count: int) -> None:
             f"The DICOM series in {folder} lacks slice positions or orientations "
             "(ImagePositionPatient, ImageOrientationPatient), so its geometry is unknown."
         ) from None
-    if positions.shape != (count, 3) or any(o.shape != (6,) for o in orientations):
-        raise InputError(f"The DICOM series in {folder} has malformed slice positions or orientations.")
+    check_slice_positions(f"The DICOM series in {folder}", positions, orientations)
+
+
+def check_slice_positions(what: str, positions, orientations) -> float:
+    """Refuse mixed orientations, duplicates, gaps or irregular spacing; returns the slice spacing (mm).
+
+    `what` starts the sentence ("The DICOM series in <folder>"); `positions` (n, 3) and `orientations`
+    (n x 6 values) are the slices' ImagePositionPatient and ImageOrientationPatient.
+    """
+    positions = np.asarray(positions, float)
+    count = len(orientations)
+    if positions.shape != (count, 3) or any(np.shape(o) != (6,) for o in orientations):
+        raise InputError(f"{what} has malformed slice positions or orientations.")
     if any(not np.allclose(o, orientations[0], atol=1e-4) for o in orientations):
-        raise InputError(f"The slices of the DICOM series in {folder} do not all have the same orientation.")
+        raise InputError(f"The slices of {what[:1].lower() + what[1:]} do not all have the same orientation.")
     normal = np.cross(orientations[0][:3], orientations[0][3:])
     steps = np.diff(np.sort(positions @ normal))
     spacing = float(np.median(steps))
     if steps.min() < POSITION_TOLERANCE_MM:
-        raise InputError(
-            f"The DICOM series in {folder} has two slices at the same position; it may mix two acquisitions."
-        )
+        raise InputError(f"{what} has two slices at the same position; it may mix two acquisitions.")
     tolerance = max(POSITION_TOLERANCE_MM, POSITION_TOLERANCE_FRACTION * spacing)
     if np.abs(steps - spacing).max() > tolerance:
         raise InputError(
-            f"The DICOM series in {folder} has irregular slice positions (steps from {steps.min():.3g} "
+            f"{what} has irregular slice positions (steps from {steps.min():.3g} "
             f"to {steps.max():.3g} mm), so a slice is missing or the spacing varies; "
             "copy the complete series again."
         )
+    return spacing
