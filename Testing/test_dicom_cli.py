@@ -11,13 +11,8 @@ import pydicom
 import pytest
 
 from builders import make_synthetic_head
-from deid_standin import real_deid_available
 from dicom_study import PHI, build_phantom_study
 from test_cli import assert_one_clear_sentence, ctadeface
-
-pytestmark = pytest.mark.skipif(
-    not real_deid_available(), reason="CTADefaceLib.deid (header de-identification) is not in this checkout yet"
-)
 
 BOX = ("--engine", "box", "--min-face-ml", "0", "--no-progress")
 

@@ -17,6 +17,7 @@ import pytest
 import SimpleITK as sitk
 
 from builders import make_synthetic_head
+from CTADefaceLib.deid import Deidentifier, DeidOptions, load_or_create_key
 from CTADefaceLib.dicom.classify import left_out_reason
 from CTADefaceLib.dicom.discover import discover
 from CTADefaceLib.dicom.geometry import mask_on_series, series_geometry
@@ -24,7 +25,6 @@ from CTADefaceLib.dicom.pixels import deface_slice, fill_stored_value, stored_va
 from CTADefaceLib.dicom.study import deface_study
 from CTADefaceLib.errors import InputError
 from CTADefaceLib.settings import DefaceSettings
-from deid_standin import make_deid
 from dicom_study import PHI, build_phantom_study, write_series
 
 DCIODVFY = shutil.which("dciodvfy") or shutil.which("dciodvfy", path=os.path.dirname(sys.executable))
@@ -54,7 +54,7 @@ def defaced(study, tmp_path_factory):
     before = tree_hashes(folder)
     out = tmp_path_factory.mktemp("out")
     found = discover([str(folder)])
-    deid = make_deid(tmp_path_factory.mktemp("key"))
+    deid = Deidentifier(DeidOptions(), load_or_create_key(str(tmp_path_factory.mktemp("key") / "deid.key")))
     record = deface_study(
         next(iter(found.studies.values())), str(out), DefaceSettings(engine="box", min_face_ml=0), deid
     )
@@ -236,7 +236,10 @@ def test_a_lone_tilted_series_is_refused_in_one_sentence(study, tmp_path):
     shutil.copytree(os.path.dirname(written["tilted"][0]), folder)
     found = discover([str(folder)])
     record = deface_study(
-        next(iter(found.studies.values())), str(tmp_path), DefaceSettings(engine="box"), make_deid(None)
+        next(iter(found.studies.values())),
+        str(tmp_path),
+        DefaceSettings(engine="box"),
+        Deidentifier(DeidOptions(), bytes(range(32))),
     )
     assert record["status"] == "failed"
     assert "gantry-tilted (15 degrees) and no untilted series shares its frame of reference" in record["message"]
@@ -278,7 +281,10 @@ def test_jpeg_lossless_series_gives_the_same_pixels_as_uncompressed(study, tmp_p
         out.mkdir()
         found = discover([str(folder)])
         record = deface_study(
-            next(iter(found.studies.values())), str(out), DefaceSettings(engine="box", min_face_ml=0), make_deid(None)
+            next(iter(found.studies.values())),
+            str(out),
+            DefaceSettings(engine="box", min_face_ml=0),
+            Deidentifier(DeidOptions(), bytes(range(32))),
         )
         assert record["status"] == "done", record
         series = os.path.join(out, record["study"], "001_CT")
@@ -311,19 +317,24 @@ def test_compressed_test_files_decode_like_gdcm_raw(tmp_path):
         stored_values(pydicom.dcmread(head_ct))
 
 
-PYDICOM24 = os.environ.get("CTADEFACE_PYDICOM24_PATH")  # a folder holding pydicom 2.4 (pip install --target)
+# Slicer 5.8 and 5.10 bundle pydicom 2.4: `make setup` puts it in .venv/pydicom24 (pip install --target) for this test.
+PYDICOM24 = os.environ.get("CTADEFACE_PYDICOM24_PATH") or (
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".venv", "pydicom24")
+    if os.path.isdir(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".venv", "pydicom24"))
+    else None
+)
 
 _RUN_STUDY = """
 import json, sys
 sys.path[:0] = sys.argv[3].split("{sep}")
 import pydicom
-from deid_standin import StandInDeidentifier
+from CTADefaceLib.deid import DeidOptions, Deidentifier
 from CTADefaceLib.dicom.discover import discover
 from CTADefaceLib.dicom.study import deface_study
 from CTADefaceLib.settings import DefaceSettings
 found = discover([sys.argv[1]])
 record = deface_study(next(iter(found.studies.values())), sys.argv[2], DefaceSettings(engine="box", min_face_ml=0),
-                      StandInDeidentifier())
+                      Deidentifier(DeidOptions(), bytes(range(32))))
 print(json.dumps({{"pydicom": pydicom.__version__, "status": record["status"], "study": record["study"]}}))
 """
 

@@ -29,7 +29,6 @@ def main(argv=None) -> int:
     from CTADefaceLib.dicom.discover import discover
     from CTADefaceLib.dicom.geometry import mask_on_series, series_geometry
     from CTADefaceLib.dicom.study import write_series
-    from deid_standin import make_deid, real_deid_available
     from dicom_study import write_series as write_input_series
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -62,10 +61,10 @@ def main(argv=None) -> int:
         phases["mask resampled onto the series"] = time.perf_counter() - start
         key_dir = os.path.join(tmp, "key")
         os.makedirs(key_dir)
-        from pathlib import Path
+        from CTADefaceLib.deid import Deidentifier, DeidOptions, load_or_create_key
 
-        deid = make_deid(Path(key_dir))
-        which = "CTADefaceLib.deid" if real_deid_available() else "TEST STAND-IN de-identifier"
+        deid = Deidentifier(DeidOptions(), load_or_create_key(os.path.join(key_dir, "deid.key")))
+        which = "CTADefaceLib.deid"
 
         steps: dict = {}
 

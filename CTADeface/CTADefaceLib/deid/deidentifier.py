@@ -37,7 +37,15 @@ BINARY_VRS = frozenset(("OB", "OD", "OF", "OL", "OV", "OW", "UN", "AT"))
 NUMBER_VRS = frozenset(("DS", "IS", "FL", "FD", "SL", "SS", "SV", "UL", "US", "UV"))
 # A person name is written "family^" (one component): a name with no "^" reads to validators such as dciodvfy
 # as the retired free-text person name form.
-DUMMY = {"PN": "ANONYMIZED^", "DA": "19000101", "DT": "19000101000000", "TM": "000000", "AS": "000Y", "DS": "0", "IS": "0"}
+DUMMY = {
+    "PN": "ANONYMIZED^",
+    "DA": "19000101",
+    "DT": "19000101000000",
+    "TM": "000000",
+    "AS": "000Y",
+    "DS": "0",
+    "IS": "0",
+}
 DUMMY_TEXT = "ANONYMIZED"
 # Values whose words are stripped from cleaned descriptors: names, IDs, addresses, dates. Not times or codes:
 # they change from slice to slice or are short words of the language, and would only mangle the descriptions.
