@@ -19,6 +19,7 @@ from slicer.ScriptedLoadableModule import (
 )
 
 from CTADefaceLib.settings import DEVICES
+from CTADefaceLib.slicer.dicom_export import can_export
 from CTADefaceLib.slicer.logic import EXPORT_FORMATS, DefaceLogic
 from CTADefaceLib.slicer.widget_base import ModuleWidget
 
@@ -60,6 +61,7 @@ class CTADefaceParameterNode:
     fillPolicy: Annotated[str, Choice(FILL_CHOICES)] = "p10"
     fillValue: Annotated[float, WithinRange(-3024.0, 3071.0)] = -1024.0  # HU, used when fillPolicy is "value"
     exportFormat: Annotated[str, Choice(EXPORT_FORMATS)] = ".nii.gz"
+    addToDicomDatabase: bool = True  # "Export de-identified DICOM" imports the written series
 
 
 def settingsFromParameterNode(parameterNode):
@@ -109,6 +111,7 @@ class CTADefaceWidget(ModuleWidget):
                 (self.ui.defaceButton, self.onDeface),
                 (self.ui.applyButton, self.onApply),
                 (self.ui.exportButton, self.onExport),
+                (self.ui.exportDicomButton, self.onExportDicom),
                 (self.ui.cancelButton, self.onCancel),
                 (self.ui.saveGroundTruthButton, self.onSaveGroundTruth),
                 (self.ui.installModelButton, self.onInstallModel),
@@ -169,6 +172,8 @@ class CTADefaceWidget(ModuleWidget):
         self.ui.defaceButton.enabled = volume is not None and not busy
         for button in (self.ui.applyButton, self.ui.exportButton, self.ui.saveGroundTruthButton):
             button.enabled = volume is not None and segmentation is not None and not busy
+        # only a volume loaded from the DICOM database has the DICOM files to export from
+        self.ui.exportDicomButton.enabled = can_export(volume, segmentation) and not busy
         self.ui.cancelButton.enabled = busy
         self.ui.fillValueSpinBox.enabled = node is not None and node.fillPolicy == "value"
 
@@ -221,6 +226,24 @@ class CTADefaceWidget(ModuleWidget):
                 settingsFromParameterNode(parameterNode),
             )
             self._log("Exported " + ", ".join(sidecar["outputs"].values()))
+
+    def onExportDicom(self):
+        folder = qt.QFileDialog.getExistingDirectory(
+            slicer.util.mainWindow(), "Export de-identified DICOM to (a new or empty folder)"
+        )
+        if not folder:
+            return
+        with slicer.util.tryWithErrorDisplay("Export of de-identified DICOM failed.", waitCursor=True):
+            parameterNode = self._requireParameterNode()
+            record = self.logic.exportDicom(
+                parameterNode.inputVolume,
+                parameterNode.faceSegmentation,
+                folder,
+                settingsFromParameterNode(parameterNode),
+                addToDatabase=parameterNode.addToDicomDatabase,
+            )
+            added = " and added it to the DICOM database" if record["imported"] else ""
+            self._log(f"Wrote the de-identified, defaced series to {record['study_folder']}{added}.")
 
     def onSaveGroundTruth(self):
         folder = qt.QFileDialog.getExistingDirectory(

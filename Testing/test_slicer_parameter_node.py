@@ -62,6 +62,7 @@ def test_the_ui_binds_the_settings_the_widget_needs():
         "fillPolicy": "QComboBox",
         "fillValue": "QDoubleSpinBox",
         "exportFormat": "QComboBox",
+        "addToDicomDatabase": "QCheckBox",
     }
     assert connector_rules.ui_bindings(EVAL_UI) == {"originalVolume": "qMRMLNodeComboBox", "pictureSize": "QComboBox"}
 
@@ -119,6 +120,7 @@ def test_the_module_before_the_fix_fails_the_rules():
         "fillPolicy": str,
         "fillValue": float,
         "exportFormat": str,
+        "addToDicomDatabase": bool,  # bound in today's .ui (a correct binding: not among the named)
     }
     named = {p.split(":")[0] for p in connector_rules.check(DEFACE_UI, old, "5.10")}
     assert named == {"device", "fillPolicy", "exportFormat", "tileStep", "fillValue"}

@@ -98,8 +98,8 @@ def export_dicom(
 ) -> dict[str, Any]:
     """Write the volume's series defaced with the segmentation's face segment and de-identified into `folder`.
 
-    `database`: what answers fileForInstance(uid) (slicer.dicomDatabase by default).
-    `import_dicom(folder)`: DICOMUtils.importDicom by default; called on the written study folder when
+    `database`: what answers fileForInstance(uid) (slicer.dicomDatabase, from the bridge, by default).
+    `import_dicom(folder)`: DICOMUtils.importDicom (bridge.import_dicom) by default; called on the written study folder when
     `add_to_database`. Returns deface_study's record plus "study_folder" and "imported".
     """
     import SimpleITK as sitk
@@ -114,9 +114,7 @@ def export_dicom(
     if segmentation_node is None:
         raise InputError("Segment the face first (Deface), then export.")
     if database is None:
-        import slicer
-
-        database = getattr(slicer, "dicomDatabase", None)
+        database = bridge.dicom_database()
     files = source_files(volume_node, database)
     folder = os.path.abspath(folder) if folder else folder
     check_output_folder(folder, files)
@@ -147,12 +145,8 @@ def export_dicom(
     record["study_folder"] = os.path.join(folder, record["study"])
     record["imported"] = False
     if add_to_database:
-        if import_dicom is None:
-            from DICOMLib import DICOMUtils
-
-            import_dicom = DICOMUtils.importDicom
         # Slicer 5.8/5.10 return False on failure instead of raising
-        if import_dicom(record["study_folder"]) is False:
+        if (import_dicom or bridge.import_dicom)(record["study_folder"]) is False:
             raise DefaceError(
                 f"The de-identified series was written to {record['study_folder']}, but Slicer could not add it to "
                 "the DICOM database; import that folder with the DICOM module's Import button."
