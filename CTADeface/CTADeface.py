@@ -23,6 +23,14 @@ from CTADefaceLib.slicer.dicom_export import can_export
 from CTADefaceLib.slicer.logic import EXPORT_FORMATS, DefaceLogic
 from CTADefaceLib.slicer.widget_base import ModuleWidget
 
+#: The PS3.15 options of "Export de-identified DICOM": parameter (a check box each) -> DeidOptions name.
+DEID_OPTION_PARAMETERS = {
+    "deidCleanDescriptors": "clean-descriptors",
+    "deidRetainDates": "retain-dates",
+    "deidRetainPatientCharacteristics": "retain-patient-characteristics",
+    "deidRetainDeviceIdentity": "retain-device-identity",
+    "deidRetainSafePrivate": "retain-safe-private",
+}
 BOX_ENGINE_ITEM = "box (no model: ICHSEG-style prism)"
 #: The fill combo box: the two policies, or "value" = the number in the fill value box (HU).
 FILL_CHOICES = ("p10", "air", "value")
@@ -62,6 +70,11 @@ class CTADefaceParameterNode:
     fillValue: Annotated[float, WithinRange(-3024.0, 3071.0)] = -1024.0  # HU, used when fillPolicy is "value"
     exportFormat: Annotated[str, Choice(EXPORT_FORMATS)] = ".nii.gz"
     addToDicomDatabase: bool = True  # "Export de-identified DICOM" imports the written series
+    deidCleanDescriptors: bool = False
+    deidRetainDates: bool = False
+    deidRetainPatientCharacteristics: bool = False
+    deidRetainDeviceIdentity: bool = False
+    deidRetainSafePrivate: bool = False
 
 
 def settingsFromParameterNode(parameterNode):
@@ -76,6 +89,7 @@ def settingsFromParameterNode(parameterNode):
         mirroring=parameterNode.mirroring,
         tile_step=parameterNode.tileStep,
         fill=fillFromParameterNode(parameterNode),
+        deid_options=[name for field, name in DEID_OPTION_PARAMETERS.items() if getattr(parameterNode, field)],
     )
 
 

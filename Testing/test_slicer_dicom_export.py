@@ -124,6 +124,10 @@ def test_export_is_defaced_only_under_the_segment_and_de_identified(database, tm
         assert PHI["PatientName"] in original.to_json() and original.SOPInstanceUID in files  # there to remove
     changed = sum(int((stored_values(o) != stored_values(d)).sum()) for o, d in zip(originals, out))
     assert changed > 0
+    with open(record["report"], encoding="utf-8") as handle:
+        report = handle.read()
+    assert '"engine": "slicer segmentation"' in report and not [s for s in secret if s in report]
+    assert out[0].get("PatientSex", "") == ""  # the Basic Profile alone
     assert tree_hashes(root) == before  # the database's files are never modified
 
 
@@ -216,3 +220,13 @@ def test_a_failed_import_says_so_and_keeps_the_written_files(database, tmp_path)
         import_dicom=again,
     )
     assert again.calls == []
+
+
+def test_the_chosen_profile_options_reach_the_headers(database, tmp_path):
+    _, files, head = database
+    volume, segmentation, _ = loaded_volume(files, head)
+    settings = DefaceSettings(
+        fill=FILL_HU, deid_key=str(tmp_path / "key"), deid_options=["retain-patient-characteristics"]
+    )
+    record = export_dicom(volume, segmentation, str(tmp_path / "out"), settings, database=StandInDatabase(files))
+    assert {ds.PatientSex for ds in written_slices(record)} == {"F"}

@@ -89,6 +89,11 @@ def exercise_deface(module, standins, slicer, slicer_version):
         standins.RECORD["connected"][-1]
         == [
             "addToDicomDatabase",
+            "deidCleanDescriptors",
+            "deidRetainDates",
+            "deidRetainDeviceIdentity",
+            "deidRetainPatientCharacteristics",
+            "deidRetainSafePrivate",
             "device",
             "exportFormat",
             "faceSegmentation",
@@ -131,6 +136,14 @@ def exercise_deface(module, standins, slicer, slicer_version):
         (settings.fill, settings.device, settings.tile_step, settings.mirroring) == (-500.0, "cpu", 1.0, True),
         f"settings from the parameter node: {settings}",
     )
+    expect(settings.deid_options == [], "the Basic Profile alone unless an option is ticked")
+    node.deidRetainDates, node.deidCleanDescriptors = True, True
+    chosen = module.settingsFromParameterNode(node).deid_options
+    expect(chosen == ["clean-descriptors", "retain-dates"], f"de-identification options: {chosen}")
+    from CTADefaceLib.deid.options import DeidOptions
+
+    DeidOptions.from_names(chosen)  # names the core knows
+    node.deidRetainDates, node.deidCleanDescriptors = False, False
     ui.modelSelector.setCurrentIndex(ui.modelSelector.count - 1)
     expect(node.model == "box" and module.settingsFromParameterNode(node).engine == "box", "box engine selected")
 

@@ -83,6 +83,7 @@ class _SegmentAsMask:
     """The 'engine' of an export: the mask is the segment, so nothing is loaded or run."""
 
     def describe(self) -> dict[str, Any]:
+        # no node name: Slicer names DICOM volumes after their series description, which may identify
         return {"engine": "slicer segmentation", "model": None, "model_sha256": None, "device": None}
 
 
@@ -132,7 +133,9 @@ def export_dicom(
     def compute(image, run_settings, engine=None, name="the series"):
         # the segment's grid is the volume's; the series' grid as the core reads it may differ by rounding
         mask = sitk.Resample(face, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
-        return deface_image(image, run_settings, mask=mask, name=name)
+        result = deface_image(image, run_settings, mask=mask, name=name)
+        result.provenance["engine_details"] = _SegmentAsMask().describe()  # the report: the mask's origin
+        return result
 
     prepare_output_folder(folder)
     deid = make_deidentifier(settings, folder)
