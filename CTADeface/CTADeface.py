@@ -47,7 +47,9 @@ class CTADeface(ScriptedLoadableModule):
             "Removes the face from head CT/CTA: the CTA-DEFACE nnU-Net model segments facial soft tissue, "
             "you can correct the 'Face' segment in Segment Editor, then Apply replaces those voxels by the "
             "image's 10th percentile (or a chosen value) in a new volume. Export writes the defaced volume, "
-            "the mask and a provenance sidecar; 'Save as ground truth' grows an nnU-Net training dataset."
+            "the mask and a provenance sidecar; 'Save as ground truth' grows an nnU-Net training dataset. For a volume "
+            "loaded from the DICOM database, 'Export de-identified DICOM' writes its series defaced with the current "
+            "Face segment and de-identified (DICOM PS3.15) into a new folder, and can add it to the DICOM database."
         )
         self.parent.acknowledgementText = (
             "Model: CTA-DEFACE (Mahmutoglu et al., CCI Bonn / Heidelberg). nnU-Net v2 by Isensee et al."
