@@ -19,9 +19,18 @@ from slicer.ScriptedLoadableModule import (
 )
 
 from CTADefaceLib.settings import DEVICES
+from CTADefaceLib.slicer.dicom_export import can_export
 from CTADefaceLib.slicer.logic import EXPORT_FORMATS, DefaceLogic
 from CTADefaceLib.slicer.widget_base import ModuleWidget
 
+#: The PS3.15 options of "Export de-identified DICOM": parameter (a check box each) -> DeidOptions name.
+DEID_OPTION_PARAMETERS = {
+    "deidCleanDescriptors": "clean-descriptors",
+    "deidRetainDates": "retain-dates",
+    "deidRetainPatientCharacteristics": "retain-patient-characteristics",
+    "deidRetainDeviceIdentity": "retain-device-identity",
+    "deidRetainSafePrivate": "retain-safe-private",
+}
 BOX_ENGINE_ITEM = "box (no model: ICHSEG-style prism)"
 #: The fill combo box: the two policies, or "value" = the number in the fill value box (HU).
 FILL_CHOICES = ("p10", "air", "value")
@@ -38,7 +47,9 @@ class CTADeface(ScriptedLoadableModule):
             "Removes the face from head CT/CTA: the CTA-DEFACE nnU-Net model segments facial soft tissue, "
             "you can correct the 'Face' segment in Segment Editor, then Apply replaces those voxels by the "
             "image's 10th percentile (or a chosen value) in a new volume. Export writes the defaced volume, "
-            "the mask and a provenance sidecar; 'Save as ground truth' grows an nnU-Net training dataset."
+            "the mask and a provenance sidecar; 'Save as ground truth' grows an nnU-Net training dataset. For a volume "
+            "loaded from the DICOM database, 'Export de-identified DICOM' writes its series defaced with the current "
+            "Face segment and de-identified (DICOM PS3.15) into a new folder, and can add it to the DICOM database."
         )
         self.parent.acknowledgementText = (
             "Model: CTA-DEFACE (Mahmutoglu et al., CCI Bonn / Heidelberg). nnU-Net v2 by Isensee et al."
@@ -60,6 +71,12 @@ class CTADefaceParameterNode:
     fillPolicy: Annotated[str, Choice(FILL_CHOICES)] = "p10"
     fillValue: Annotated[float, WithinRange(-3024.0, 3071.0)] = -1024.0  # HU, used when fillPolicy is "value"
     exportFormat: Annotated[str, Choice(EXPORT_FORMATS)] = ".nii.gz"
+    addToDicomDatabase: bool = True  # "Export de-identified DICOM" imports the written series
+    deidCleanDescriptors: bool = False
+    deidRetainDates: bool = False
+    deidRetainPatientCharacteristics: bool = False
+    deidRetainDeviceIdentity: bool = False
+    deidRetainSafePrivate: bool = False
 
 
 def settingsFromParameterNode(parameterNode):
@@ -74,6 +91,7 @@ def settingsFromParameterNode(parameterNode):
         mirroring=parameterNode.mirroring,
         tile_step=parameterNode.tileStep,
         fill=fillFromParameterNode(parameterNode),
+        deid_options=[name for field, name in DEID_OPTION_PARAMETERS.items() if getattr(parameterNode, field)],
     )
 
 
@@ -109,6 +127,7 @@ class CTADefaceWidget(ModuleWidget):
                 (self.ui.defaceButton, self.onDeface),
                 (self.ui.applyButton, self.onApply),
                 (self.ui.exportButton, self.onExport),
+                (self.ui.exportDicomButton, self.onExportDicom),
                 (self.ui.cancelButton, self.onCancel),
                 (self.ui.saveGroundTruthButton, self.onSaveGroundTruth),
                 (self.ui.installModelButton, self.onInstallModel),
@@ -169,6 +188,8 @@ class CTADefaceWidget(ModuleWidget):
         self.ui.defaceButton.enabled = volume is not None and not busy
         for button in (self.ui.applyButton, self.ui.exportButton, self.ui.saveGroundTruthButton):
             button.enabled = volume is not None and segmentation is not None and not busy
+        # only a volume loaded from the DICOM database has the DICOM files to export from
+        self.ui.exportDicomButton.enabled = can_export(volume, segmentation) and not busy
         self.ui.cancelButton.enabled = busy
         self.ui.fillValueSpinBox.enabled = node is not None and node.fillPolicy == "value"
 
@@ -221,6 +242,24 @@ class CTADefaceWidget(ModuleWidget):
                 settingsFromParameterNode(parameterNode),
             )
             self._log("Exported " + ", ".join(sidecar["outputs"].values()))
+
+    def onExportDicom(self):
+        folder = qt.QFileDialog.getExistingDirectory(
+            slicer.util.mainWindow(), "Export de-identified DICOM to (a new or empty folder)"
+        )
+        if not folder:
+            return
+        with slicer.util.tryWithErrorDisplay("Export of de-identified DICOM failed.", waitCursor=True):
+            parameterNode = self._requireParameterNode()
+            record = self.logic.exportDicom(
+                parameterNode.inputVolume,
+                parameterNode.faceSegmentation,
+                folder,
+                settingsFromParameterNode(parameterNode),
+                addToDatabase=parameterNode.addToDicomDatabase,
+            )
+            added = " and added it to the DICOM database" if record["imported"] else ""
+            self._log(f"Wrote the de-identified, defaced series to {record['study_folder']}{added}.")
 
     def onSaveGroundTruth(self):
         folder = qt.QFileDialog.getExistingDirectory(

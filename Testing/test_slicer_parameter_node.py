@@ -62,6 +62,12 @@ def test_the_ui_binds_the_settings_the_widget_needs():
         "fillPolicy": "QComboBox",
         "fillValue": "QDoubleSpinBox",
         "exportFormat": "QComboBox",
+        "addToDicomDatabase": "QCheckBox",
+        "deidCleanDescriptors": "QCheckBox",
+        "deidRetainDates": "QCheckBox",
+        "deidRetainPatientCharacteristics": "QCheckBox",
+        "deidRetainDeviceIdentity": "QCheckBox",
+        "deidRetainSafePrivate": "QCheckBox",
     }
     assert connector_rules.ui_bindings(EVAL_UI) == {"originalVolume": "qMRMLNodeComboBox", "pictureSize": "QComboBox"}
 
@@ -119,6 +125,13 @@ def test_the_module_before_the_fix_fails_the_rules():
         "fillPolicy": str,
         "fillValue": float,
         "exportFormat": str,
+        # bound in today's .ui (correct bindings: not among the named)
+        "addToDicomDatabase": bool,
+        "deidCleanDescriptors": bool,
+        "deidRetainDates": bool,
+        "deidRetainPatientCharacteristics": bool,
+        "deidRetainDeviceIdentity": bool,
+        "deidRetainSafePrivate": bool,
     }
     named = {p.split(":")[0] for p in connector_rules.check(DEFACE_UI, old, "5.10")}
     assert named == {"device", "fillPolicy", "exportFormat", "tileStep", "fillValue"}

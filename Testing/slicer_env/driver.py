@@ -88,6 +88,12 @@ def exercise_deface(module, standins, slicer, slicer_version):
     expect(
         standins.RECORD["connected"][-1]
         == [
+            "addToDicomDatabase",
+            "deidCleanDescriptors",
+            "deidRetainDates",
+            "deidRetainDeviceIdentity",
+            "deidRetainPatientCharacteristics",
+            "deidRetainSafePrivate",
             "device",
             "exportFormat",
             "faceSegmentation",
@@ -130,6 +136,14 @@ def exercise_deface(module, standins, slicer, slicer_version):
         (settings.fill, settings.device, settings.tile_step, settings.mirroring) == (-500.0, "cpu", 1.0, True),
         f"settings from the parameter node: {settings}",
     )
+    expect(settings.deid_options == [], "the Basic Profile alone unless an option is ticked")
+    node.deidRetainDates, node.deidCleanDescriptors = True, True
+    chosen = module.settingsFromParameterNode(node).deid_options
+    expect(chosen == ["clean-descriptors", "retain-dates"], f"de-identification options: {chosen}")
+    from CTADefaceLib.deid.options import DeidOptions
+
+    DeidOptions.from_names(chosen)  # names the core knows
+    node.deidRetainDates, node.deidCleanDescriptors = False, False
     ui.modelSelector.setCurrentIndex(ui.modelSelector.count - 1)
     expect(node.model == "box" and module.settingsFromParameterNode(node).engine == "box", "box engine selected")
 
@@ -143,6 +157,7 @@ def exercise_deface(module, standins, slicer, slicer_version):
     before = (len(errors), len(ui.logTextEdit.lines))
     standins.ANSWERS["getExistingDirectory"] = ""
     widget.onExport()
+    widget.onExportDicom()
     widget.onSaveGroundTruth()
     widget.onInstallModelFromFile()
     expect((len(errors), len(ui.logTextEdit.lines)) == before, "a cancelled dialog must do nothing")
@@ -181,15 +196,23 @@ def exercise_deface(module, standins, slicer, slicer_version):
     calls = []
 
     def record(name):
-        def method(*args):
-            calls.append((name,) + args)
+        def method(*args, **kwargs):
+            calls.append((name,) + args + ((kwargs,) if kwargs else ()))
             raise RuntimeError(f"{name} recorded")
 
         return method
 
     widget.logic.startDeface, widget.logic.export = record("startDeface"), record("export")
     node.fillPolicy, node.fillValue, node.device, node.model, node.exportFormat = "value", -900.0, "cpu", "box", ".nrrd"
+    expect(not ui.exportDicomButton.enabled, "Export de-identified DICOM is disabled without a face segmentation")
     node.faceSegmentation = slicer.vtkMRMLSegmentationNode()
+    expect(ui.exportButton.enabled, "Export is enabled with a volume and a face segmentation")
+    expect(
+        not ui.exportDicomButton.enabled, "Export de-identified DICOM is disabled for a volume not from the database"
+    )
+    volume.SetAttribute("DICOM.instanceUIDs", "1.2.826.0.1.3680043.10.543.10.1 1.2.826.0.1.3680043.10.543.10.2")
+    node.faceSegmentation = node.faceSegmentation  # what a selection does: the parameter node is modified
+    expect(ui.exportDicomButton.enabled, "Export de-identified DICOM is enabled for a volume from the database")
     widget.onDeface()
     settings = calls[-1][2]
     expect(
@@ -204,8 +227,18 @@ def exercise_deface(module, standins, slicer, slicer_version):
         and calls[-1][5].fill == -900.0,
         f"Export ran with {calls[-1]}",
     )
+    widget.logic.exportDicom = record("exportDicom")
+    node.addToDicomDatabase = False
+    widget.onExportDicom()
+    expect(
+        calls[-1][:4] == ("exportDicom", volume, node.faceSegmentation, "/chosen/folder")
+        and calls[-1][4].fill == -900.0
+        and calls[-1][5] == {"addToDatabase": False},
+        f"Export de-identified DICOM ran with {calls[-1]}",
+    )
+    expect("Export of de-identified DICOM failed." in errors[-1], f"its failure is shown: {errors[-1:]}")
     standins.ANSWERS["getExistingDirectory"] = ""
-    del widget.logic.startDeface, widget.logic.export
+    del widget.logic.startDeface, widget.logic.export, widget.logic.exportDicom
     # the progress bar follows the child's tqdm-style percentages while it runs
     from CTADefaceLib.slicer.child_process import DefaceProcess
 

@@ -290,7 +290,16 @@ def _ctk_module():
 
 # ------------------------------------------------------------------------------------ slicer
 class MRMLNode(vtk.vtkObject):
-    pass
+    """Node attributes as vtkMRMLNode keeps them: strings by name; GetAttribute gives None when unset."""
+
+    def SetAttribute(self, name, value):
+        self.__dict__.setdefault("attributes", {})[name] = value
+
+    def GetAttribute(self, name):
+        return self.__dict__.get("attributes", {}).get(name)
+
+    def RemoveAttribute(self, name):
+        self.__dict__.get("attributes", {}).pop(name, None)
 
 
 class vtkMRMLScalarVolumeNode(MRMLNode):

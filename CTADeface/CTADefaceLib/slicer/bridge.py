@@ -171,3 +171,16 @@ def mask_from_segmentation(segmentation_node, volume_node, segment_id: str | Non
     array = slicer.util.arrayFromSegmentBinaryLabelmap(segmentation_node, segment_id, volume_node)
     mask = sitk.GetImageFromArray((np.asarray(array) > 0).astype(np.uint8))
     return _apply_lps_geometry(mask, *volume_geometry_lps(volume_node))
+
+
+# ------------------------------------------------------------------------------------ DICOM database
+def dicom_database():
+    """Slicer's DICOM database (a ctkDICOMDatabase: fileForInstance(uid) -> path), or None without one."""
+    return getattr(slicer, "dicomDatabase", None)
+
+
+def import_dicom(folder: str):
+    """Add a folder of DICOM files to Slicer's DICOM database; 5.8/5.10 return False on failure (no exception)."""
+    from DICOMLib import DICOMUtils
+
+    return DICOMUtils.importDicom(folder)

@@ -146,6 +146,16 @@ class DefaceLogic:
         protect = (inputPath,) if os.path.isfile(inputPath) else ()
         return write_outputs(result, paths, overwrite=overwrite, protect=protect, extra={"input": source})
 
+    def exportDicom(
+        self, volumeNode, segmentationNode, folder: str, settings: DefaceSettings | None = None, addToDatabase=False
+    ) -> dict:
+        """The volume's DICOM series (it must come from the DICOM database), defaced with the segmentation's face
+        segment as it is now and de-identified, into `folder`; imported into the DICOM database if asked.
+        See dicom_export.export_dicom."""
+        from .dicom_export import export_dicom
+
+        return export_dicom(volumeNode, segmentationNode, folder, settings, add_to_database=addToDatabase)
+
     def saveGroundTruth(self, volumeNode, segmentationNode, datasetFolder: str) -> str:
         """Append the volume and its (corrected) face mask to an nnU-Net v2 dataset; returns the case id."""
         from ..groundtruth import add_case
