@@ -198,6 +198,8 @@ def test_mtcnn_finds_the_tilted_face_in_the_front_view():
     p_axes = faces.detect_face(axes).probability
     print(f"MTCNN p in the face frame: {found}; from the image axes: {p_axes:.3f}")
     assert max(found.values()) > 0.9
-    boxes, probs, points = faces._mtcnn().detect(front[int(np.argmax(list(found.values())))].rgb, landmarks=True)
-    eyes = points[int(np.argmax(probs))][:2]
+    from CTADefaceEvalLib.detectors import find_faces
+
+    best = find_faces(front[int(np.argmax(list(found.values())))].rgb, ["mtcnn"])[0]  # best finding first
+    eyes = [best.landmarks["left_eye"], best.landmarks["right_eye"]]
     assert abs(math.degrees(math.atan2(eyes[1][1] - eyes[0][1], eyes[1][0] - eyes[0][0]))) < 4.0

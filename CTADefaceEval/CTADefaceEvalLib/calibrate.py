@@ -89,7 +89,7 @@ def measure(specs, *, size: int = 256, keep_views: bool = False) -> list[CaseMea
         phantom = make_phantom(spec)
         frame = verdict.estimate_face_frame(phantom.image)
         original_views = verdict.render_views(phantom.image, frame=frame, size=size)
-        verifiable = any(verdict.find_in_views(original_views).values())
+        verifiable = verdict.original_face_seen(verdict.find_in_views(original_views))
         value = fill_value(phantom.image, "p10")
         for name, mask in partial_mask_images(phantom).items():
             defaced = apply_mask(phantom.image, mask, value)

@@ -201,6 +201,23 @@ def find_in_views(views, detectors=None) -> dict:
     return {view_label(v): find_faces(v.rgb, detectors) for v in views}
 
 
+#: The original counts as "a face is seen" only for a confident finding: MediaPipe's BlazeFace gives 0.5-0.7 on a
+#: featureless ball of soft tissue in a bone shell (Testing/test_eval_verdict.py), MTCNN gives 0.98-0.99 on an
+#: undefaced head. Detectors without a score of their own (the face mesh reports 1.0 for anything it fits) never
+#: count here.
+ORIGINAL_FACE_PROBABILITY = 0.9
+SCORELESS_DETECTORS = frozenset(("mediapipe-mesh",))
+
+
+def original_face_seen(findings_by_view: dict) -> bool:
+    """Whether any view of the original holds a confident face finding (see ORIGINAL_FACE_PROBABILITY)."""
+    return any(
+        f.detector not in SCORELESS_DETECTORS and f.probability >= ORIGINAL_FACE_PROBABILITY
+        for findings in findings_by_view.values()
+        for f in findings
+    )
+
+
 def check_case(
     defaced,
     original=None,
@@ -236,7 +253,7 @@ def check_case(
     if original is not None:
         original_views = render_views(original, **render_options)
         original_findings = find_in_views(original_views, detectors)
-        verifiable = any(original_findings.values())
+        verifiable = original_face_seen(original_findings)
         if not verifiable:
             reasons.append("cannot verify: no face found in the original's views")
     else:
