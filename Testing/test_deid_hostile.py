@@ -108,3 +108,18 @@ def test_implicit_vr_input_is_written_correctly_as_explicit():
     again = pydicom.dcmread(io.BytesIO(written_bytes(out)))
     assert again.Rows == 2 and again.PixelData == ds.PixelData and again.Modality == "CT"
     assert again["Rows"].VR == "US" and again.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
+
+
+def test_elements_outside_the_dictionary_or_of_unknown_type_are_removed():
+    """A hostile file hides a name and the original study UID in a public element DICOM does not define and in an
+    element of unknown type (UN): neither reaches the output (a reviewer found both passed through)."""
+    from pydicom.dataelem import DataElement
+
+    ds = base_dataset()
+    study_uid = str(ds.StudyInstanceUID)
+    ds.add(DataElement(0x00449999, "UN", b"ZZLEAKZZ " + study_uid.encode()))
+    ds.add(DataElement(0x00449998, "LO", "ZZLEAKZZ Doe"))
+    out = Deidentifier(DeidOptions(), bytes(range(32))).deidentify(ds, defaced=True)
+    assert 0x00449999 not in out and 0x00449998 not in out
+    data = written_bytes(out)
+    assert b"ZZLEAKZZ" not in data and study_uid.encode() not in data

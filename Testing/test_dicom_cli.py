@@ -120,6 +120,10 @@ def test_mapping_file_only_where_asked_and_never_inside_the_output(study_folder,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert mapping.exists() and os.path.getsize(mapping) > 0
+    # the shared report says a key and a mapping were used, never where they are (a path can name the patient)
+    for report in out.glob("*_deface.json"):
+        text = report.read_text()
+        assert str(mapping) not in text and str(key) not in text and str(tmp_path) not in text
     bad = ctadeface("deface", str(study_folder), "-o", str(out), "--deid-option", "no-such-option", *BOX)
     assert bad.returncode != 0
     assert_one_clear_sentence(bad)

@@ -13,7 +13,8 @@ What happens to each element (rules in table.py, applied at every level of nesti
 - not listed, VR UI: mapped to a keyed UID unless it is a well-known (DICOM-defined) UID;
 - not listed, inside a sequence whose action is D: text and date values become dummies;
 - odd groups (private): removed (no machine-readable safe-private list is bundled); overlay groups 60xx and
-  group lengths: removed; anything else not listed: kept as read.
+  group lengths: removed; elements outside DICOM's dictionary: removed;
+  anything else not listed: kept as read.
 """
 
 from __future__ import annotations
@@ -207,6 +208,8 @@ class Deidentifier:
     def _clean(self, src: Any, ctx: _Context, out: Any, *, depth: int, inherited: str | None) -> Any:
         rules = self._rules
         dictionary_vr = self._dictionary_vr.get
+        from pydicom.datadict import dictionary_has_tag as in_dictionary
+
         # The element store of pydicom's Dataset (the same attribute in pydicom 2.4 and 3.0): reading it and
         # filling it directly skips per-element tag conversion, the cost that dominates a header of a few
         # hundred elements. Elements the table keeps are carried over undecoded.
@@ -221,6 +224,11 @@ class Deidentifier:
                 continue
             # The dictionary's VR where it has one: a file's VR can be wrong, and new elements must be valid.
             vr = dictionary_vr(tag) or elem.VR or "UN"
+            if action is None and not in_dictionary(tag):
+                # Neither in the table nor in DICOM's dictionary: nothing says what it holds (a hostile file hid a
+                # name and the original study UID in such elements, one of them of unknown type UN), so it goes.
+                # A known element written as UN is read with its dictionary VR above and handled as such.
+                continue
             if out_dict is not None and action is None and vr != "UI" and vr != "SQ":
                 out_dict[key] = self._own(elem)  # kept as read: raw elements stay undecoded, nothing is copied
                 continue

@@ -163,6 +163,17 @@ def study_folder_name(study: Study, deid: Any) -> str:
     return str(deid.new_uid(study.study_uid))
 
 
+def _shareable_settings(settings: DefaceSettings) -> dict[str, Any]:
+    """The settings for the shared report, without the paths of the key and the mapping file: a path can name
+    the patient, the project or the user, and the mapping file re-identifies; the report says only whether each
+    was used."""
+    record = settings.to_dict()
+    for name in ("deid_key", "mapping_file"):
+        if record.get(name) is not None:
+            record[name] = "given"
+    return record
+
+
 def _versions() -> dict[str, str]:
     from importlib import metadata
 
@@ -224,7 +235,7 @@ def deface_study(
             "series": series_records,
             "masks": masks,
             "deidentification": deid.describe(),
-            "settings": settings.to_dict(),
+            "settings": _shareable_settings(settings),
             "versions": _versions(),
             "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "seconds": round(time.perf_counter() - started, 3),
