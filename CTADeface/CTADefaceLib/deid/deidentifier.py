@@ -7,9 +7,10 @@ about 1.2 ms for this module (Testing/benchmarks/deid_headers.py), and its recip
 option columns.
 
 What happens to each element (rules in table.py, applied at every level of nesting and to the file meta):
-- listed in the table: its action under the chosen options (X remove, Z empty, D dummy, U new UID, K keep,
-  C clean: dates shifted by the patient's offset, text stripped of the identifying values found in the same
-  file, sequences cleaned item by item; a value that cannot be cleaned gets the basic action);
+- listed in the table, or in data/beyond_table.json (identifying attributes the table does not list): its
+  action under the chosen options (X remove, Z empty, D dummy, U new UID, K keep, C clean: dates shifted by
+  the patient's offset, text stripped of the identifying values found in the same file, sequences
+  cleaned item by item; a value that cannot be cleaned gets the basic action);
 - not listed, VR UI: mapped to a keyed UID unless it is a well-known (DICOM-defined) UID;
 - not listed, inside a sequence whose action is D: text and date values become dummies;
 - odd groups (private): removed (no machine-readable safe-private list is bundled); overlay groups 60xx and
@@ -26,6 +27,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .. import __version__
 from ..errors import InputError
 from . import dates, table
 from .mapping import UidMapping
@@ -53,6 +55,7 @@ DUMMY_TEXT = "ANONYMIZED"
 SCRUB_VRS = frozenset(("AE", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "UC", "UT"))
 DICOM_ROOT = "1.2.840.10008."
 SHIFT_RANGE = (-3650, -365)
+IMPLEMENTATION_VERSION_NAME = "CTADEFACE_" + __version__  # SH: at most 16 characters
 # UID attributes that name a public definition, not an object: a class, a transfer syntax, a coding scheme, a
 # context group, a mapping resource. pydicom's UID dictionary knows only DICOM's own UIDs, so a coding scheme
 # UID such as SNOMED CT's (2.16.840.1.113883.6.96) is recognised by the attribute that holds it.
@@ -119,9 +122,6 @@ class Deidentifier:
         self._t_image_type = tag("ImageType")
         self._t_impl_uid = tag("ImplementationClassUID")
         self._t_impl_name = tag("ImplementationVersionName")
-        self._meta_private = {
-            tag(k) for k in ("ImplementationVersionName", "PrivateInformationCreatorUID", "PrivateInformation")
-        }
 
     # ------------------------------------------------------------------ keyed values
     def _hmac(self, domain: str, text: str) -> bytes:
@@ -168,15 +168,11 @@ class Deidentifier:
         out = self._clean(ds, ctx, pydicom.Dataset(), depth=0, inherited=None)
         meta = getattr(ds, "file_meta", None)
         if meta is not None:
+            # The rules of data/beyond_table.json keep only the minimal file meta (version, SOP class and
+            # instance, transfer syntax); the original software's name goes, and ours takes its place.
             new_meta = self._clean(meta, ctx, pydicom.dataset.FileMetaDataset(), depth=0, inherited=None)
-            # The file will be written by pydicom: say so, instead of the original (device-identifying) software.
-            if self._t_impl_uid in new_meta:
-                new_meta.ImplementationClassUID = pydicom.uid.PYDICOM_IMPLEMENTATION_UID
-            # AE titles and private information of the file meta say where the file came from; the table
-            # lists the data set's AE titles, not these.
-            for tag in list(new_meta.keys()):
-                if tag in self._meta_private or new_meta[tag].VR == "AE":
-                    del new_meta[tag]
+            self._put(new_meta, self._t_impl_uid, "UI", pydicom.uid.PYDICOM_IMPLEMENTATION_UID)  # pydicom writes it
+            self._put(new_meta, self._t_impl_name, "SH", IMPLEMENTATION_VERSION_NAME)
             out.file_meta = new_meta
         self._set_required(out, defaced, pydicom)
         self._copy_encoding(ds, out, pydicom)

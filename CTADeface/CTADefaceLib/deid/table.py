@@ -1,7 +1,9 @@
 """PS3.15 Table E.1-1 as data: which action applies to an attribute under the chosen options.
 
-The rows come from data/ps3.15_table_e1-1.json (see data/README.md for its edition and source);
-this module holds no list of tags of its own.
+The rows come from data/ps3.15_table_e1-1.json (see data/README.md for its edition and source) and from
+data/beyond_table.json: identifying attributes the table does not list (retrieve URLs, issuer sequences,
+alternative-calendar dates, the file meta beyond its minimal elements...), in the table's own form, each with
+why. Both are applied by the same code; this module holds no list of tags of its own.
 
 Combined actions name a choice that depends on the attribute's Type in the IOD (X for Type 3, Z for
 Type 2, D for Type 1). Rather than look the Type up per IOD, we take the action that is valid for
@@ -22,6 +24,7 @@ from functools import lru_cache
 DATA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "ps3.15_table_e1-1.json")
 # The rows whose dates are versions of public coding resources: never shifted (see the file's "why").
 FIXED_DATES_FILE = os.path.join(os.path.dirname(DATA_FILE), "fixed_dates.json")
+BEYOND_TABLE_FILE = os.path.join(os.path.dirname(DATA_FILE), "beyond_table.json")
 DATES_COLUMN = "retain-dates"
 
 # Actions after resolution: X remove, Z empty, D dummy, U map UIDs, K keep, C clean (dates: shift).
@@ -43,6 +46,14 @@ def load_table() -> tuple[dict, tuple[Row, ...]]:
         data = json.load(handle)
     rows = tuple(Row(r["tag"], r["name"], r["basic"], dict(r["options"])) for r in data.pop("rows"))
     return data, rows
+
+
+@lru_cache(maxsize=1)
+def load_beyond_table() -> tuple[Row, ...]:
+    """The rows of data/beyond_table.json, as table rows (the keyword stands for the name)."""
+    with open(BEYOND_TABLE_FILE, encoding="utf-8") as handle:
+        data = json.load(handle)
+    return tuple(Row(r["tag"], r["keyword"], r["basic"], dict(r["options"])) for r in data["rows"])
 
 
 def resolve(action: str) -> str:
@@ -102,7 +113,7 @@ def rules_for(columns: frozenset, safe_private_list_available: bool = False) -> 
     exact: dict = {}
     masked = []
     private = "X"
-    for row in rows:
+    for row in rows + load_beyond_table():
         act = row_action(row, columns)
         if row.tag == PRIVATE:
             # Retain Safe Private keeps only attributes on the standard's safe list; without that list, none.
