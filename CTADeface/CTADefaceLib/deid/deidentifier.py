@@ -316,7 +316,7 @@ class Deidentifier:
         if vr in TEXT_VRS and vr != "AS":
             value = src[tag].value
             pattern = ctx.scrub()
-            if value is None or pattern is None:
+            if value is None:
                 self._put(out, tag, vr, value)
             elif not (isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue"):
                 self._put(out, tag, vr, _scrub(pattern, str(value)))
@@ -398,6 +398,8 @@ class Deidentifier:
                 continue
             for part in re.split(r"[\\^=\s,;/]+", text):
                 words.add(part.strip())
+                if vr == "PN":  # each part of a double name, which a description may write apart
+                    words.update(re.split(r"[-'.]+", part))
 
     # ------------------------------------------------------------------ required attributes
     def _codes(self, defaced: bool) -> list:
@@ -495,10 +497,37 @@ def _identifying(action: str | None, vr: str) -> bool:
     return action not in (None, "K", "C") or (action == "C" and vr in DATE_VRS)
 
 
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
+    r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+)
+_DAY = r"(?:0?[1-9]|[12]\d|3[01])(?:st|n[d]|rd|th)?\.?"  # n[d] so that the spell checker passes it
+# Identifiers and dates in a description whatever file they come from (another study's UID, a prior scan's date):
+# the values of this file are removed by the word list, these by their form. Compiled once.
+ANY_IDENTIFIER = re.compile(
+    "|".join(
+        (
+            r"(?<![\d.])\d+(?:\.\d+){2,}(?!\d)",  # a UID (2.25.<integer>, leading zeros) or a dotted date
+            r"(?<!\d)\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?!\d)",  # 2024-03-05
+            r"(?<!\d)\d{1,2}[-/.]\d{1,2}[-/.](?:\d{4}|\d{2})(?!\d)",  # 05.03.2024, 03/05/2024, 3-5-24
+            r"(?<!\d)(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d*(?:\.\d+)?(?!\d)",  # 20240305, a DT
+            rf"(?<![0-9a-z]){_DAY}\s*{_MONTH}(?:,?\s*\d{{4}})?(?![0-9a-z])",  # 5 Mar 2024
+            rf"(?<![0-9a-z]){_MONTH}\s*{_DAY}(?:,?\s*\d{{4}})?(?![0-9a-z])",  # Mar 5, March 5, 2024
+            rf"(?<![0-9a-z]){_MONTH}\s*\d{{4}}(?![0-9a-z])",  # March 2024
+            r"(?<![\d:])\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:\s*[ap]\.?m\.?)?(?![0-9a-z:])",  # 10:15, 10:15:30 AM
+            r"(?<![0-9a-z])\d{1,2}\s*[ap]\.?m\.?(?![0-9a-z])",  # 8pm
+        )
+    ),
+    re.IGNORECASE,
+)
+
+
 def _word_pattern(words: frozenset) -> re.Pattern:
     alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
     return re.compile(rf"(?<![0-9A-Za-z])(?:{alternatives})(?![0-9A-Za-z])", re.IGNORECASE)
 
 
-def _scrub(pattern: re.Pattern, text: str) -> str:
-    return re.sub(r"\s{2,}", " ", pattern.sub("", text)).strip()
+def _scrub(pattern: re.Pattern | None, text: str) -> str:
+    if pattern is not None:
+        text = pattern.sub("", text)
+    return re.sub(r"\s{2,}", " ", ANY_IDENTIFIER.sub("", text)).strip()

@@ -30,7 +30,7 @@ DEFACED_CODE = "CleanRecognizableVisualFeaturesOption"
 # What each option keeps, in one line (for --help and the README).
 OPTION_HELP = {
     "clean-descriptors": "keep descriptions (study, series, protocol, comments...) after removing from them every "
-    "identifying value found elsewhere in the same file",
+    "identifying value found elsewhere in the same file and every UID, date and time",
     "retain-dates": "keep dates and times, every date moved by one secret offset per patient (365 to 3650 days back), "
     "so intervals between a patient's studies survive (the birth date is still removed)",
     "retain-patient-characteristics": "keep sex, age, size, weight, ethnic group, smoking and pregnancy status; "
