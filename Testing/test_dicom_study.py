@@ -23,6 +23,7 @@ from CTADefaceLib.dicom.discover import discover
 from CTADefaceLib.dicom.geometry import mask_on_series, series_geometry
 from CTADefaceLib.dicom.pixels import deface_slice, fill_stored_value, stored_values
 from CTADefaceLib.dicom.study import deface_study
+from CTADefaceLib.engines.box import BoxEngine
 from CTADefaceLib.errors import InputError
 from CTADefaceLib.settings import DefaceSettings
 from dicom_study import PHI, build_phantom_study, write_series
@@ -380,3 +381,43 @@ def test_cropped_mask_resampling_equals_resampling_every_voxel(study):
             sitk.Resample(head.face, geometry.reference(), sitk.Transform(), sitk.sitkNearestNeighbor, 0)
         )
         assert full.any() and np.array_equal(mask_on_series(head.face, geometry), full), key
+
+
+class _BoxWithModelFolder(BoxEngine):
+    """The box engine describing itself as nnU-Net does: with the folder its model was read from."""
+
+    def __init__(self, folder: str) -> None:
+        super().__init__()
+        self.folder = folder
+
+    def describe(self) -> dict:
+        return dict(super().describe(), model_folder=self.folder, files=[os.path.join(self.folder, "plans.json")])
+
+
+def test_report_holds_no_local_path_of_model_key_mapping_or_engine_option(study, tmp_path):
+    folder, _, _ = study
+    private = tmp_path / "Jane_DOE_1956"  # a folder named after a patient, as users do
+    (private / "model").mkdir(parents=True)
+    settings = DefaceSettings(
+        engine="box",
+        min_face_ml=0,
+        model=str(private / "model"),
+        deid_key=str(private / "deid.key"),
+        mapping_file=str(private / "map.json"),
+        engine_options={"thresholds": str(private / "thresholds"), "cache": "~/Jane_DOE/cache", "win": "C:\\Jane_DOE"},
+    )
+    deid = Deidentifier(DeidOptions(), load_or_create_key(settings.deid_key))
+    study_found = next(iter(discover([str(folder)]).studies.values()))
+    engine = _BoxWithModelFolder(str(private / "model"))
+    (tmp_path / "out").mkdir()
+    record = deface_study(study_found, str(tmp_path / "out"), settings, deid, engine=engine)
+    assert record["status"] == "done", record
+    with open(record["report"], encoding="utf-8") as handle:
+        text = handle.read()
+    for secret in (str(tmp_path), "Jane_DOE", str(folder), os.path.expanduser("~")):
+        assert secret not in text
+    report = json.loads(text)
+    assert report["settings"]["deid_key"] == report["settings"]["mapping_file"] == "given"
+    assert report["settings"]["model"] == "(a local path, not shown)"
+    assert report["masks"][0]["engine"]["engine"] == "box"  # what is not a path stays
+    assert report["settings"]["fill"] == "p10" and report["settings"]["engine_options"]["thresholds"]

@@ -20,6 +20,7 @@ import contextlib
 import datetime
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -163,15 +164,43 @@ def study_folder_name(study: Study, deid: Any) -> str:
     return str(deid.new_uid(study.study_uid))
 
 
+LOCAL_PATH = "(a local path, not shown)"
+_WINDOWS_PATH = re.compile(r"^(?:[A-Za-z]:|\\\\)")  # C: or \\server
+
+
+def _is_local_path(text: str) -> bool:
+    """A file system path in any form: absolute, from home, relative with a folder, Windows; a URL is masked too."""
+    return (
+        os.path.isabs(text)
+        or text.startswith("~")
+        or bool(_WINDOWS_PATH.match(text))
+        or "/" in text
+        or "\\" in text
+        or text in (".", "..")
+    )
+
+
+def _without_paths(value: Any) -> Any:
+    """`value` with every string that is a local path replaced: a model folder, a key, a thresholds folder or any
+    engine option can sit under a folder named after the patient, the project or the user."""
+    if isinstance(value, str):
+        return LOCAL_PATH if _is_local_path(value) else value
+    if isinstance(value, dict):
+        return {key: _without_paths(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_without_paths(item) for item in value]
+    return value
+
+
 def _shareable_settings(settings: DefaceSettings) -> dict[str, Any]:
     """The settings for the shared report, without the paths of the key and the mapping file: a path can name
     the patient, the project or the user, and the mapping file re-identifies; the report says only whether each
-    was used."""
+    was used. Any other path (the model folder, an engine option) is replaced too."""
     record = settings.to_dict()
     for name in ("deid_key", "mapping_file"):
         if record.get(name) is not None:
             record[name] = "given"
-    return record
+    return dict(_without_paths(record))
 
 
 def _versions() -> dict[str, str]:
@@ -283,7 +312,7 @@ def _deface_group(
             "source_series_uid": str(deid.new_uid(source.series.series_uid)),
             "mask_volume_ml": result.provenance["mask_volume_ml"],
             "fill_hu": fill_hu,
-            "engine": result.provenance.get("engine_details"),
+            "engine": _without_paths(result.provenance.get("engine_details")),  # e.g. nnU-Net's model folder
             "series_numbers": [p.series.series_number for p in members],
         }
     )
