@@ -112,6 +112,25 @@ def test_pseudonym_and_date_shift_are_per_patient():
     assert len(shifts) > 40  # spread over patients, not one constant
 
 
+def test_the_issuer_of_the_patient_id_does_not_split_a_patient():
+    """The pseudonym and the date offset key on Patient ID alone: two series of one study, one naming the issuer
+    of the ID and one not, stay one patient with one study."""
+    deid = Deidentifier(DeidOptions(retain_longitudinal_modified_dates=True), b"k" * 32)
+    with_issuer = slice_of("1", 1)
+    with_issuer.IssuerOfPatientID = "HOSPITAL-A"
+    issuer = Dataset()
+    issuer.LocalNamespaceEntityID = "HOSPITAL-A"
+    with_issuer.IssuerOfPatientIDQualifiersSequence = [issuer]
+    first = deid.deidentify(with_issuer, defaced=True)
+    second = deid.deidentify(slice_of("2", 1), defaced=True)
+    assert first.PatientID == second.PatientID == deid.pseudonym("P-1")
+    assert first.PatientName == second.PatientName
+    assert first.StudyDate == second.StudyDate != "20200115"
+    assert first.AcquisitionDateTime == second.AcquisitionDateTime
+    assert first.StudyInstanceUID == second.StudyInstanceUID
+    assert first.SeriesInstanceUID != second.SeriesInstanceUID
+
+
 @pytest.mark.parametrize(
     "value, vr, expected",
     [
