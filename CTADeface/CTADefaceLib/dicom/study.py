@@ -33,6 +33,7 @@ from ..engines import engine_for
 from ..errors import DefaceError, InputError, OutputError
 from ..io.case_outputs import write_json_atomic
 from ..io.volume import temp_prefix
+from . import coverage
 from .classify import left_out_reason
 from .discover import Series, Study
 from .geometry import Geometry, mask_on_series, series_geometry
@@ -305,25 +306,31 @@ def _deface_group(
             plan.reason = f"no face mask: {str(err).rstrip('.')} (mask source {source.label})"
         return engine
     fill_hu = float(result.provenance["fill_value"])
-    masks.append(
-        {
-            "frame_of_reference": None if key.startswith("series:") else str(deid.new_uid(key)),
-            "source_series_number": source.series.series_number,
-            "source_series_uid": str(deid.new_uid(source.series.series_uid)),
-            "mask_volume_ml": result.provenance["mask_volume_ml"],
-            "fill_hu": fill_hu,
-            "engine": _without_paths(result.provenance.get("engine_details")),  # e.g. nnU-Net's model folder
-            "series_numbers": [p.series.series_number for p in members],
-        }
-    )
+    entry = {
+        "frame_of_reference": None if key.startswith("series:") else str(deid.new_uid(key)),
+        "source_series_number": source.series.series_number,
+        "source_series_uid": str(deid.new_uid(source.series.series_uid)),
+        "mask_volume_ml": result.provenance["mask_volume_ml"],
+        "fill_hu": fill_hu,
+        "engine": _without_paths(result.provenance.get("engine_details")),  # e.g. nnU-Net's model folder
+        "series_numbers": [],
+    }
+    masks.append(entry)
     for plan in members:
+        resampled = mask_on_series(result.mask, plan.geometry)  # type: ignore[arg-type]
+        chosen = _series_mask(plan, source, resampled, fill_hu, settings, engine, compute, deid, masks)
+        if chosen is None:
+            continue
+        mask, fill, extra = chosen
+        if extra.get("own_mask", {}).get("mask") != "own":
+            entry["series_numbers"].append(plan.series.series_number)
         folder_name = series_folder_name(plan.series.series_number, plan.series.modality, taken)
         folder = os.path.join(study_dir, folder_name)
         try:
             changed = write_series(
                 plan.geometry,  # type: ignore[arg-type]
-                mask_on_series(result.mask, plan.geometry),  # type: ignore[arg-type]
-                fill_hu,
+                mask,
+                fill,
                 lambda ds: deid.deidentify(ds, defaced=True),
                 folder,
                 plan.series.study_uid,
@@ -338,8 +345,79 @@ def _deface_group(
             "mask_from_series_number": source.series.series_number,
             "changed_pixels": changed,
             "tilt_degrees": plan.geometry.tilt_degrees,  # type: ignore[union-attr]
+            **extra,
         }
     return engine
+
+
+def _series_mask(
+    plan: SeriesPlan,
+    source: SeriesPlan,
+    resampled: np.ndarray,
+    fill_hu: float,
+    settings: DefaceSettings,
+    engine: Engine | None,
+    compute: Callable[..., Any],
+    deid: Any,
+    masks: list[dict[str, Any]],
+) -> tuple[np.ndarray, float, dict[str, Any]] | None:
+    """(mask, fill, report lines) for one series of a group, or None (plan.reason set) when it is left out.
+
+    The source's resampled mask, unless the source's grid does not cover the series' body (coverage.py): then
+    a mask computed on the series' own grid, alone or with the source's (see coverage.combine).
+    """
+    geometry, source_geometry = plan.geometry, source.geometry
+    if plan is source or coverage.grid_inside(geometry, source_geometry):  # type: ignore[arg-type]
+        return resampled, fill_hu, {"coverage": 1.0}
+    volume = read_volume(geometry)  # type: ignore[arg-type]
+    import SimpleITK as sitk
+
+    covered = coverage.body_coverage(geometry, sitk.GetArrayViewFromImage(volume), source_geometry)  # type: ignore[arg-type]
+    if covered >= coverage.COVERED_FRACTION:
+        return resampled, fill_hu, {"coverage": round(covered, 4)}
+    outside = f"{100 * (1 - covered):.1f}% of its body lies outside the grid of the mask source ({source.label})"
+    if geometry.tilted:  # type: ignore[union-attr]
+        plan.reason = (
+            f"gantry-tilted and {outside}, where the source's mask cannot reach and a tilted series cannot get a "
+            "mask of its own; reconstruct it without tilt, or send a series that covers the whole head with it"
+        )
+        return None
+    try:
+        own = compute(volume, settings, engine=engine, name=f"the {plan.label}")
+    except DefaceError as err:
+        plan.reason = f"{outside}, and no face mask of its own: {str(err).rstrip('.')}"
+        return None
+    own_mask = sitk.GetArrayFromImage(own.mask)
+    agreement = coverage.jaccard(resampled, own_mask, coverage.inside_source(geometry, source_geometry))  # type: ignore[arg-type]
+    mask, how = coverage.combine(resampled, own_mask, agreement)
+    own_fill = float(own.provenance["fill_value"])
+    why = outside
+    if how == "own":
+        why += (
+            f"; inside that grid the source's mask and its own agree only {agreement:.3f} (Jaccard, below "
+            f"{coverage.MIN_JACCARD}), so its own mask alone is used"
+        )
+    else:
+        why += "; its own mask is used together with the source's"
+    masks.append(
+        {
+            "frame_of_reference": None,
+            "source_series_number": plan.series.series_number,
+            "source_series_uid": str(deid.new_uid(plan.series.series_uid)),
+            "mask_volume_ml": own.provenance["mask_volume_ml"],
+            "fill_hu": own_fill,
+            "engine": _without_paths(own.provenance.get("engine_details")),
+            "series_numbers": [plan.series.series_number],
+            "why": why,
+        }
+    )
+    extra = {
+        "coverage": round(covered, 4),
+        "own_mask": {"why": why, "jaccard_with_source_mask": round(agreement, 4), "mask": how},
+    }
+    if how == "own":
+        extra["mask_from_series_number"] = plan.series.series_number
+    return mask, own_fill, extra
 
 
 def _order(plan: SeriesPlan) -> tuple[int, int]:
