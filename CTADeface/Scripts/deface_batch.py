@@ -10,7 +10,7 @@ segmented, and <name>_defaced, <name>_facemask and <name>_deface.json are writte
 same rules as `ctadeface deface` (the batch loop is the pipeline's: name clashes are refused before anything
 runs, and another input's outputs are never replaced).
 One bad case is reported and the others still run; the exit status is 1 if any failed, 2 on a
-usage or model error. Without Slicer, `ctadeface deface` does the same.
+usage or model error, 3 when none failed but --check gave REVIEW for a case (as `ctadeface deface --check`). Without Slicer, `ctadeface deface` does the same.
 """
 
 import argparse
@@ -99,7 +99,8 @@ def running_inside_slicer() -> bool:
 
 
 def main(argv=None, *, engine=None) -> int:
-    """Exit status: 0 all done or skipped, 1 a case or the run failed, 2 a usage or model error.
+    """Exit status: 0 all done or skipped, 1 a case or the run failed, 2 a usage or model error, 3 none failed but
+    the check gave REVIEW for a case (a face may remain: a script must not share the outputs).
 
     Never raises: `Slicer --no-main-window --python-script` does not exit after an uncaught exception (only in
     testing mode), so any failure here (a missing package, an OSError, MemoryError) would leave Slicer running
@@ -138,12 +139,13 @@ def main(argv=None, *, engine=None) -> int:
     except BaseException as err:  # noqa: BLE001
         return _failed(err)
     failed = sum(r["status"] == "failed" for r in records)
+    review = sum(r.get("check") == "REVIEW" for r in records)
     print(
         f"{sum(r['status'] == 'done' for r in records)} defaced, "
         f"{sum(r['status'] == 'skipped' for r in records)} skipped, {failed} failed"
-        + "".join(f", {n} to REVIEW" for n in [sum(r.get("check") == "REVIEW" for r in records)] if n)
+        + (f", {review} to REVIEW" if review else "")
     )
-    return 1 if failed else 0
+    return 1 if failed else 3 if review else 0
 
 
 def _failed(err: BaseException) -> int:

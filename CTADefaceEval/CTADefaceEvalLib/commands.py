@@ -95,7 +95,8 @@ def register(subparsers) -> None:
         "check",
         help="PASS or REVIEW with the reasons: views around the face's front, detectors, residual tissue",
         description="Check defaced images for a face that remains. With --original (one per image, same order) "
-        "the original is searched first: no face found there gives REVIEW (cannot verify), never PASS.",
+        "the original is searched first: no face found there gives REVIEW (cannot verify), never PASS. "
+        "Exit status: 0 every image PASS, 3 at least one REVIEW, 1 or 2 an error (one sentence on stderr).",
     )
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--original", nargs="+", metavar="ORIGINAL", help="the undefaced images, one per IMAGE")

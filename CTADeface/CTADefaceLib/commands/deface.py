@@ -25,6 +25,11 @@ def settings_from_args(args):
     return from_args(args)
 
 
+#: The exit status when no case failed but the check gave REVIEW for at least one: not 0, so that a data steward's
+#: script that shares the outputs on success does not share a face; not 1, so that "failed" keeps its meaning.
+REVIEW_STATUS = 3
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "deface",
@@ -33,7 +38,9 @@ def register(subparsers) -> None:
             "Deface each INPUT (a .nii.gz/.nii/.nrrd/.mha/.mhd file, a folder of such files, or a folder holding "
             "one DICOM series) into OUTDIR as <name>_defaced.<ext>, <name>_facemask.<ext> and the provenance "
             "sidecar <name>_deface.json. Inputs are never modified; cases whose outputs exist are skipped "
-            "unless --overwrite. One bad case is reported and the others still run; the exit status is 1 if any failed."
+            "unless --overwrite. One bad case is reported and the others still run. Exit status: 0 every case done "
+            "or skipped (and, with --check, every check PASS); 1 a case failed; 2 a usage error; 3 no case failed but "
+            "the check gave REVIEW for at least one (a face may still be recognisable: do not share those cases)."
         ),
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders")
@@ -91,8 +98,10 @@ def run(args) -> int:
 
 
 def print_summary(report: list[BatchRecord], as_json: bool = False) -> int:
-    """One line per input (done / skipped / FAILED, with the reason) and the counts; 1 if any case failed."""
+    """One line per input (done / skipped / FAILED, with the reason) and the counts. The exit status: 1 if any case
+    failed, else 3 if the check gave REVIEW for any case (so that a script sharing the results stops), else 0."""
     failed = [r for r in report if r["status"] == "failed"]
+    review = sum(r.get("check") == "REVIEW" for r in report)
     if as_json:
         json.dump(report, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -118,9 +127,8 @@ def print_summary(report: list[BatchRecord], as_json: bool = False) -> int:
                 print(f"FAILED   {record['input']}: {record['message']}")
         done = sum(r["status"] == "done" for r in report)
         skipped = sum(r["status"] == "skipped" for r in report)
-        review = sum(r.get("check") == "REVIEW" for r in report)
         print(
             f"{done} defaced, {skipped} skipped, {len(failed)} failed"
             + (f", {review} to REVIEW (a face may still be recognisable)" if review else "")
         )
-    return 1 if failed else 0
+    return 1 if failed else REVIEW_STATUS if review else 0
