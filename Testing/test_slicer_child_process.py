@@ -167,3 +167,11 @@ def test_failed_gui_run_deletes_its_copy_of_the_ct(tmp_path):
     with pytest.raises(DefaceError, match="absent-model"):
         logic.finishDeface(process, volume)
     assert os.listdir(tmp_path / "work") == []
+
+
+def test_waiting_for_a_process_never_started_says_so(tmp_path):
+    """mypy (the whole core checked): wait() on a DefaceProcess not yet started reached into None."""
+    process = DefaceProcess([sys.executable, "-c", "pass"], cwd=str(tmp_path))
+    with pytest.raises(RuntimeError, match="has not been started"):
+        process.wait(1)
+    assert process.start().wait(30) == 0

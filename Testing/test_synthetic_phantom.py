@@ -194,3 +194,12 @@ def test_cta_size_timing():
     print(f"512x512x300 phantom generated in {dt:.1f} s")
     assert ph.image.GetSize() == (512, 512, 300)
     assert dt < 180
+
+
+def test_a_phantom_without_its_frame_says_so():
+    """mypy (the whole core checked): a Phantom not made by make_phantom has no anatomical frame to undo."""
+    from CTADefaceLib.synthetic.phantom import Phantom
+
+    blank = Phantom(image=None, face=None, intracranial=None, arteries=None, spec=PhantomSpec())
+    with pytest.raises(ValueError, match="anatomical frame is unknown"):
+        blank.anatomical(np.zeros((1, 3)))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 
 MALLOC_SETTINGS = {
     "MALLOC_MMAP_MAX_": "0",  # never mmap: large buffers come from the heap and stay mapped
@@ -52,7 +53,7 @@ def wanted(env=None, argv=None) -> bool:
     return not (device == "auto" and cuda_driver_present())
 
 
-def malloc_environment(env: dict, argv=None) -> dict:
+def malloc_environment(env: Mapping[str, str], argv=None) -> dict[str, str]:
     """`env` plus the allocator settings (not overriding the user's own), when wanted."""
     env = dict(env)
     if wanted(env, argv if argv is not None else []):

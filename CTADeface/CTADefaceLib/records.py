@@ -6,7 +6,7 @@ readers and for mypy. No import beyond typing, so any module may use them in ann
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, TypedDict, Union, final
 
 # With the __future__ import the annotations below stay strings, so `str | None` is fine on Python 3.9.
 
@@ -42,6 +42,7 @@ class _BatchRecordRequired(TypedDict):
     message: str  # why it was skipped or failed; empty when done
 
 
+@final  # no subtype adds keys: `"study" in record` tells a DICOM study's record (ReportRecord) from it
 class BatchRecord(_BatchRecordRequired, total=False):
     """One input of `deface_batch`'s report (and of `ctadeface deface --json`)."""
 
@@ -50,3 +51,8 @@ class BatchRecord(_BatchRecordRequired, total=False):
     seconds: float | None
     check: str  # PASS / REVIEW, when the re-identification check ran
     check_reasons: list[str]  # why REVIEW (view, detector, landmarks, region and number), empty for PASS
+
+
+#: A line of a run's report: a file's BatchRecord, or a DICOM study's record (dicom.study.deface_study: study,
+#: status, message, report, series_defaced, series_left_out, seconds; a plain dict).
+ReportRecord = Union[BatchRecord, dict[str, Any]]

@@ -16,6 +16,10 @@ usage or model error, 3 when none failed but --check gave REVIEW for a case (as 
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the path to CTADefaceLib is set up below, at run time
+    from CTADefaceLib.records import ReportRecord
 
 _HERE = os.path.dirname(os.path.abspath(globals().get("__file__", sys.argv[0] if sys.argv else ".")))
 _MODULE_FOLDER = os.path.dirname(_HERE)  # CTADeface/, which holds CTADefaceLib
@@ -70,7 +74,8 @@ def run_batch(inputs, outdir, settings, *, logic=None, engine=None, overwrite=Fa
             slicerbridge.remove_node(volumeNode)
         return sidecar
 
-    inputs, records = list(inputs), []
+    inputs = list(inputs)
+    records: list[ReportRecord] = []
     if settings.output_format is None:  # DICOM in -> defaced, de-identified DICOM out, through the same core
         from CTADefaceLib.dicom.batch import deface_dicom, is_dicom_input
 
@@ -84,7 +89,7 @@ def run_batch(inputs, outdir, settings, *, logic=None, engine=None, overwrite=Fa
         echo(f"{record['status']:8s} {record['input']}" + (f": {record['message']}" if record["message"] else ""))
         if check is not None and record["status"] == "done":
             verdict = check(read_image(record["outputs"]["defaced"]), read_image(record["input"]))
-            record.update(check=verdict["check"], check_reasons=verdict["reasons"])
+            record.update({"check": verdict["check"], "check_reasons": verdict["reasons"]})  # mypy checks the keys
             echo("         check " + "\n           ".join([verdict["check"]] + verdict["reasons"]))
     return records
 

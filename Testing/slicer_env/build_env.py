@@ -8,11 +8,14 @@ the interpreter is pyenv's (override with SLICER_ENV_PYTHON_3_9=/path etc.). Ven
 under $CTADEFACE_CI_CACHE (default ~/.cache/ctadeface-ci), a folder CI can keep: a venv is named after its list's
 hash, so editing a list builds a fresh one and a warm run only starts the driver.
 A built venv is checked against its list (`pip list`): a package too many or too few fails the build.
+Beside each venv, a folder holds what Slicer's first-use installer adds for any engine (installer.CHILD_REQUIREMENTS):
+core_driver.py gives it to the child process only, as pip's install into Slicer's site-packages would.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
 import os
@@ -123,13 +126,47 @@ def build(list_path: str) -> str:
     return folder
 
 
+def child_requirements() -> list[str]:
+    """installer.CHILD_REQUIREMENTS, read from the source (this script runs in any Python, without the library)."""
+    source = open(os.path.join(REPO, "CTADeface", "CTADefaceLib", "slicer", "installer.py"), encoding="utf-8").read()
+    found = re.search(r"^CHILD_REQUIREMENTS = (\(.*?\))$", source, re.MULTILINE)
+    if found is None:
+        raise SystemExit("installer.py defines no CHILD_REQUIREMENTS tuple.")
+    return list(ast.literal_eval(found.group(1)))
+
+
+def build_first_use(folder: str) -> str:
+    """The folder beside venv `folder` holding CHILD_REQUIREMENTS (pip --target, with their dependencies, as the
+    installer installs them), built once per requirement list."""
+    requirements = child_requirements()
+    digest = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:10]
+    target = f"{folder}-first-use-{digest}"
+    if os.path.isfile(os.path.join(target, ".verified")):
+        return target
+    shutil.rmtree(target, ignore_errors=True)
+    subprocess.run(
+        [venv_python(folder), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--only-binary=:all:"]
+        + ["--cache-dir", os.path.join(cache_root(), "pip"), "--target", target, *requirements],
+        check=True,
+    )
+    open(os.path.join(target, ".verified"), "w").close()
+    return target
+
+
 def run_driver(list_path: str, folder: str) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}  # no PYTHONPATH leaks in
     env["SLICER_ENV_LIST"] = list_path
     print(f"== {os.path.basename(list_path)}: {folder}", flush=True)
-    return subprocess.run(
+    status = subprocess.run(
         [venv_python(folder), "-I", os.path.join(HERE, "driver.py"), "--repo", REPO, "--list", list_path], env=env
     ).returncode
+    # the rest of the core, and the child process the module starts (core_driver.py)
+    first_use = build_first_use(folder)
+    core = [os.path.join(HERE, "core_driver.py"), "--repo", REPO, "--list", list_path, "--first-use", first_use]
+    core_status = subprocess.run(
+        [venv_python(folder), "-I", *core], env=env
+    ).returncode  # runs even if driver.py failed
+    return status or core_status
 
 
 def main(argv=None) -> int:

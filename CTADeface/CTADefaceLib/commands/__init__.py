@@ -27,7 +27,11 @@ FALLBACK_PLUGINS = ("CTADefaceEvalLib.commands",)
 def _entry_point_modules() -> list[str]:
     from importlib.metadata import entry_points
 
-    return [ep.value.split(":")[0] for ep in entry_points(group=ENTRY_POINT_GROUP)]
+    found = entry_points()
+    # entry_points(group=...) is Python 3.10+; Slicer 5.8's Python 3.9 returns {group: [EntryPoint]} and takes no
+    # keyword. 3.10 and 3.11 return a dict with .select(), 3.12 an EntryPoints object with .select() and no .get().
+    group = found.select(group=ENTRY_POINT_GROUP) if hasattr(found, "select") else found.get(ENTRY_POINT_GROUP, ())
+    return [ep.value.split(":")[0] for ep in group]
 
 
 def plugin_modules() -> list:

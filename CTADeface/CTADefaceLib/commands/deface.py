@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..records import BatchRecord
+    from ..records import ReportRecord
 
 
 def add_settings_arguments(parser) -> None:
@@ -77,7 +77,8 @@ def run(args) -> int:
     settings = settings_from_args(args)
     # The check comes from the evaluation plug-in: the pipeline only calls what it is given.
     check = reidentification_checker(args.check or None) if args.check is not None else None
-    inputs, report = list(args.inputs), []
+    inputs = list(args.inputs)
+    report: list[ReportRecord] = []
     if settings.output_format is None:  # DICOM in -> defaced, de-identified DICOM out
         from ..dicom.batch import deface_dicom, is_dicom_input
         from ..errors import InputError
@@ -97,7 +98,7 @@ def run(args) -> int:
     return print_summary(report, as_json=args.json)
 
 
-def print_summary(report: list[BatchRecord], as_json: bool = False) -> int:
+def print_summary(report: list[ReportRecord], as_json: bool = False) -> int:
     """One line per input (done / skipped / FAILED, with the reason) and the counts. The exit status: 1 if any case
     failed, else 3 if the check gave REVIEW for any case (so that a script sharing the results stops), else 0."""
     failed = [r for r in report if r["status"] == "failed"]

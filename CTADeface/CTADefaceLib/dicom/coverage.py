@@ -86,7 +86,7 @@ def inside_source(geometry: Geometry, source: Geometry) -> np.ndarray:
     """(z, y, x) booleans: which voxels of the series lie inside the source's grid."""
     rows, columns = np.mgrid[0 : geometry.rows, 0 : geometry.columns]
     rows, columns = rows.ravel().astype(float), columns.ravel().astype(float)
-    out = np.zeros((len(geometry.slices), geometry.rows, geometry.columns), bool)
+    out: np.ndarray = np.zeros((len(geometry.slices), geometry.rows, geometry.columns), bool)
     for k in range(len(geometry.slices)):
         out[k] = _inside(_points(geometry, k, rows, columns), source).reshape(geometry.rows, geometry.columns)
     return out

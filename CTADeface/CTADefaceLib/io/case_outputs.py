@@ -114,7 +114,7 @@ def pid_is_running(pid: int) -> bool:
 
 def remove_stale_temporaries(folder: str) -> list[str]:
     """Delete `.ctadeface-tmp-<pid>-*` entries whose process is gone (a crashed or killed run's)."""
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(folder)
     except OSError:
@@ -191,7 +191,7 @@ def _same_path(a: str, b: str) -> bool:
     return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
 
 
-def examine_case(input_path: str, paths: dict, digest=input_sha256) -> tuple[str, object]:
+def examine_case(input_path: str, paths: dict, digest=input_sha256) -> tuple[str, str | list[str] | None]:
     """What the output folder holds under this case's names.
 
     Returns (state, detail):
@@ -256,7 +256,7 @@ def claim_case(input_path: str, paths: dict, *, overwrite: bool, digest=input_sh
         raise OutputsExist(f"{paths['defaced']} already exists; pass --overwrite to replace it.")
     if state == "changed" and not overwrite:
         raise OutputError(detail)
-    if state == "incomplete":
+    if state == "incomplete" and isinstance(detail, list):
         for path in detail:
             os.remove(path)
         log.info("Removed %s: left without a sidecar by an interrupted run.", ", ".join(detail))

@@ -106,7 +106,7 @@ def _refuse_unreadable_files(folder: str) -> None:
     """A file with the DICOM signature that GDCM put in no series is a slice that could not be read."""
     import SimpleITK as sitk
 
-    listed = set()
+    listed: set[str] = set()
     for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder):
         listed.update(os.path.normpath(f) for f in sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, uid))
     unreadable = []

@@ -32,9 +32,10 @@ def _allowed_globals() -> list:
     import numpy as np
 
     try:
-        scalar = np._core.multiarray.scalar  # numpy >= 2
+        # numpy's stubs list neither private module that holds the function pickles name
+        scalar = np._core.multiarray.scalar  # type: ignore[attr-defined]  # numpy >= 2
     except AttributeError:
-        scalar = np.core.multiarray.scalar
+        scalar = np.core.multiarray.scalar  # type: ignore[attr-defined]  # numpy 1.x
     allowed = [scalar, np.dtype]
     dtypes = getattr(np, "dtypes", None)  # numpy >= 1.25 pickles a scalar's dtype through its class
     if dtypes is not None:

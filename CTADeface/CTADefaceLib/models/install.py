@@ -123,7 +123,7 @@ def _write_manifest(folder: str, data: dict) -> None:
 
 def custom_entries() -> dict[str, ModelEntry]:
     """User-supplied models installed from a folder or zip: their manifest is their registry entry."""
-    entries = {}
+    entries: dict[str, ModelEntry] = {}
     root = models_dir()
     if not os.path.isdir(root):
         return entries
@@ -288,12 +288,14 @@ def install(name: str, source: str | None = None, *, overwrite: bool = False, pr
     )
     try:
         custom = entry is None or name in custom_entries()
-        if source is None and entry.bundled:
-            _extract_zip(entry.bundled, staging, entry)
-            source = "bundled"
-        elif source is None:
-            _download_from_mirrors(entry, staging, progress)
-            source = "mirrors"
+        if source is None:
+            assert entry is not None, "no source: a registered model (get_entry above refused any other name)"
+            if entry.bundled:
+                _extract_zip(entry.bundled, staging, entry)
+                source = "bundled"
+            else:
+                _download_from_mirrors(entry, staging, progress)
+                source = "mirrors"
         elif source.startswith(("http://", "https://")):
             if source.lower().split("?")[0].endswith(".zip"):
                 entry = _download_zip(name, source, staging, None if custom else entry, progress)

@@ -62,7 +62,7 @@ def child_environment(
 def hidden_window_options() -> dict:
     """Popen keyword arguments that keep a console window from popping up on Windows (as Slicer's own
     slicer.util.launchConsoleProcess does with STARTUPINFO); nothing elsewhere."""
-    if os.name != "nt":
+    if sys.platform != "win32":  # (not os.name: type checkers know the Windows-only names under this test)
         return {}
     info = subprocess.STARTUPINFO()
     info.dwFlags |= subprocess.STARTF_USESHOWWINDOW
@@ -115,6 +115,10 @@ class DefaceProcess:
         self._process: subprocess.Popen | None = None
         self._queue: queue.Queue = queue.Queue()
         self._reader: threading.Thread | None = None
+        #: Set by whoever starts a deface (slicer/logic.py): the files the child writes (pipeline.output_paths) and
+        #: the temporary folder that holds its input and outputs.
+        self.paths: dict[str, str] = {}
+        self.workFolder: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> DefaceProcess:
@@ -134,10 +138,16 @@ class DefaceProcess:
         self._reader.start()
         return self
 
+    def _started(self) -> subprocess.Popen:
+        if self._process is None:
+            raise RuntimeError("the defacing process has not been started (call start() first)")
+        return self._process
+
     def _read(self) -> None:
         """Split on \\r as well as \\n: progress bars redraw one line with carriage returns."""
         pending = b""
-        stream = self._process.stdout
+        stream = self._started().stdout
+        assert stream is not None, "start() opens the child's output as a pipe"
         while True:
             chunk = stream.read1(4096) if hasattr(stream, "read1") else stream.read(1)
             if not chunk:
@@ -188,7 +198,7 @@ class DefaceProcess:
         )
 
     def wait(self, timeout: float | None = None) -> int:
-        code = self._process.wait(timeout)
+        code = self._started().wait(timeout)
         if self._reader is not None:
             self._reader.join(timeout=5)
         self.poll()
@@ -230,7 +240,7 @@ class DefaceProcess:
 
     def _signal_group(self, sig) -> None:
         try:
-            os.killpg(self._process.pid, sig)
+            os.killpg(self._started().pid, sig)
         except (ProcessLookupError, PermissionError):
             pass  # the group is already gone
 

@@ -104,7 +104,7 @@ def installed_versions() -> dict[str, str]:
     from importlib import metadata
 
     importlib.invalidate_caches()  # a pip run in a child process may just have added some
-    versions = {}
+    versions: dict[str, str] = {}
     for dist in metadata.distributions():
         name = dist.metadata["Name"]
         if name:
@@ -244,7 +244,8 @@ RESOLVER_HINTS = {(3, 9): "resolver-hints-py39.txt"}
 
 def resolver_hints(python_version: tuple[int, int] | None = None) -> list[str]:
     """Extra `name==version` constraints for `python_version` (default: this Python), usually none."""
-    version = tuple((python_version or sys.version_info)[:2])
+    major, minor = (python_version or sys.version_info)[:2]
+    version = (major, minor)
     name = RESOLVER_HINTS.get(version)
     if not name:
         return []

@@ -12,9 +12,13 @@ import os
 import shutil
 import tempfile
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from ..io.names import safe_file_name
 from ..pipeline import DefaceSettings, deface_image, output_paths, write_outputs
+
+if TYPE_CHECKING:
+    from ..records import Sidecar
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +121,7 @@ class DefaceLogic:
         settings: DefaceSettings | None = None,
         overwrite: bool = False,
         inputPath: str | None = None,
-    ) -> dict:
+    ) -> Sidecar:
         """Write <name>_defaced, <name>_facemask and the <name>_deface.json sidecar via the core pipeline.
 
         `volumeNode` is the original (undefaced) volume: defacing is recomputed from the segmentation,

@@ -15,6 +15,7 @@ dependency (CTADefaceLib comes with it).
 
 import logging
 import sys
+from typing import Any, Callable, Optional
 
 import qt
 import slicer
@@ -27,9 +28,9 @@ class ModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     """Subclasses set the class attributes below and implement `_updateButtons`."""
 
     #: the module's ScriptedLoadableModuleLogic subclass; its getParameterNode() returns the wrapped node
-    logicClass = None
+    logicClass: Optional[Callable[[], Any]] = None
     #: top-level packages the Reload button drops from sys.modules (the module's own libraries)
-    libraries = ()
+    libraries: tuple[str, ...] = ()
     #: the parameter-node field set to the scene's first scalar volume when it is empty (None: no such field)
     volumeParameter = None
     #: how often a running child process is read (ms)
@@ -40,11 +41,11 @@ class ModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def __init__(self, parent=None):
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)  # needed for parameter node observation
-        self.logic = None
+        self.logic: Any = None  # the logicClass instance (Slicer's classes carry no types)
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._process = None  # the running child process, if any
-        self._onProcessDone = None
+        self._onProcessDone: Optional[Callable[[Any], None]] = None
 
     # ------------------------------------------------------------------ set-up (Slicer's scripted-module template)
     def setup(self):
@@ -57,6 +58,8 @@ class ModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
+        if self.logicClass is None:
+            raise TypeError(f"{type(self).__name__} must set logicClass")
         self.logic = self.logicClass()
         self._timer = qt.QTimer()
         self._timer.setInterval(self.pollIntervalMs)
@@ -147,7 +150,8 @@ class ModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._process, onDone = None, self._onProcessDone
             try:
                 with slicer.util.tryWithErrorDisplay(self.processFailedMessage, waitCursor=True):
-                    onDone(process)
+                    if onDone is not None:  # _runProcess sets both together
+                        onDone(process)
             finally:
                 self._processStateChanged()
 

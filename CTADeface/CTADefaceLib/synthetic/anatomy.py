@@ -271,8 +271,10 @@ def build(idn: dict, devices=()) -> tuple[list, list, dict]:
 
     def orbit_walls(s):
         c, r = (s * ed, -48, -1), (19.5, 27, 18)
+        lo, hi = box_of(c, r, 1)
         return Prim(
-            *box_of(c, r, 1),
+            lo,
+            hi,
             painter(CORTICAL, lambda X, Y, Z: np.maximum(ell(X, Y, Z, c, r), Y + 66), never=(AIR, SKIN, FAT, AIRWAY)),
         )
 
@@ -331,7 +333,7 @@ def build(idn: dict, devices=()) -> tuple[list, list, dict]:
     )
     for n in range(8):
         z = -48.0 - 17.0 * n
-        c = (0, 4, z)
+        c = (0.0, 4.0, z)
         paint += [
             paint_ell(CORTICAL, c, (12, 10, 7), only=SOFT),
             paint_ell(CANCELLOUS, c, (10, 8, 5), only=(CORTICAL,)),

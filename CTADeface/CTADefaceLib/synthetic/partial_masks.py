@@ -25,7 +25,7 @@ def _anatomical_coordinates(phantom, index_zyx: np.ndarray) -> np.ndarray:
     spacing = np.array(image.GetSpacing(), float)
     origin = np.array(image.GetOrigin(), float)
     direction = np.array(image.GetDirection(), float).reshape(3, 3)
-    ijk = index_zyx[:, ::-1].astype(float)  # (i, j, k) = (x, y, z) index
+    ijk: np.ndarray = index_zyx[:, ::-1].astype(float)  # (i, j, k) = (x, y, z) index
     physical = origin + (ijk * spacing) @ direction.T
     return phantom.anatomical(physical)
 
@@ -42,7 +42,7 @@ def _regions(phantom, anat: np.ndarray) -> dict[str, np.ndarray]:
     nose = (np.abs(x) <= 0.6 * idn["nose_w"] + 9.0) & (z <= nasion[2] + 3.0) & (z >= nose_tip[2] - 16.0) & (y < -74.0)
     # The lips: upper lip centre z -51, lower -64 (anatomy.build), 6.5 mm half-height, out to the mouth corners.
     lips = (np.abs(x) <= idn["mouth_w"] + 6.0) & (z <= -51.0 + 8.0) & (z >= -64.0 - 8.0) & (y < -66.0)
-    eyes = np.zeros(len(anat), bool)
+    eyes: np.ndarray = np.zeros(len(anat), bool)
     for key in ("eye_l", "eye_r"):
         eyes |= np.linalg.norm(anat - np.array(lm[key]), axis=1) <= EYE_RADIUS_MM
     left_half = x > 0.0  # anatomical x is the patient's Left

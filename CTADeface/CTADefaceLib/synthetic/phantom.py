@@ -110,10 +110,12 @@ class Phantom:
     pose_deg: tuple = (0.0, 0.0, 0.0)
     landmarks: dict = field(default_factory=dict)  # physical LPS points (mm)
     info: dict = field(default_factory=dict)
-    _to_anat: tuple = None  # (M, b): anatomical = M @ physical + b
+    _to_anat: tuple | None = None  # (M, b): anatomical = M @ physical + b
 
     def anatomical(self, points) -> np.ndarray:
         """Physical LPS points (N, 3) -> the phantom's anatomical frame (undoes pose, placement, scale)."""
+        if self._to_anat is None:
+            raise ValueError("this phantom was not made by build_phantom, so its anatomical frame is unknown")
         M, b = self._to_anat
         return np.asarray(points, float) @ M.T + b
 
@@ -215,7 +217,7 @@ def make_phantom(spec: PhantomSpec) -> Phantom:
     noise_rng = np.random.default_rng([spec.seed, 1])
 
     lab_all = np.zeros((nz, ny, nx), np.uint8)
-    clean = np.empty((nz, ny, nx), np.int16)
+    clean: np.ndarray = np.empty((nz, ny, nx), np.int16)
     face = np.zeros((nz, ny, nx), np.uint8)
     intra = np.zeros((nz, ny, nx), np.uint8)
     I = np.arange(nx, dtype=np.float32)

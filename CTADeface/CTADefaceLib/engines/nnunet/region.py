@@ -62,19 +62,21 @@ class TilePlan:
     candidate_voxels_ml: float = 0.0
     reach_tiles: int = 0  # tiles that cover the whole candidate region (the most a case can cost)
     rounds: int = 1  # prediction rounds so far (1 + growth rounds)
-    candidate: object = field(default=None, repr=False)  # low-res candidate voxels (z, y, x)
+    candidate: np.ndarray | None = field(default=None, repr=False)  # low-res candidate voxels (z, y, x)
     factors: tuple = (1, 1, 1)  # low-res voxel = factors input voxels
     image_shape: tuple = ()
     low_spacing_mm: tuple = (3.0, 3.0, 3.0)  # size of a low-res voxel (z, y, x)
-    body: object = field(default=None, repr=False)  # low-res body mask (z, y, x)
-    shell: object = field(default=None, repr=False)  # low-res skin shell, without the slab limits
+    body: np.ndarray | None = field(default=None, repr=False)  # low-res body mask (z, y, x)
+    shell: np.ndarray | None = field(default=None, repr=False)  # low-res skin shell, without the slab limits
     widened: bool = False  # True: growth may follow the face anywhere in the shell (see widen)
 
     @property
     def n_tiles(self) -> int:
         return len(self.starts)
 
-    def box_slices(self):
+    def box_slices(self) -> tuple[slice, slice, slice]:
+        if self.box is None:
+            raise ValueError("a whole-volume plan has no box")
         z0, z1, y0, y1, x0, x1 = self.box
         return slice(z0, z1), slice(y0, y1), slice(x0, x1)
 
@@ -237,7 +239,7 @@ def greedy_cover(
     axes = _tile_axes(candidate.shape, image_shape_zyx, tile_zyx, factors, box)
     uncovered = candidate.copy()
     prefer = None if prefer is None else prefer.copy()
-    chosen = []
+    chosen: list[tuple[int, ...]] = []
     while uncovered.any() and len(chosen) < max_tiles:
         count = _counts(uncovered, axes)
         score = count if prefer is None else count * (prefer.size + 1) + _counts(prefer, axes)
@@ -254,6 +256,7 @@ def greedy_cover(
 
 def low_res_cover(plan: TilePlan, starts) -> np.ndarray:
     """Low-res voxels wholly inside some of the given tiles."""
+    assert plan.candidate is not None, "only a plan with a candidate region (not whole_volume) has tiles to cover"
     covered = np.zeros(plan.candidate.shape, bool)
     for start in starts:
         covered[
@@ -315,6 +318,7 @@ def widen(plan: TilePlan) -> TilePlan:
     whole volume again costs hundreds (a tilted head whose tube was taken for the nose tip: 33 -> 36 tiles,
     against about 430 for the whole volume). The box becomes the whole image, so the safety net has no side left."""
     z, y, x = plan.image_shape
+    assert plan.candidate is not None and plan.shell is not None, "a whole-volume plan has nothing to widen"
     return replace(
         plan, starts=list(plan.starts), candidate=plan.candidate | plan.shell, box=(0, z, 0, y, 0, x), widened=True
     )
@@ -377,7 +381,7 @@ def reaches_tile_border(plan: TilePlan, face: np.ndarray, spacing_zyx, margin_mm
 
     Only the box's faces count: there the slab limits cut; inside the box the tiles follow the candidate
     shell, and a face that ends exactly at an inner tile edge is common and harmless."""
-    if plan.whole_volume or not face.any():
+    if plan.whole_volume or plan.box is None or not face.any():
         return False
     z0, z1, y0, y1, x0, x1 = plan.box
     for axis, (lo, hi) in enumerate(((z0, z1), (y0, y1), (x0, x1))):
@@ -397,7 +401,7 @@ def reaches_tile_border(plan: TilePlan, face: np.ndarray, spacing_zyx, margin_mm
 
 def _body_beyond(plan: TilePlan, axis: int, side: int, edge: int, margin_mm: float) -> bool:
     """Whether the low-res body mask has voxels just beyond one side of the box (True when unknown)."""
-    if plan.body is None:
+    if plan.body is None or plan.box is None:
         return True
     f, n = plan.factors[axis], plan.body.shape[axis]
     reach = max(1, int(np.ceil(margin_mm / plan.low_spacing_mm[axis])))
