@@ -212,9 +212,87 @@ def test_mapping_records_uids_and_patients_and_writes_privately(tmp_path):
     assert "uid,1.2.3.4.9000.1.1," + out.SOPInstanceUID in csv_path.read_text()
     for path in (json_path, csv_path):
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert sorted(os.listdir(tmp_path)) == ["map.csv", "map.json"]
+    # beside the tables only their (empty, private) lock files: no temporary file is left
+    assert sorted(os.listdir(tmp_path)) == [".map.csv.lock", ".map.json.lock", "map.csv", "map.json"]
     with pytest.raises(OutputError):
         mapping.write(str(tmp_path / "missing-folder" / "map.json"))
+
+
+def test_a_later_run_adds_its_rows_and_other_files_are_never_overwritten(tmp_path):
+    for name in ("map.json", "map.csv"):
+        path = str(tmp_path / name)
+        first, second = UidMapping(), UidMapping()
+        first.record("uid", "1.2.3", "2.25.1")
+        first.record("patient", "P-1", "CTAD-1")
+        second.record("uid", "1.2.4", "2.25.2")
+        second.record("uid", "1.2.3", "2.25.1")  # the same pair again (a rerun): no conflict, no duplicate
+        first.write(path)
+        second.write(path)
+        merged = UidMapping()
+        merged.record("uid", "1.2.3", "2.25.1")
+        merged.record("uid", "1.2.4", "2.25.2")
+        merged.record("patient", "P-1", "CTAD-1")
+        expected = tmp_path / f"expected-{name}"
+        merged.write(str(expected))
+        assert (tmp_path / name).read_text() == expected.read_text()
+        with open(path, "rb") as handle:
+            before = handle.read()
+        other_key = UidMapping()
+        other_key.record("uid", "1.2.3", "2.25.999")
+        with pytest.raises(OutputError, match="another key"):
+            other_key.write(path)
+        with open(path, "rb") as handle:
+            assert handle.read() == before
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"patients": ["Doe^Jane"]}')
+    for path, text in ((notes, notes.read_text()), (tmp_path / "list.csv", "a,b\n1,2\n")):
+        path.write_text(text)
+        with pytest.raises(OutputError, match="not a mapping file"):
+            UidMapping.check(str(path))
+        with pytest.raises(OutputError, match="not a mapping file"):
+            first.write(str(path))
+        assert path.read_text() == text
+
+
+_WRITER = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from CTADefaceLib.deid.mapping import UidMapping
+path, who, start = sys.argv[2], sys.argv[3], float(sys.argv[4])
+while time.time() < start:
+    pass
+for k in range(40):
+    mapping = UidMapping()
+    mapping.record("uid", f"1.2.{who}.{k}", f"2.25.{who}{k}")
+    mapping.write(path)
+"""
+
+
+@pytest.mark.parametrize("name", ["map.json", "map.csv"])
+def test_two_runs_writing_one_mapping_file_at_once_lose_no_row(tmp_path, name):
+    import time
+
+    lib = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "CTADeface")
+    path = str(tmp_path / name)
+    start = time.time() + 1.0  # both processes begin writing at the same moment
+    runs = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, lib, path, who, str(start)], stderr=subprocess.PIPE)
+        for who in ("7", "8")
+    ]
+    for run in runs:
+        _, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err.decode()
+    pairs = {}
+    if name.endswith(".csv"):
+        rows = [line.split(",") for line in open(path, encoding="utf-8").read().splitlines()[1:]]
+        pairs = {original: new for kind, original, new in rows if kind == "uid"}
+    else:
+        pairs = json.loads(open(path, encoding="utf-8").read())["uid"]
+    expected = {f"1.2.{who}.{k}": f"2.25.{who}{k}" for who in ("7", "8") for k in range(40)}
+    assert pairs == expected, f"{len(expected) - len(set(expected) & set(pairs))} rows lost"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert sorted(os.listdir(tmp_path)) == [f".{name}.lock", name]
 
 
 def test_no_mapping_is_kept_unless_asked():

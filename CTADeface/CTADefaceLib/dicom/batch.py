@@ -2,7 +2,8 @@
 
 Layout: OUTDIR/<new StudyInstanceUID>/<series number>_<modality>/0001.dcm ... and the report
 OUTDIR/<new StudyInstanceUID>_deface.json beside each study folder. The key file and the mapping file
-(--mapping-file, only when asked for: it re-identifies) are refused inside the output folder.
+(--mapping-file, only when asked for: it re-identifies) are refused inside the output folder; the mapping file
+gathers the rows of every run that names it (deid/mapping.py).
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def make_deidentifier(settings: DefaceSettings, outdir: str) -> Any:
             f"The mapping file {settings.mapping_file} lies inside the output folder; it re-identifies the "
             "patients, so write it somewhere else."
         )
+    if settings.mapping_file:
+        UidMapping.check(settings.mapping_file)  # a file that is not a table of this tool: refused before any work
     options = DeidOptions.from_names(list(settings.deid_options))
     key = load_or_create_key(key_path)
     return Deidentifier(options, key, mapping=UidMapping() if settings.mapping_file else None)
