@@ -39,6 +39,8 @@ def _values(value: Any) -> list[str]:
 
 def left_out_reason(series: Series) -> str | None:
     """None for a series that can be defaced slice by slice, else one sentence saying why it is left out."""
+    if series.problem:
+        return series.problem
     headers = [f.header for f in series.files]
     first = headers[0]
     sop_class = str(first.get("SOPClassUID", "") or "")

@@ -3,6 +3,14 @@
 Only headers are read here (pydicom, stop_before_pixels): a 300-slice series is grouped in well under a
 second. Files that are not DICOM are skipped with one line each (in `Discovery.skipped`); a DICOM file
 without a study or series UID cannot be placed, and is skipped with its reason too.
+
+Symbolic links are followed only within the input folders: a link whose target lies outside every input (or
+nowhere) is not followed and gets one line, so a received export cannot pull other patients' files from
+elsewhere on the disk into the shared output (give the target as an input to include it). Linked folders are
+never entered (their target is walked where it lies), so link loops cannot occur; a file reached twice, by a
+link or by two inputs, is read once. Two files of one series with the same SOPInstanceUID: an identical copy is
+read once and named in one line; two different files leave the series out (`Series.problem`), since the
+output would hold two instances with one UID.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ class Series:
     study_uid: str
     series_uid: str
     files: list[SliceFile] = field(default_factory=list)
+    problem: str | None = None  # why it cannot be defaced whatever its contents (set by discover)
 
     def first(self) -> Any:
         return self.files[0].header
@@ -89,28 +98,72 @@ def holds_dicom(path: str) -> bool:
     return any(has_dicom_signature(p) for p in walk_files(path))
 
 
-def walk_files(root: str, exclude: tuple[str, ...] = ()) -> Iterator[str]:
+def _inside_any(path: str, roots: tuple[str, ...]) -> bool:
+    return any(os.path.commonpath([root, path]) == root for root in roots)
+
+
+def _link_reason(path: str, roots: tuple[str, ...]) -> str | None:
+    """Why the symbolic link at `path` is not followed, or None when its target lies within the input folders."""
+    target = os.path.realpath(path)
+    if not os.path.exists(target):
+        return "broken symbolic link (its target does not exist)"
+    if not _inside_any(os.path.normcase(target), roots):
+        return "symbolic link to a place outside the input folders: not followed (give its target as an input)"
+    return None
+
+
+def walk_files(
+    root: str,
+    exclude: tuple[str, ...] = (),
+    *,
+    roots: tuple[str, ...] | None = None,
+    skipped: list[tuple[str, str]] | None = None,
+) -> Iterator[str]:
     """Regular files under `root` in a stable order; hidden entries, DICOMDIR and this tool's temporaries skipped.
 
-    `exclude`: folders never entered (the output folder, when it lies inside an input folder).
+    `exclude`: folders never entered (the output folder, when it lies inside an input folder). `roots`: the input
+    folders symbolic links may point into (default: `root`); links elsewhere are left out with their reason in
+    `skipped`. Linked folders are not entered.
     """
     excluded = {os.path.normcase(os.path.realpath(e)) for e in exclude}
     if os.path.isfile(root):
         yield root
         return
+    inside = tuple(os.path.normcase(os.path.realpath(r)) for r in (roots or (root,)))
+    notes = skipped if skipped is not None else []
     for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(
-            d
-            for d in dirs
-            if not d.startswith((".", TEMP_PREFIX))
-            and os.path.normcase(os.path.realpath(os.path.join(folder, d))) not in excluded
-        )
+        kept = []
+        for d in sorted(dirs):
+            path = os.path.join(folder, d)
+            if d.startswith((".", TEMP_PREFIX)) or os.path.normcase(os.path.realpath(path)) in excluded:
+                continue
+            if os.path.islink(path):
+                reason = _link_reason(path, inside)
+                if reason:
+                    notes.append((path, reason))
+                continue  # its target is walked where it lies (no loops)
+            kept.append(d)
+        dirs[:] = kept
         for name in sorted(files):
             if name.startswith(".") or name.upper() == "DICOMDIR":
                 continue
             path = os.path.join(folder, name)
-            if os.path.isfile(path) and not os.path.islink(path):
+            if os.path.islink(path):
+                reason = _link_reason(path, inside)
+                if reason:
+                    notes.append((path, reason))
+                    continue
+            if os.path.isfile(path):
                 yield path
+
+
+def _same_bytes(a: str, b: str) -> bool:
+    import filecmp
+
+    try:
+        return filecmp.cmp(a, b, shallow=False)
+    except OSError:
+        return False
 
 
 def discover(inputs: list[str], exclude: tuple[str, ...] = ()) -> Discovery:
@@ -121,8 +174,10 @@ def discover(inputs: list[str], exclude: tuple[str, ...] = ()) -> Discovery:
     found = Discovery()
     seen: set[str] = set()
     study_of_series: dict[str, str] = {}
+    roots = tuple(os.path.realpath(item) for item in inputs if os.path.isdir(item))
+    instances: dict[tuple[str, str], str] = {}  # (series, SOPInstanceUID) -> the first file with it
     for item in inputs:
-        for path in walk_files(item, exclude):
+        for path in walk_files(item, exclude, roots=roots or None, skipped=found.skipped):
             key = os.path.normcase(os.path.realpath(path))
             if key in seen:
                 continue
@@ -134,6 +189,7 @@ def discover(inputs: list[str], exclude: tuple[str, ...] = ()) -> Discovery:
                 header = pydicom.dcmread(path, stop_before_pixels=True)
                 study_uid = str(header.get("StudyInstanceUID", "") or "")
                 series_uid = str(header.get("SeriesInstanceUID", "") or "")
+                instance_uid = str(header.get("SOPInstanceUID", "") or "")
             except (InvalidDicomError, OSError, ValueError, TypeError, KeyError, AttributeError, EOFError) as err:
                 found.skipped.append((path, f"unreadable DICOM file ({type(err).__name__})"))
                 found.unreadable.append(path)
@@ -148,5 +204,14 @@ def discover(inputs: list[str], exclude: tuple[str, ...] = ()) -> Discovery:
             study_uid = study_of_series.setdefault(series_uid, study_uid)
             study = found.studies.setdefault(study_uid, Study(study_uid))
             series = study.series.setdefault(series_uid, Series(study_uid, series_uid))
+            first = instances.setdefault((series_uid, instance_uid), path) if instance_uid else path
+            if first != path:
+                if _same_bytes(first, path):
+                    found.skipped.append((path, f"a copy of {first} (same SOPInstanceUID and contents): read once"))
+                    continue
+                series.problem = (
+                    f"two different files have the same SOPInstanceUID ({os.path.basename(first)} and "
+                    f"{os.path.basename(path)}): remove the wrong one, or export the series again"
+                )
             series.files.append(SliceFile(path, header))
     return found
