@@ -49,6 +49,15 @@ def cleaned(description: str, options: DeidOptions = CLEAN) -> str:
         "10:15:30",
         "10:15 AM",
         "8pm",
+        # compact times (HHMMSS, a TM value) and dates (YYYYMMDD) from another file, alone or together
+        "134502",
+        "134502.125",
+        "235959",
+        "20200115",
+        "20200115 134502",
+        "20200115T134502",
+        "20200115-134502",
+        "20200115_1345",
         # the patient's name in parts, hyphenated, any case
         "Smith-Jones",
         "smith-jones",
@@ -70,7 +79,16 @@ def test_identifying_variant_is_removed(variant):
 
 @pytest.mark.parametrize(
     "description",
-    ["CTA head arterial 1.25 mm", "Angio 0.625 3D MIP", "Follow-up in March", "Phase 2 of 3", "SMITHSONIAN protocol"],
+    [
+        "CTA head arterial 1.25 mm",
+        "Angio 0.625 3D MIP",
+        "Follow-up in March",
+        "Phase 2 of 3",
+        "SMITHSONIAN protocol",
+        "Kernel Hr40f 512 x 512",
+        "DLP 1250 mGy cm, 100 kV",
+        "CTDI 246000",  # six digits that cannot be a time (hour 24) stay
+    ],
 )
 def test_ordinary_descriptions_are_kept(description):
     assert cleaned(description) == description
