@@ -63,6 +63,15 @@ def test_links_are_followed_only_within_the_input_folders(tmp_path, head):
     assert sorted(both.studies) == sorted([uid("1"), uid("53")])
     assert sum(len(s.files) for st in both.studies.values() for s in st.series.values()) == len(ours) + len(theirs)
     assert both.skipped == [(str(inputs / "broken"), reasons[str(inputs / "broken")])]
+    # a link to a file in the output folder (inside the input folder here) is never read as input
+    out = inputs / "out"
+    out.mkdir()
+    shutil.copy(ours[0], out / "written.dcm")
+    _retag([str(out / "written.dcm")], SeriesInstanceUID=uid("54"))
+    os.symlink(out / "written.dcm", inputs / "series" / "to-output")
+    assert discover([str(inputs)]).studies[uid("1")].series.keys() == {uid("51"), uid("54")}
+    excluded = discover([str(inputs)], exclude=(str(out),))
+    assert list(excluded.studies[uid("1")].series) == [uid("51")]
 
 
 def test_an_identical_copy_is_read_once_and_a_different_file_with_the_same_uid_is_refused(tmp_path, head):

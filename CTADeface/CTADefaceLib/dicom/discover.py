@@ -153,6 +153,8 @@ def walk_files(
                 if reason:
                     notes.append((path, reason))
                     continue
+                if excluded and _inside_any(os.path.normcase(os.path.realpath(path)), tuple(excluded)):
+                    continue  # a link into the output folder: never read this tool's own outputs as input
             if os.path.isfile(path):
                 yield path
 
