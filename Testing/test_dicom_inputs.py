@@ -132,3 +132,19 @@ def test_one_folder_mixing_two_patients_gives_two_separate_studies(tmp_path, hea
         assert [s["fate"] for s in report["series"]] == ["defaced"]
     patients = {key[0] for key in seen.values()}
     assert len(patients) == 2 and not patients & {"PID-7f3a-0042", "PID-OTHER"}
+
+
+def test_a_rerun_that_skips_a_written_study_still_fills_the_mapping(tmp_path, head):
+    from CTADefaceLib.deid import UidMapping
+
+    folder = tmp_path / "export"
+    write_series(head, str(folder), uid("81"), 1)
+    out = tmp_path / "out"
+    out.mkdir()
+    settings = DefaceSettings(engine="box", min_face_ml=0)
+    first, second = UidMapping(), UidMapping()
+    study = discover([str(folder)]).studies[uid("1")]
+    done = deface_study(study, str(out), settings, Deidentifier(DeidOptions(), bytes(range(32)), mapping=first))
+    skipped = deface_study(study, str(out), settings, Deidentifier(DeidOptions(), bytes(range(32)), mapping=second))
+    assert done["status"] == "done" and skipped["status"] == "skipped"
+    assert second.as_dict() == first.as_dict() and len(first) > 30  # every slice, the series, study and patient

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import logging
 import os
 import re
@@ -239,6 +240,7 @@ def deface_study(
     final, report_file = os.path.join(outdir, name), report_path(outdir, name)
     record: dict[str, Any] = {"study": name, "status": None, "message": "", "report": report_file}
     if os.path.lexists(report_file) and not overwrite:
+        _remember_written(study, deid, report_file)
         return dict(record, status="skipped", message="outputs exist (use --overwrite to redo)")
     plans = [plan_series(s) for s in study.series.values()]
     groups: dict[str, list[SeriesPlan]] = {}
@@ -418,6 +420,25 @@ def _series_mask(
     if how == "own":
         extra["mask_from_series_number"] = plan.series.series_number
     return mask, own_fill, extra
+
+
+def _remember_written(study: Study, deid: Any, report_file: str) -> None:
+    """A study skipped because it was written before still gets its rows in this run's --mapping-file: its series
+    that the report lists as defaced are de-identified again from their headers (nothing is written)."""
+    if getattr(deid, "mapping", None) is None:
+        return
+    try:
+        with open(report_file, encoding="utf-8") as handle:
+            report = json.load(handle)
+        written = {s["new_series_uid"] for s in report["series"] if s.get("fate") == "defaced"}
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # not a report of this tool: nothing known to have been written
+    for series in study.series.values():
+        if str(deid.new_uid(series.series_uid)) in written:
+            for item in series.files:
+                if item.header.get("StudyInstanceUID") != series.study_uid:
+                    item.header.StudyInstanceUID = series.study_uid  # (in memory) as write_series does
+                deid.deidentify(item.header, defaced=True)
 
 
 def _order(plan: SeriesPlan) -> tuple[int, int]:
