@@ -174,3 +174,26 @@ def test_unused_high_bits_are_ignored_for_the_values_and_kept_in_the_words():
     ds.BitsStored, ds.PixelRepresentation = 12, 0
     ds.PixelData = np.array([0x1005, 5, 4095, 0xF000], "<u2").tobytes()  # overlay bits above bit 11
     assert stored_values(ds).tolist() == [[5, 5, 4095, 0]]
+
+
+@pytest.mark.parametrize(
+    "plain, encoded",
+    [
+        ("MR_small.dcm", "MR_small_bigendian.dcm"),
+        ("MR_small.dcm", "MR_small_expb.dcm"),
+        ("MR_small.dcm", "MR_small_implicit.dcm"),
+        ("MR_small.dcm", "MR_small_RLE.dcm"),
+        ("MR_small.dcm", "MR_small_jpeg_ls_lossless.dcm"),
+        ("MR_small.dcm", "MR_small_jp2klossless.dcm"),
+        ("OBXXXX1A.dcm", "OBXXXX1A_expb.dcm"),  # 8-bit pixels in big-endian 16-bit (OW) words
+        ("OBXXXX1A.dcm", "OBXXXX1A_rle.dcm"),
+        ("rtdose_1frame.dcm", "rtdose_expb_1frame.dcm"),  # 32 bits
+    ],
+)
+def test_pydicom_test_files_read_the_same_in_every_encoding(plain, encoded):
+    from pydicom.data import get_testdata_file
+
+    expected = stored_words(pydicom.dcmread(get_testdata_file(plain)))
+    ds = pydicom.dcmread(get_testdata_file(encoded))
+    assert np.array_equal(stored_words(ds), expected)
+    assert np.array_equal(stored_words(ds), ds.pixel_array)  # pydicom's own reading agrees

@@ -75,8 +75,11 @@ def stored_words(ds: Any) -> np.ndarray:
         count = rows * columns
         if len(data) < count * dtype.itemsize:
             raise InputError("A slice's pixel data is shorter than its Rows x Columns say (a truncated file).")
-        words = np.frombuffer(data, dtype if native else dtype.newbyteorder(">"), count).reshape(rows, columns)
-        return words if native else words.astype(dtype)
+        if native:
+            return np.frombuffer(data, dtype, count).reshape(rows, columns)
+        if dtype.itemsize == 1 and ds["PixelData"].VR == "OW":  # 8-bit pixels in big-endian 16-bit words
+            data = np.frombuffer(data, ">u2", len(data) // 2).astype("<u2").tobytes()
+        return np.frombuffer(data, dtype.newbyteorder(">"), count).reshape(rows, columns).astype(dtype)
     try:
         ds.convert_pixel_data(handler_name=_decoder(syntax))
         array = ds.pixel_array
