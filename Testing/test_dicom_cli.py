@@ -168,3 +168,32 @@ def test_synthetic_nnunet_model_defaces_every_series_of_a_study(tmp_path, synthe
     assert all(s["changed_pixels"] > 0 for s in defaced)
     assert report["deidentification"] and mask["engine"]["engine"] == "nnunet"
     assert np.isfinite(mask["fill_hu"])
+
+
+@pytest.mark.slow  # a CLI start that imports torch and renders the check's small pictures
+def test_check_runs_on_a_dicom_study_and_review_exits_3(tmp_path):
+    """`--check` on DICOM input: the check runs on the mask source's defaced volume, its verdict is in the report
+    (without the thresholds file's path) and in the summary, and REVIEW gives exit status 3 as for NIfTI."""
+    pytest.importorskip("vtk")
+    pytest.importorskip("facenet_pytorch")
+    from builders import make_ct
+    from dicom_study import write_series
+    from test_eval_exit_status import THRESHOLDS
+
+    study = tmp_path / "private-project" / "ball"
+    write_series(make_ct(size=(64, 64, 64), spacing=(3.0, 3.0, 3.0)), str(study), "1.2.826.0.1.3680043.10.543.91", 1)
+    thresholds = tmp_path / "private-project" / "t.json"
+    thresholds.write_text(json.dumps(THRESHOLDS))
+    out = tmp_path / "out"
+    done = ctadeface(
+        "deface", str(study), "-o", str(out), "--deid-key", str(tmp_path / "key"), *BOX, "--check", thresholds
+    )
+    assert done.returncode == 3, done.stdout + done.stderr[-3000:]
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith("done")]
+    assert "check REVIEW" in line and "1 to REVIEW" in done.stdout.splitlines()[-1], done.stdout
+    assert "REVIEW: series 1: " in done.stdout and "Traceback" not in done.stderr
+    (report_name,) = [n for n in os.listdir(out) if n.endswith(".json")]
+    text = (out / report_name).read_text()
+    (mask,) = json.loads(text)["masks"]
+    assert mask["reidentification_check"]["check"] == "REVIEW" and mask["reidentification_check"]["reasons"]
+    assert "private-project" not in text  # the thresholds file's path is not in the shared report

@@ -81,16 +81,11 @@ def run(args) -> int:
     report: list[ReportRecord] = []
     if settings.output_format is None:  # DICOM in -> defaced, de-identified DICOM out
         from ..dicom.batch import deface_dicom, is_dicom_input
-        from ..errors import InputError
 
         dicom = [i for i in inputs if is_dicom_input(i)]
         inputs = [i for i in inputs if i not in dicom]
-        if dicom and check is not None:
-            raise InputError(
-                "--check renders NIfTI or NRRD output; for DICOM input add --format nii.gz to check the defacing."
-            )
         if dicom:
-            report += deface_dicom(dicom, args.output, settings, overwrite=args.overwrite)
+            report += deface_dicom(dicom, args.output, settings, overwrite=args.overwrite, check=check)
     if inputs:
         report += deface_batch(
             inputs, args.output, settings, overwrite=args.overwrite, progress=not args.no_progress, check=check
@@ -109,11 +104,14 @@ def print_summary(report: list[ReportRecord], as_json: bool = False) -> int:
     else:
         for record in report:
             if record["status"] == "done" and "study" in record:
+                verdict = f", check {record['check']}" if "check" in record else ""
                 print(
                     f"done     {record['input']} -> {os.path.dirname(record['report'])}{os.sep}{record['study']} "
-                    f"({record['series_defaced']} series defaced, {record['series_left_out']} left out: see "
-                    f"{os.path.basename(record['report'])})"
+                    f"({record['series_defaced']} series defaced, {record['series_left_out']} left out{verdict}: "
+                    f"see {os.path.basename(record['report'])})"
                 )
+                for reason in record.get("check_reasons", []):
+                    print(f"           REVIEW: {reason}")
             elif record["status"] == "done":
                 verdict = f", check {record['check']}" if "check" in record else ""
                 print(

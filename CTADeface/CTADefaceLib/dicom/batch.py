@@ -70,6 +70,7 @@ def deface_dicom(
     engine: Engine | None = None,
     overwrite: bool = False,
     deid: Any = None,
+    check: Any = None,
 ) -> list[dict[str, Any]]:
     """Deface and de-identify every study under `inputs`; one record per study (and per skipped file)."""
     from ..pipeline import describe_failure
@@ -99,7 +100,7 @@ def deface_dicom(
                 )
                 continue
             try:
-                record = deface_study(study, outdir, settings, deid, engine=engine, overwrite=overwrite)
+                record = deface_study(study, outdir, settings, deid, engine=engine, overwrite=overwrite, check=check)
             except Exception as err:  # noqa: BLE001 - one study's failure is one sentence; the others still run
                 record = {"study": "a study", "status": "failed", "message": describe_failure("a study", err)}
             record["input"] = f"study {record['study']}"

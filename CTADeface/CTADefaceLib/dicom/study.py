@@ -226,15 +226,19 @@ def deface_study(
     engine: Engine | None = None,
     overwrite: bool = False,
     compute: Callable[..., Any] | None = None,
+    check: Callable[..., Any] | None = None,
 ) -> dict[str, Any]:
     """Deface and de-identify one study into `outdir`; returns its record for the summary.
 
     Record: {"study": folder name, "status": done/skipped/failed, "message", "report": path, ...}.
     `compute(image, settings, engine=..., name=...)`: the mask step (default pipeline.deface_image).
+    `check(defaced, original)`: the re-identification check (`--check`, from the evaluation plug-in), run on every
+    volume a mask was computed on (the mask source of each frame of reference, and each series with a mask of its
+    own); its verdicts go into the report's `masks` and the record's `check` (REVIEW if any one is REVIEW).
     """
     from ..pipeline import deface_image
 
-    compute = compute or deface_image
+    compute = _checked(compute or deface_image, check)
     started = time.perf_counter()
     name = study_folder_name(study, deid)
     final, report_file = os.path.join(outdir, name), report_path(outdir, name)
@@ -276,7 +280,27 @@ def deface_study(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     left = len(plans) - defaced
-    return dict(record, status="done", series_defaced=defaced, series_left_out=left, seconds=report["seconds"])
+    record.update(status="done", series_defaced=defaced, series_left_out=left, seconds=report["seconds"])
+    verdicts = [
+        (m["source_series_number"], m["reidentification_check"]) for m in masks if "reidentification_check" in m
+    ]
+    if verdicts:
+        record["check"] = "REVIEW" if any(v.get("check") != "PASS" for _, v in verdicts) else "PASS"
+        record["check_reasons"] = [f"series {n}: {r}" for n, v in verdicts for r in v.get("reasons", [])]
+    return record
+
+
+def _checked(compute: Callable[..., Any], check: Callable[..., Any] | None) -> Callable[..., Any]:
+    """`compute`, followed by the re-identification check of its defaced volume against the original."""
+    if check is None:
+        return compute
+
+    def compute_and_check(image: Any, settings: DefaceSettings, **kwargs: Any) -> Any:
+        result = compute(image, settings, **kwargs)
+        result.provenance["reidentification_check"] = _without_paths(check(result.defaced, image))
+        return result
+
+    return compute_and_check
 
 
 def _deface_group(
@@ -317,6 +341,8 @@ def _deface_group(
         "engine": _without_paths(result.provenance.get("engine_details")),  # e.g. nnU-Net's model folder
         "series_numbers": [],
     }
+    if "reidentification_check" in result.provenance:
+        entry["reidentification_check"] = result.provenance["reidentification_check"]
     masks.append(entry)
     for plan in members:
         resampled = mask_on_series(result.mask, plan.geometry)  # type: ignore[arg-type]
@@ -411,6 +437,7 @@ def _series_mask(
             "engine": _without_paths(own.provenance.get("engine_details")),
             "series_numbers": [plan.series.series_number],
             "why": why,
+            **{k: v for k, v in own.provenance.items() if k == "reidentification_check"},  # its own mask alone
         }
     )
     extra = {
