@@ -82,12 +82,14 @@ def run_batch(inputs, outdir, settings, *, logic=None, engine=None, overwrite=Fa
         dicom = [i for i in inputs if is_dicom_input(i)]
         inputs = [i for i in inputs if i not in dicom]
         if dicom:
-            records += deface_dicom(dicom, outdir, settings, engine=engine, overwrite=overwrite)
+            records += deface_dicom(dicom, outdir, settings, engine=engine, overwrite=overwrite, check=check)
     if inputs:
         records += deface_batch(inputs, outdir, settings, overwrite=overwrite, engine=engine, run_case=deface_in_slicer)
     for record in records:
         echo(f"{record['status']:8s} {record['input']}" + (f": {record['message']}" if record["message"] else ""))
-        if check is not None and record["status"] == "done":
+        if "check" in record:  # a DICOM study: checked on each mask's volume as it was defaced
+            echo("         check " + "\n           ".join([record["check"], *record.get("check_reasons", [])]))
+        elif check is not None and record["status"] == "done":
             verdict = check(read_image(record["outputs"]["defaced"]), read_image(record["input"]))
             record.update({"check": verdict["check"], "check_reasons": verdict["reasons"]})  # mypy checks the keys
             echo("         check " + "\n           ".join([verdict["check"]] + verdict["reasons"]))
