@@ -148,3 +148,17 @@ def test_a_rerun_that_skips_a_written_study_still_fills_the_mapping(tmp_path, he
     skipped = deface_study(study, str(out), settings, Deidentifier(DeidOptions(), bytes(range(32)), mapping=second))
     assert done["status"] == "done" and skipped["status"] == "skipped"
     assert second.as_dict() == first.as_dict() and len(first) > 30  # every slice, the series, study and patient
+
+
+def test_a_folder_of_links_to_elsewhere_says_why_nothing_was_found(tmp_path, head):
+    from helpers import one_sentence
+
+    elsewhere, inputs = tmp_path / "elsewhere", tmp_path / "export"
+    write_series(head, str(elsewhere), uid("91"), 1)
+    inputs.mkdir()
+    os.symlink(elsewhere, inputs / "series")
+    args = ("-o", str(tmp_path / "out"), "--deid-key", str(tmp_path / "key"), *BOX)
+    refused = ctadeface("deface", str(inputs), *args)
+    assert "symbolic link(s) there point outside the input folders" in one_sentence(refused)
+    done = ctadeface("deface", str(inputs), str(elsewhere), *args)
+    assert done.returncode == 0 and "1 defaced" in done.stdout, done.stdout + done.stderr

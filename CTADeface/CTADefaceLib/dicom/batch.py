@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import DefaceError, OutputError
 from ..io.case_outputs import output_folder_lock, prepare_output_folder, remove_stale_temporaries
 from ..io.volume import IMAGE_SUFFIXES, split_suffix
-from .discover import discover, has_dicom_signature, holds_dicom
+from .discover import LINK_OUTSIDE, discover, has_dicom_signature, holds_dicom
 
 if TYPE_CHECKING:
     from ..engines.base import Engine
@@ -112,6 +112,12 @@ def deface_dicom(
             raise DefaceError(
                 f"{len(found.unreadable)} DICOM file(s) could not be read (first: {found.unreadable[0]}) and no "
                 "readable DICOM study was found; copy the files again from the source."
+            )
+        links = sum(reason.startswith(LINK_OUTSIDE) for _, reason in found.skipped)
+        if links:
+            raise DefaceError(
+                f"No DICOM study was found in {', '.join(inputs)}: {links} symbolic link(s) there point outside the "
+                "input folders and were not followed; give their targets as inputs."
             )
         raise DefaceError(f"No DICOM study was found in {', '.join(inputs)}.")
     return records

@@ -91,11 +91,18 @@ def has_dicom_signature(path: str) -> bool:
     return len(head) == 132 and head[128:] == b"DICM"
 
 
+LINK_OUTSIDE = "symbolic link to a place outside the input folders"
+
+
 def holds_dicom(path: str) -> bool:
-    """True for a DICOM file, or a folder with a DICOM file at any depth (stops at the first one)."""
+    """True for a DICOM file, or a folder with a DICOM file at any depth (stops at the first one), or with a link
+    to a place outside it that is not followed (so that the DICOM path says why nothing was found there)."""
     if os.path.isfile(path):
         return has_dicom_signature(path)
-    return any(has_dicom_signature(p) for p in walk_files(path))
+    skipped: list[tuple[str, str]] = []
+    if any(has_dicom_signature(p) for p in walk_files(path, skipped=skipped)):
+        return True
+    return any(reason.startswith(LINK_OUTSIDE) for _, reason in skipped)
 
 
 def _inside_any(path: str, roots: tuple[str, ...]) -> bool:
@@ -108,7 +115,7 @@ def _link_reason(path: str, roots: tuple[str, ...]) -> str | None:
     if not os.path.exists(target):
         return "broken symbolic link (its target does not exist)"
     if not _inside_any(os.path.normcase(target), roots):
-        return "symbolic link to a place outside the input folders: not followed (give its target as an input)"
+        return f"{LINK_OUTSIDE}: not followed (give its target as an input)"
     return None
 
 
