@@ -197,3 +197,17 @@ def test_pydicom_test_files_read_the_same_in_every_encoding(plain, encoded):
     ds = pydicom.dcmread(get_testdata_file(encoded))
     assert np.array_equal(stored_words(ds), expected)
     assert np.array_equal(stored_words(ds), ds.pixel_array)  # pydicom's own reading agrees
+
+
+def test_a_compressed_slice_no_permissive_decoder_reads_is_refused_in_one_sentence():
+    """12-bit JPEG Extended (lossy): GDCM does not decode it and the GPL decoder is not used; the sentence gives
+    GDCM's own reason and what to do."""
+    from pydicom.data import get_testdata_file
+
+    from CTADefaceLib.errors import InputError
+
+    with pytest.raises(InputError) as caught:
+        stored_words(pydicom.dcmread(get_testdata_file("JPGExtended.dcm")))
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("A compressed slice (1.2.840.10008.1.2.4.51) could not be")
+    assert "12-bit precision" in message and "decompress the series first" in message

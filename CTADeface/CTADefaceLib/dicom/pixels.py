@@ -84,14 +84,26 @@ def stored_words(ds: Any) -> np.ndarray:
         ds.convert_pixel_data(handler_name=_decoder(syntax))
         array = ds.pixel_array
     except Exception as err:  # noqa: BLE001 - any decoder failure is a broken or unsupported file
-        raise InputError(
-            f"A compressed slice ({syntax or 'unknown transfer syntax'}) could not be decoded "
-            f"({type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else 'no details'}); "
-            "install python-gdcm, or decompress the series first (e.g. gdcmconv --raw)."
-        ) from None
+        raise InputError(_undecodable(syntax, err)) from None
     if array.shape != (rows, columns):
         raise InputError(f"A compressed slice decoded to {array.shape} pixels instead of {(rows, columns)}.")
     return np.ascontiguousarray(array, dtype=dtype)
+
+
+def _undecodable(syntax: str, err: Exception) -> str:
+    """One sentence: which syntax, the decoder's own words (its most specific line), and what to do."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    detail = (lines[-1] if lines[0].endswith(":") else lines[0]) if lines else "no details"
+    try:
+        import gdcm  # noqa: F401 - only whether it is there
+    except ImportError:
+        remedy = "install python-gdcm, or decompress the series first (e.g. gdcmconv --raw)"
+    else:
+        remedy = "decompress the series first with a tool that decodes it (e.g. dcmtk's dcmdjpeg), then run again"
+    return (
+        f"A compressed slice ({syntax or 'unknown transfer syntax'}) could not be decoded "
+        f"({type(err).__name__}: {detail}); {remedy}."
+    )
 
 
 def _bits_stored(ds: Any) -> int:
