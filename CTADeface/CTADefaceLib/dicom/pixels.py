@@ -94,11 +94,11 @@ def _undecodable(syntax: str, err: Exception) -> str:
     """One sentence: which syntax, the decoder's own words (its most specific line), and what to do."""
     lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
     detail = (lines[-1] if lines[0].endswith(":") else lines[0]) if lines else "no details"
-    try:
-        import gdcm  # noqa: F401 - only whether it is there
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("gdcm") is None:
         remedy = "install python-gdcm, or decompress the series first (e.g. gdcmconv --raw)"
-    else:
+    else:  # GDCM is there and could not decode it
         remedy = "decompress the series first with a tool that decodes it (e.g. dcmtk's dcmdjpeg), then run again"
     return (
         f"A compressed slice ({syntax or 'unknown transfer syntax'}) could not be decoded "
