@@ -211,3 +211,18 @@ def test_a_compressed_slice_no_permissive_decoder_reads_is_refused_in_one_senten
     message = str(caught.value)
     assert "\n" not in message and message.startswith("A compressed slice (1.2.840.10008.1.2.4.51) could not be")
     assert "12-bit precision" in message and "decompress the series first" in message
+
+
+@pytest.mark.parametrize("name, lossy", [("JPEGLSNearLossless_16.dcm", True), ("MR_small_jpeg_ls_lossless.dcm", False)])
+def test_a_slice_that_came_lossy_keeps_saying_so_when_written_uncompressed(name, lossy):
+    from pydicom.data import get_testdata_file
+
+    from CTADefaceLib.dicom.pixels import set_uncompressed_pixels
+
+    ds = pydicom.dcmread(get_testdata_file(name))
+    assert "LossyImageCompression" not in ds
+    out = Deidentifier(DeidOptions(), KEY).deidentify(ds, defaced=True)
+    set_uncompressed_pixels(out, stored_words(ds))
+    assert out.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert out.get("LossyImageCompression") == ("01" if lossy else None)
+    assert np.array_equal(stored_words(out), stored_words(ds))

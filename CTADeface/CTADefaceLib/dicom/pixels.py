@@ -30,6 +30,9 @@ UNCOMPRESSED_LITTLE_ENDIAN = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")  # imp
 EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
 DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"  # pydicom inflates the whole dataset when reading
 RLE_LOSSLESS = "1.2.840.10008.1.2.5"
+#: Transfer syntaxes that are always lossy: JPEG Baseline, JPEG Extended, JPEG-LS Near-Lossless. (JPEG 2000 and
+#: HTJ2K "lossless or lossy" are not listed: their files say which in LossyImageCompression themselves.)
+LOSSY_SYNTAXES = frozenset({"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.81"})
 #: Attributes that describe an encapsulated (compressed) PixelData; gone once it is written uncompressed.
 ENCAPSULATION_TAGS = (0x7FE00001, 0x7FE00002)  # Extended Offset Table and its lengths
 
@@ -184,6 +187,8 @@ def set_uncompressed_pixels(ds: Any, values: np.ndarray) -> None:
     """Put `values` (rows x columns, the slice's dtype) into `ds` as native Explicit VR Little Endian PixelData.
 
     BitsAllocated, BitsStored, HighBit and PixelRepresentation stay as they are (the values keep the dtype).
+    A slice that came in a lossy transfer syntax keeps saying so (LossyImageCompression 01, PS3.3 C.7.6.1.1.5),
+    though it is now stored uncompressed.
     """
     from pydicom.dataelem import DataElement
     from pydicom.dataset import FileMetaDataset
@@ -199,6 +204,8 @@ def set_uncompressed_pixels(ds: Any, values: np.ndarray) -> None:
         if tag in ds:
             del ds[tag]
     ds[0x7FE00010] = DataElement(0x7FE00010, "OW" if expected.itemsize > 1 else "OB", data)
+    if transfer_syntax(ds) in LOSSY_SYNTAXES and str(ds.get("LossyImageCompression", "") or "") != "01":
+        ds.LossyImageCompression = "01"
     if getattr(ds, "file_meta", None) is None:
         ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = UID(EXPLICIT_VR_LITTLE_ENDIAN)
