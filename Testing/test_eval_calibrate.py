@@ -46,6 +46,8 @@ def test_thresholds_sit_between_full_and_partial_masks_with_a_margin():
         "partial_masks": 3,
         "caught": 3,
         "sensitivity": 1.0,
+        "undefaced": 0,
+        "undefaced_caught": 0,
         "full_masks": 2,
         "passed": 2,
         "specificity": 1.0,
@@ -61,6 +63,28 @@ def test_a_partial_mask_the_measures_cannot_separate_shows_in_the_table_and_full
     assert rows["upright"]["sensitivity"] == 0.0 and rows["upright"]["specificity"] == 1.0
     assert rows["p2"]["specificity"] == 0.0  # no face in the original's views: cannot verify, REVIEW
     assert calibrate.case_verdict(cases[2], thresholds)[1] == ["cannot verify: no face found in the original's views"]
+
+
+def test_the_undefaced_phantom_is_a_case_that_must_be_review_and_does_not_move_the_thresholds():
+    """The check of the check in the calibration: an undefaced phantom (detector quiet, as on the issue's tilted
+    head, but all its tissue in place) is counted in its own column and must be caught; it does not lower the
+    limits, which the partial masks set."""
+    cases = [
+        case("full", 0.3, nose=1.0, lips=0.5),
+        case("nose_left", 0.2, nose=9.0, lips=0.6),
+        case("lips_left", 0.1, nose=1.2, lips=5.5),
+    ]
+    without = calibrate.choose_thresholds(cases)
+    quiet_original = case(calibrate.UNDEFACED, 0.0, nose=3.0, lips=3.0)  # below the partials: must not bound them
+    loud_original = case(calibrate.UNDEFACED, 0.99, nose=12.0, lips=9.0, pose="tilted")
+    thresholds = calibrate.choose_thresholds(cases + [quiet_original, loud_original])
+    assert thresholds == without
+    rows = {r["pose"]: r for r in calibrate.table(cases + [quiet_original, loud_original], thresholds)}
+    assert rows["all"]["partial_masks"] == 2 and rows["all"]["caught"] == 2 and rows["all"]["full_masks"] == 1
+    # the quiet original's tissue is under the nose and lips limits, so the table shows it PASSing: 1 of 2 caught
+    assert (rows["upright"]["undefaced"], rows["upright"]["undefaced_caught"]) == (1, 0)
+    assert (rows["tilted"]["undefaced"], rows["tilted"]["undefaced_caught"]) == (1, 1)
+    assert "undefaced caught" in calibrate.format_table(list(rows.values()))
 
 
 def test_the_issue_pose_is_in_the_calibration_set_and_poses_reach_20_degrees_about_each_axis():
@@ -110,6 +134,7 @@ def test_quick_calibration_separates_every_case_and_says_how_it_was_made(calibra
     for row in table:
         assert row["sensitivity"] == 1.0 and row["specificity"] == 1.0, row
     assert table[-1]["partial_masks"] >= 8 and table[-1]["full_masks"] == 2
+    assert table[-1]["undefaced"] == table[-1]["undefaced_caught"] == 2  # the undefaced phantoms never PASS
     assert thresholds["calibration"]["command"].startswith("ctadeface eval calibrate --quick")
     assert thresholds["calibration"]["date"]
     assert "sensitivity" in stdout and "100%" in stdout

@@ -142,3 +142,15 @@ def test_image_without_body_falls_back_to_the_image_axes():
     frame = estimate_face_frame(air)
     assert frame.front_lps == (0.0, -1.0, 0.0) and frame.up_lps == (0.0, 0.0, 1.0)
     assert frame.confidence == 0.0 and frame.method == "image axes"
+
+
+def test_thick_slices_coarser_than_the_registration_grid():
+    """5 mm slices are coarser than the 4 mm registration grid, so that axis needs no smoothing: ITK's Gaussian
+    refuses a zero sigma, which made the whole check crash on a thick-slice scan."""
+    from CTADefaceEvalLib.pose import estimate_face_frame
+    from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
+
+    spec = PhantomSpec(seed=11, shape=(84, 88, 50), spacing=(3.0, 3.0, 5.0), pose_deg=(15.0, 8.0, 0.0))
+    phantom = make_phantom(spec)
+    frame = estimate_face_frame(phantom.image)
+    _check(frame, *_truth(phantom))

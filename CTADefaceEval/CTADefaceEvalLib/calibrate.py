@@ -5,10 +5,12 @@
    about each axis either way, and the issue's holder pose (15 degrees chin down, 8 degrees roll); the field of
    view, the orientation (LPS/RAS) and the devices are what the generator draws for the seed;
 2. each phantom defaced with the full ground-truth face mask (must PASS) and with each partial mask, which leaves
-   the nose, the lips, the eyes or the left half of the face in place (must be caught: REVIEW);
+   the nose, the lips, the eyes or the left half of the face in place (must be caught: REVIEW); the undefaced
+   phantom itself is a case too (must be REVIEW: a check that PASSes an undefaced scan is worse than none);
 3. the parts of the check measured on every case (verdict.py: the same frame, views, detectors and residual);
 4. thresholds that pass every full mask and catch every partial one, with a margin (`choose_thresholds`);
-5. the table: sensitivity (partials caught) and specificity (full masks passed) per pose, with those thresholds.
+5. the table: sensitivity (partials caught), undefaced phantoms caught, and specificity (full masks passed) per
+   pose, with those thresholds.
 
 Everything is seeded, so anyone gets the same numbers by rerunning the command printed in the thresholds file.
 """
@@ -42,6 +44,10 @@ QUICK_SEEDS = (11,)
 #: Which residual regions a partial mask leaves, to place each limit between the full masks and those partials.
 REGIONS_LEFT = {"nose_left": ("nose",), "lips_left": ("lips",), "eyes_left": ("eyes",)}
 
+#: The case whose "mask" removes nothing: the original itself, checked against itself. It must be REVIEW; it takes
+#: no part in choosing the thresholds (the partial masks bound them), only in the table.
+UNDEFACED = "undefaced"
+
 DETECTOR_MARGIN = 0.05  # above the highest full-mask probability
 DETECTOR_FLOOR = 0.5  # a detector's own "not a face" level: a threshold is never below it
 RESIDUAL_MARGIN = 0.25  # relative margin above the full masks where no partial mask bounds the limit from above
@@ -53,7 +59,7 @@ class CaseMeasure:
 
     seed: int
     pose: str
-    mask: str  # "full" or a partial mask's name
+    mask: str  # "full", a partial mask's name, or UNDEFACED
     findings: dict  # view label -> findings
     residual: dict
     verifiable: bool
@@ -89,7 +95,19 @@ def measure(specs, *, size: int = 256, keep_views: bool = False) -> list[CaseMea
         phantom = make_phantom(spec)
         frame = verdict.estimate_face_frame(phantom.image)
         original_views = verdict.render_views(phantom.image, frame=frame, size=size)
-        verifiable = verdict.original_face_seen(verdict.find_in_views(original_views))
+        original_findings = verdict.find_in_views(original_views)
+        verifiable = verdict.original_face_seen(original_findings)
+        cases.append(
+            CaseMeasure(
+                seed=spec.seed,
+                pose=pose,
+                mask=UNDEFACED,
+                findings=original_findings,
+                residual=verdict.residual_face(phantom.image, phantom.image, frame=frame),
+                verifiable=verifiable,
+                views=original_views if keep_views else [],
+            )
+        )
         value = fill_value(phantom.image, "p10")
         for name, mask in partial_mask_images(phantom).items():
             defaced = apply_mask(phantom.image, mask, value)
@@ -137,7 +155,7 @@ def choose_thresholds(cases: list[CaseMeasure]) -> dict:
     above the full masks, so that every full mask still passes.
     """
     full = [c for c in cases if c.mask == "full"]
-    partial = [c for c in cases if c.mask != "full"]
+    partial = [c for c in cases if c.mask not in ("full", UNDEFACED)]
     detectors = sorted({f.detector for c in cases for found in c.findings.values() for f in found})
     thresholds: dict[str, Any] = {"detectors": {}, "landmarks": {}, "residual": {}, "default_detector": 1.0}
     for det in detectors:
@@ -172,13 +190,15 @@ def case_verdict(case: CaseMeasure, thresholds: dict) -> tuple[str, list[str]]:
 
 
 def table(cases: list[CaseMeasure], thresholds: dict) -> list[dict]:
-    """Per pose, then all: partials caught / partials (sensitivity), full masks passed / full masks (specificity)."""
+    """Per pose, then all: partials caught / partials (sensitivity), undefaced phantoms caught / undefaced phantoms,
+    full masks passed / full masks (specificity)."""
     rows = []
     poses = list(dict.fromkeys(c.pose for c in cases))
     for pose in poses + ["all"]:
         group = [c for c in cases if pose in ("all", c.pose)]
         verdicts = [(c, case_verdict(c, thresholds)[0]) for c in group]
-        partials = [v for c, v in verdicts if c.mask != "full"]
+        partials = [v for c, v in verdicts if c.mask not in ("full", UNDEFACED)]
+        undefaced = [v for c, v in verdicts if c.mask == UNDEFACED]
         fulls = [v for c, v in verdicts if c.mask == "full"]
         caught = sum(v == "REVIEW" for v in partials)
         passed = sum(v == "PASS" for v in fulls)
@@ -188,6 +208,8 @@ def table(cases: list[CaseMeasure], thresholds: dict) -> list[dict]:
                 "partial_masks": len(partials),
                 "caught": caught,
                 "sensitivity": caught / len(partials) if partials else None,
+                "undefaced": len(undefaced),
+                "undefaced_caught": sum(v == "REVIEW" for v in undefaced),
                 "full_masks": len(fulls),
                 "passed": passed,
                 "specificity": passed / len(fulls) if fulls else None,
@@ -197,11 +219,12 @@ def table(cases: list[CaseMeasure], thresholds: dict) -> list[dict]:
 
 
 def format_table(rows: list[dict]) -> str:
-    lines = [f"{'pose':<24} {'sensitivity':>18} {'specificity':>18}"]
+    lines = [f"{'pose':<24} {'sensitivity':>18} {'undefaced caught':>17} {'specificity':>18}"]
     for r in rows:
         sens = f"{r['caught']}/{r['partial_masks']} = {100 * (r['sensitivity'] or 0):.0f}%"
+        undefaced = f"{r.get('undefaced_caught', 0)}/{r.get('undefaced', 0)}"
         spec = f"{r['passed']}/{r['full_masks']} = {100 * (r['specificity'] or 0):.0f}%"
-        lines.append(f"{r['pose']:<24} {sens:>18} {spec:>18}")
+        lines.append(f"{r['pose']:<24} {sens:>18} {undefaced:>17} {spec:>18}")
     return "\n".join(lines)
 
 

@@ -69,8 +69,11 @@ def _feature(image, spacing: float = FEATURE_MM):
     # Smooth before shrinking so thin bone still counts (area averaging, roughly).
     sigma = [max(0.0, (spacing - s) / 2.0) for s in image.GetSpacing()]
     hu = sitk.Cast(image, sitk.sitkFloat32)
-    if max(sigma) > 0:
-        hu = sitk.SmoothingRecursiveGaussian(hu, sigma)
+    # Axis by axis: ITK's SmoothingRecursiveGaussian refuses a zero sigma, which an axis whose spacing is already
+    # coarser than the grid (5 mm slices) has.
+    for axis, s in enumerate(sigma):
+        if s > 0:
+            hu = sitk.RecursiveGaussian(hu, s, False, sitk.RecursiveGaussianImageFilter.ZeroOrder, axis)
     grid = sitk.Resample(
         hu,
         size,
