@@ -81,3 +81,55 @@ def test_make_lint_runs_every_tool_of_the_extra():
     for command in ("ruff check", "ruff format --check", "codespell", "mypy"):
         assert f"$(VENV)/bin/{command}" in lint
     assert "make lint" in read(".ci/run")
+
+
+#: The typed surface (README, Development): every function of these modules annotates its parameters and its
+#: return, and mypy (`make lint`) holds them to it with `disallow_untyped_defs`.
+TYPED_SURFACE = ("pipeline.py", "records.py", "settings.py", "mask.py", "fill.py", "io/volume.py", "engines")
+
+
+def typed_surface_files():
+    core = os.path.join(REPO, "CTADeface", "CTADefaceLib")
+    for entry in TYPED_SURFACE:
+        path = os.path.join(core, entry)
+        if entry.endswith(".py"):
+            yield path
+            continue
+        for dirpath, _, names in os.walk(path):
+            yield from (os.path.join(dirpath, n) for n in sorted(names) if n.endswith(".py"))
+
+
+def unannotated(path):
+    """'file:line name' of each function with an unannotated parameter (self and cls aside) or no return type."""
+    import ast
+
+    tree = ast.parse(read(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            args = node.args
+            params = args.posonlyargs + args.args + args.kwonlyargs + [a for a in (args.vararg, args.kwarg) if a]
+            missing = [a.arg for a in params if a.annotation is None and a.arg not in ("self", "cls")]
+            if missing or node.returns is None:
+                found.append(f"{os.path.relpath(path, REPO)}:{node.lineno} {node.name}")
+    return found
+
+
+def test_the_typed_surface_annotates_every_function():
+    files = list(typed_surface_files())
+    assert any(f.endswith(os.path.join("nnunet", "region.py")) for f in files)
+    assert [name for path in files for name in unannotated(path)] == []
+
+
+def test_mypy_holds_the_typed_surface_to_its_annotations():
+    """pyproject's strict override names every module of the typed surface (or a wildcard above it)."""
+    import tomllib
+
+    overrides = tomllib.loads(read("pyproject.toml"))["tool"]["mypy"]["overrides"]
+    strict = {m for o in overrides if o.get("disallow_untyped_defs") for m in o["module"]}
+    core = os.path.join(REPO, "CTADeface")
+    for path in typed_surface_files():
+        parts = os.path.relpath(path, core)[: -len(".py")].split(os.sep)
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        covered = module in strict or any(m.endswith(".*") and module.startswith(m[:-1]) for m in strict)
+        assert covered, f"{module} is not in pyproject's disallow_untyped_defs override"
