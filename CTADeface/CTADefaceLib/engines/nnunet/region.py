@@ -331,8 +331,8 @@ def widen(plan: TilePlan) -> TilePlan:
 
     For when the face runs into the slab's limits (a tube taken for the nose tip puts the slab in the wrong
     place): on a CPU, following the face from the tiles already run costs a few tiles, where predicting the
-    whole volume again costs hundreds (a tilted head whose tube was taken for the nose tip: 33 -> 36 tiles,
-    against about 430 for the whole volume). The box becomes the whole image, so the safety net has no side left."""
+    whole volume of a head CTA costs hundreds. The box becomes the whole image, so the safety net has no side
+    left."""
     z, y, x = plan.image_shape
     assert plan.candidate is not None and plan.shell is not None, "a whole-volume plan has nothing to widen"
     return replace(
