@@ -50,7 +50,8 @@ Start = tuple[int, ...]
 #: Per axis: the possible tile starts, and the low-res index range [lo, hi) each covers.
 TileAxes = list[tuple[np.ndarray, np.ndarray, np.ndarray]]
 
-BODY_HU = -500.0
+#: The body threshold on the ~3 mm copy the planner searches (step 1 above); its own value, not mask.BODY_HU.
+LOW_RES_BODY_HU = -500.0
 DEVICE_HU = -900.0
 HEAD_MAX_WIDTH_MM = 240.0
 HEAD_MAX_HEIGHT_MM = 280.0
@@ -99,7 +100,7 @@ def body_mask(low: np.ndarray, spacing_zyx: Sequence[float]) -> np.ndarray:
     """Largest solid non-air object (the patient), holes filled; the table and thin tubes are dropped."""
     from scipy import ndimage
 
-    dense = low > BODY_HU
+    dense = low > LOW_RES_BODY_HU
     opened = ndimage.binary_opening(dense, structure=ndimage.generate_binary_structure(3, 1))
     body = largest_component(opened)
     if not body.any():
