@@ -47,3 +47,19 @@ def test_the_examples_run_and_the_tiled_rounds_give_the_engines_mask():
     assert rounds, done.stdout
     # the predictor driven by hand, round by round, finds the very face voxels the engine found
     assert int(engine.split()[1]) == int(rounds[-1].split(", ")[-1].split()[0]) > 0, done.stdout
+
+
+def test_the_engine_and_the_predictor_define_no_closures():
+    """Each step of a prediction is a method with its inputs as arguments: no function nested in another, so no
+    closure can see a name that the enclosing step rebinds later (as `plan` once was)."""
+    nested = []
+    for name in ("engine.py", "tiled_predictor.py", "region.py"):
+        tree = ast.parse(open(os.path.join(FOLDER, name), encoding="utf-8").read())
+        for outer in ast.walk(tree):
+            if isinstance(outer, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                nested += [
+                    f"{name}: {getattr(inner, 'name', 'lambda')} in {outer.name}"
+                    for inner in ast.walk(outer)
+                    if inner is not outer and isinstance(inner, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+                ]
+    assert nested == []
