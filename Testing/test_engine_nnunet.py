@@ -107,9 +107,12 @@ def test_gpu_out_of_memory_falls_back_to_cpu(synthetic_model, caplog):
 
     engine._predictor = OutOfMemoryStandIn()
     engine.device = "cuda"
+    engine.grow = engine._grows_on("cuda")  # grow=None: by device, off on a GPU
+    assert engine.grow is False
     phantom = make_phantom(PhantomSpec.random(7030, size="small"))
     mask = engine.predict(phantom.image)
     assert engine.device == "cpu" and engine.describe()["device"] == "cpu"
+    assert engine.grow is True and engine.describe()["roi_grow"] is True  # growth recomputed for the CPU
     assert np.count_nonzero(sitk.GetArrayFromImage(mask)) > 0
     assert "ran out of memory" in caplog.text
 

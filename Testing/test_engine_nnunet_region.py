@@ -128,14 +128,7 @@ def test_roi_falls_back_to_whole_volume_without_head():
 
 
 # ----------------------------------------------------------------------------- model agreement
-@pytest.fixture(scope="module")
-def synthetic_model(tmp_path_factory):
-    os.environ["CTADEFACE_HOME"] = str(tmp_path_factory.mktemp("ctadeface-home"))
-    pytest.importorskip("nnunetv2")
-    from CTADefaceLib.models.install import install
-
-    install("synthetic-test", progress=False)
-    return "synthetic-test"
+# synthetic_model: conftest.py's fixture (the bundled model, installed once into the run's model cache).
 
 
 def _dice(x, y):

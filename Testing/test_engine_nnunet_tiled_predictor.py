@@ -44,3 +44,30 @@ def test_voxels_no_tile_covers_are_background(prepared_case):
     outside = np.ones(labels.shape, bool)
     outside[tuple(slice(0, t) for t in tile)] = False
     assert labels.shape == data.shape[1:] and not labels[outside].any()
+
+
+def test_the_import_check_names_a_missing_or_changed_nnunet_internal():
+    """TiledPredictor overrides private nnU-Net methods: a release that renames one or changes its parameters must
+    stop the engine with one sentence naming the method and the nnunetv2 version, not fail deep inside a tile."""
+    from importlib.metadata import version
+
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    from CTADefaceLib.engines.nnunet.tiled_predictor import check_nnunet_internals
+    from CTADefaceLib.errors import ModelError
+
+    check_nnunet_internals(nnUNetPredictor)  # the installed nnU-Net has them all
+
+    class ChangedRelease(nnUNetPredictor):  # what a future nnunetv2 could look like
+        predict_logits_from_preprocessed_data = None  # gone
+
+        def _internal_maybe_mirror_and_predict(self, tensor):  # parameter renamed
+            return tensor
+
+    with pytest.raises(ModelError) as raised:
+        check_nnunet_internals(ChangedRelease)
+    message = str(raised.value)
+    assert f"nnunetv2 ({version('nnunetv2')})" in message
+    assert "predict_logits_from_preprocessed_data is missing" in message
+    assert "_internal_maybe_mirror_and_predict(tensor) no longer takes (x)" in message
+    assert "predict_single_npy_array" not in message  # unchanged methods are not named

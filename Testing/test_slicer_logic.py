@@ -14,6 +14,7 @@ from slicer_bootstrap import bootstrap  # noqa: E402
 
 bootstrap()
 from CTADefaceLib.pipeline import DefaceSettings  # noqa: E402
+from CTADefaceLib.records import Sidecar  # noqa: E402
 from CTADefaceLib.slicer import bridge as slicerbridge  # noqa: E402
 from CTADefaceLib.slicer.logic import DefaceLogic  # noqa: E402
 
@@ -64,6 +65,8 @@ def test_export_writes_defaced_mask_and_sidecar(tmp_path):
     assert defaced.GetDirection() == image.GetDirection() and defaced.GetOrigin() == image.GetOrigin()
     on_disk = json.loads((tmp_path / "exported_deface.json").read_text())
     assert on_disk["mask_source"]["engine"] == "stand-in" and on_disk["fill_policy"] == "p10"
+    # records.Sidecar names every key the Slicer export writes (mask_source included), and all it requires is there
+    assert Sidecar.__required_keys__ <= set(on_disk) <= Sidecar.__required_keys__ | Sidecar.__optional_keys__
     assert sidecar["mask_voxels"] == int(sitk.GetArrayFromImage(engine_mask_for(image)).sum())
 
 

@@ -62,6 +62,15 @@ def _largest(binary: np.ndarray) -> np.ndarray:
 
 largest_component = _largest  # public name; postprocess's keyword argument of the same name shadows it inside
 
+#: HU above which a CT voxel counts as body (skin, fat, muscle, bone; not air). One value for every module that
+#: looks for the patient: the box engine, DICOM coverage, and the evaluation's pose, views and rendering.
+BODY_HU = -300.0
+
+
+def largest_body(array: np.ndarray) -> np.ndarray:
+    """The patient in a CT array: the largest 6-connected component above BODY_HU (the table, tubes and noise go)."""
+    return _largest(np.asarray(array) > BODY_HU)
+
 
 def postprocess(
     mask: sitk.Image, *, largest_component: bool = False, fill_holes: bool = False, margin_mm: float = 0.0

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     import SimpleITK as sitk
 
     from .engines.base import Engine
-    from .records import BatchRecord, Sidecar
+    from .records import BatchRecord, Provenance, Sidecar
 
 #: A re-identification check (commands.reidentification_checker): (defaced image, original image) -> its verdict
 #: for the sidecar. The original is passed so that the check can first show it sees a face there.
@@ -72,7 +72,7 @@ __all__ = [
 class DefaceResult:
     defaced: sitk.Image  # input grid and pixel type
     mask: sitk.Image  # UInt8, input grid
-    provenance: dict[str, Any]  # the sidecar's content, before the outputs are written
+    provenance: Provenance  # the sidecar's content, before the outputs are written
 
 
 def package_versions() -> dict[str, str]:
@@ -114,7 +114,7 @@ def deface_image(
     settings = settings or DefaceSettings()
     policy = parse_fill(settings.fill)
     timings: dict[str, float] = {}
-    described: dict = {"engine": "mask", "model": None, "model_sha256": None, "device": None}
+    described: dict[str, Any] = {"engine": "mask", "model": None, "model_sha256": None, "device": None}
     min_ml = 0.0
     if mask is None:
         min_ml = settings.min_face_ml
@@ -137,7 +137,7 @@ def deface_image(
     value = fill_value(image, policy)
     defaced = apply_mask(image, mask, value)
     timings["apply"] = time.perf_counter() - start
-    provenance = {
+    provenance: Provenance = {
         "engine": described.get("engine"),
         "model": described.get("model"),
         "model_sha256": described.get("model_sha256"),
@@ -192,7 +192,7 @@ def write_outputs(
     `started`: when the case began (time.perf_counter()); the sidecar then records the total time.
     """
     start = time.perf_counter()
-    sidecar = dict(result.provenance)
+    sidecar: dict[str, Any] = dict(result.provenance)
     sidecar.update(extra or {})
 
     def finish(data: dict[str, Any]) -> None:

@@ -1,4 +1,5 @@
-"""The shapes of the two records a defacing run hands back: a case's sidecar and a batch's per-input record.
+"""The shapes of the records a defacing run hands back: a case's provenance and sidecar, and a batch's per-input
+record.
 
 Both are plain dicts at run time (JSON on disk and on stdout); these TypedDicts only name their keys for
 readers and for mypy. No import beyond typing, so any module may use them in annotations.
@@ -11,7 +12,7 @@ from typing import Any, TypedDict, Union, final
 # With the __future__ import the annotations below stay strings, so `str | None` is fine on Python 3.9.
 
 
-class _SidecarRequired(TypedDict):
+class _ProvenanceRequired(TypedDict):
     engine: str | None  # "nnunet", "box", or "mask" when a mask was given
     model: str | None
     model_sha256: str | None
@@ -27,10 +28,16 @@ class _SidecarRequired(TypedDict):
     created_utc: str
 
 
-class Sidecar(_SidecarRequired, total=False):
-    """`<name>_deface.json`: what was done to one input, by what, and the outputs' checksums."""
+class Provenance(_ProvenanceRequired, total=False):
+    """What `pipeline.deface_image` records about one defacing (DefaceResult.provenance), before any file exists."""
 
-    input: dict[str, Any]  # path, sha256, size, spacing, pixel_type (+ DICOM file counts)
+    mask_source: dict[str, Any]  # the Slicer module: the engine that made a mask a person may have edited since
+
+
+class Sidecar(Provenance, total=False):
+    """`<name>_deface.json`: the provenance, plus what was read, the check's verdict and the outputs' checksums."""
+
+    input: dict[str, Any]  # path, sha256, size, spacing, pixel_type (+ DICOM file counts); or the Slicer node
     reidentification_check: dict[str, Any]  # the evaluation plug-in's verdict, when --check ran
     outputs: dict[str, str]  # defaced / mask / sidecar -> absolute path
     outputs_sha256: dict[str, str]  # defaced / mask -> sha256

@@ -117,7 +117,7 @@ def main(argv=None, *, engine=None) -> int:
     if argv and argv[0] == "--":
         argv = argv[1:]  # Slicer passes the arguments after "--" through
     try:
-        from CTADefaceLib.commands.deface import settings_from_args
+        from CTADefaceLib.commands.deface import exit_status, settings_from_args, summary_line
         from CTADefaceLib.errors import DefaceError
 
         args = build_parser().parse_args(argv)
@@ -145,14 +145,8 @@ def main(argv=None, *, engine=None) -> int:
         return 2
     except BaseException as err:  # noqa: BLE001
         return _failed(err)
-    failed = sum(r["status"] == "failed" for r in records)
-    review = sum(r.get("check") == "REVIEW" for r in records)
-    print(
-        f"{sum(r['status'] == 'done' for r in records)} defaced, "
-        f"{sum(r['status'] == 'skipped' for r in records)} skipped, {failed} failed"
-        + (f", {review} to REVIEW" if review else "")
-    )
-    return 1 if failed else 3 if review else 0
+    print(summary_line(records))  # the counts and the exit status are the CLI's (one copy, in commands/deface.py)
+    return exit_status(records)
 
 
 def _failed(err: BaseException) -> int:

@@ -96,8 +96,6 @@ def run(args) -> int:
 def print_summary(report: list[ReportRecord], as_json: bool = False) -> int:
     """One line per input (done / skipped / FAILED, with the reason) and the counts. The exit status: 1 if any case
     failed, else 3 if the check gave REVIEW for any case (so that a script sharing the results stops), else 0."""
-    failed = [r for r in report if r["status"] == "failed"]
-    review = sum(r.get("check") == "REVIEW" for r in report)
     if as_json:
         json.dump(report, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -124,10 +122,21 @@ def print_summary(report: list[ReportRecord], as_json: bool = False) -> int:
                 print(f"skipped  {record['input']}: {record['message']}")
             else:
                 print(f"FAILED   {record['input']}: {record['message']}")
-        done = sum(r["status"] == "done" for r in report)
-        skipped = sum(r["status"] == "skipped" for r in report)
-        print(
-            f"{done} defaced, {skipped} skipped, {len(failed)} failed"
-            + (f", {review} to REVIEW (a face may still be recognisable)" if review else "")
-        )
-    return 1 if failed else REVIEW_STATUS if review else 0
+        print(summary_line(report))
+    return exit_status(report)
+
+
+def summary_line(report: list[ReportRecord]) -> str:
+    """The counts that end a run's report, for `ctadeface deface` and the Slicer batch script alike."""
+    counts = {status: sum(r["status"] == status for r in report) for status in ("done", "skipped", "failed")}
+    review = sum(r.get("check") == "REVIEW" for r in report)
+    return f"{counts['done']} defaced, {counts['skipped']} skipped, {counts['failed']} failed" + (
+        f", {review} to REVIEW (a face may still be recognisable)" if review else ""
+    )
+
+
+def exit_status(report: list[ReportRecord]) -> int:
+    """1 if any case failed, else REVIEW_STATUS if the check gave REVIEW for any case, else 0."""
+    if any(r["status"] == "failed" for r in report):
+        return 1
+    return REVIEW_STATUS if any(r.get("check") == "REVIEW" for r in report) else 0

@@ -9,7 +9,7 @@ Its masks are not ICHSEG's masks; numbers obtained with it describe this approxi
 
 How the prism is placed (canonical LPS: array axes z, y, x = S, P, L; index z grows superiorly,
 y posteriorly, x to the patient's left):
-1. body = HU > -300, its largest connected component (drops the table, tubes, noise);
+1. body = HU > mask.BODY_HU (-300), its largest connected component (drops the table, tubes, noise);
 2. search zone: from 60 mm to 230 mm below the top of the body (where the face lies when the scan
    reaches the vertex; a scan cut lower just searches what it has), within 35 mm of the midline;
 3. nose tip = the most anterior body voxel in that zone;
@@ -22,14 +22,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..mask import largest_component
+from ..mask import largest_body
 from .base import Engine
 
 if TYPE_CHECKING:
     import numpy as np
     import SimpleITK as sitk
-
-BODY_HU = -300.0
 
 
 class BoxEngine(Engine):
@@ -68,7 +66,7 @@ class BoxEngine(Engine):
         array = sitk.GetArrayViewFromImage(image)
         sx, sy, sz = image.GetSpacing()
         mask = np.zeros(array.shape, dtype=np.uint8)
-        body = largest_component(array > BODY_HU)
+        body = largest_body(array)
         if not body.any():
             return _like(mask, image)
         tip = _nose_tip(body, (sz, sy, sx))

@@ -12,12 +12,14 @@ import os
 import shutil
 import tempfile
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..io.names import safe_file_name
 from ..pipeline import DefaceSettings, deface_image, output_paths, write_outputs
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from ..records import Sidecar
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,8 @@ class DefaceLogic:
 
     def __init__(self):
         #: Provenance of the last engine run per segmentation node id: export() puts it in the sidecar.
-        self.provenanceBySegmentation: dict[str, dict] = {}
+        # the provenance of each segmentation's mask: from deface_image, or a sidecar read back (records.py)
+        self.provenanceBySegmentation: dict[str, Mapping[str, Any]] = {}
 
     # ------------------------------------------------------------------ face mask
     def deface(self, volumeNode, settings: DefaceSettings | None = None, engine=None):

@@ -62,7 +62,7 @@ class NnUNetEngine(Engine):
         label: int = 1,
         roi: bool = True,
         grow: bool | None = None,
-    ):
+    ) -> None:
         from ...models.install import installed_results_folder, is_registered, sha256_once
 
         self.results_folder, self.entry = installed_results_folder(model)

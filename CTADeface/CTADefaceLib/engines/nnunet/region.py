@@ -34,13 +34,24 @@ plan says `whole_volume=True` and the caller runs the model everywhere, as upstr
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ...mask import largest_component
 
-BODY_HU = -500.0
+if TYPE_CHECKING:
+    import SimpleITK as sitk
+
+#: A tile's start indices (z, y, x) in input voxels.
+Start = tuple[int, ...]
+#: Per axis: the possible tile starts, and the low-res index range [lo, hi) each covers.
+TileAxes = list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+#: The body threshold on the ~3 mm copy the planner searches (step 1 above); its own value, not mask.BODY_HU.
+LOW_RES_BODY_HU = -500.0
 DEVICE_HU = -900.0
 HEAD_MAX_WIDTH_MM = 240.0
 HEAD_MAX_HEIGHT_MM = 280.0
@@ -53,19 +64,19 @@ STEER_MM = 18.0  # new tiles lean toward uncovered candidate voxels this close t
 class TilePlan:
     """Tiles (start indices, z, y, x) of size `tile` in the image given, and their bounding box."""
 
-    tile: tuple  # tile size in input voxels (z, y, x)
-    starts: list = field(default_factory=list)  # the tiles to run (grows with next_tiles)
-    box: tuple | None = None  # (z0, z1, y0, y1, x0, x1): union of all candidate tiles, inside the image
+    tile: tuple[int, ...]  # tile size in input voxels (z, y, x)
+    starts: list[Start] = field(default_factory=list)  # the tiles to run (grows with next_tiles)
+    box: tuple[int, int, int, int, int, int] | None = None  # (z0, z1, y0, y1, x0, x1): all candidate tiles' union
     whole_volume: bool = False  # True: no head found, run the model everywhere
     reason: str = ""
-    nose_tip_index: tuple | None = None
+    nose_tip_index: tuple[int, ...] | None = None
     candidate_voxels_ml: float = 0.0
     reach_tiles: int = 0  # tiles that cover the whole candidate region (the most a case can cost)
     rounds: int = 1  # prediction rounds so far (1 + growth rounds)
     candidate: np.ndarray | None = field(default=None, repr=False)  # low-res candidate voxels (z, y, x)
-    factors: tuple = (1, 1, 1)  # low-res voxel = factors input voxels
-    image_shape: tuple = ()
-    low_spacing_mm: tuple = (3.0, 3.0, 3.0)  # size of a low-res voxel (z, y, x)
+    factors: tuple[int, ...] = (1, 1, 1)  # low-res voxel = factors input voxels
+    image_shape: tuple[int, ...] = ()
+    low_spacing_mm: tuple[float, ...] = (3.0, 3.0, 3.0)  # size of a low-res voxel (z, y, x)
     body: np.ndarray | None = field(default=None, repr=False)  # low-res body mask (z, y, x)
     shell: np.ndarray | None = field(default=None, repr=False)  # low-res skin shell, without the slab limits
     widened: bool = False  # True: growth may follow the face anywhere in the shell (see widen)
@@ -81,15 +92,15 @@ class TilePlan:
         return slice(z0, z1), slice(y0, y1), slice(x0, x1)
 
 
-def _shrink_factors(spacing_xyz, target_mm: float):
+def _shrink_factors(spacing_xyz: Sequence[float], target_mm: float) -> list[int]:
     return [max(1, int(round(target_mm / s))) for s in spacing_xyz]
 
 
-def body_mask(low: np.ndarray, spacing_zyx) -> np.ndarray:
+def body_mask(low: np.ndarray, spacing_zyx: Sequence[float]) -> np.ndarray:
     """Largest solid non-air object (the patient), holes filled; the table and thin tubes are dropped."""
     from scipy import ndimage
 
-    dense = low > BODY_HU
+    dense = low > LOW_RES_BODY_HU
     opened = ndimage.binary_opening(dense, structure=ndimage.generate_binary_structure(3, 1))
     body = largest_component(opened)
     if not body.any():
@@ -102,7 +113,7 @@ def body_mask(low: np.ndarray, spacing_zyx) -> np.ndarray:
 
 
 def candidate_face(
-    image,
+    image: sitk.Image,
     depth_mm: float = 26.0,
     outside_mm: float = 40.0,
     below_mm: float = 130.0,
@@ -115,7 +126,7 @@ def candidate_face(
     core_above_mm: float = 60.0,
     core_behind_mm: float = 80.0,
     target_mm: float = 3.0,
-):
+) -> tuple[np.ndarray | None, tuple[int, ...], dict[str, Any]]:
     """Candidate face voxels on a downsampled grid: (mask (z, y, x), shrink factors (z, y, x), info dict).
 
     info["core"] is the part of the candidate where an upright head's face is (see the module docstring)."""
@@ -127,7 +138,7 @@ def candidate_face(
     low = sitk.GetArrayFromImage(small)
     sp = np.array(small.GetSpacing()[::-1], float)  # (z, y, x) mm
     factors = tuple(factors_xyz[::-1])
-    info: dict = {}
+    info: dict[str, Any] = {}
     body = body_mask(low, sp)
     if body.sum() * np.prod(sp) < 500e3:  # less than half a litre: not a head
         return None, factors, {"reason": "no head-sized body found"}
@@ -178,7 +189,7 @@ def candidate_face(
     return candidate, factors, info
 
 
-def _starts_along(n_low: int, n_input: int, tile: int, f: int):
+def _starts_along(n_low: int, n_input: int, tile: int, f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Possible tile starts along one axis (input voxels) and the low-res index range each fully covers."""
     if n_input <= tile:
         return np.array([0]), np.array([0]), np.array([n_low])
@@ -191,9 +202,15 @@ def _starts_along(n_low: int, n_input: int, tile: int, f: int):
     return starts, lo, hi
 
 
-def _tile_axes(low_shape, image_shape_zyx, tile_zyx, factors, box=None):
+def _tile_axes(
+    low_shape: Sequence[int],
+    image_shape_zyx: Sequence[int],
+    tile_zyx: Sequence[int],
+    factors: Sequence[int],
+    box: Sequence[int] | None = None,
+) -> TileAxes:
     """Per axis: possible starts and the low-res range each covers; inside `box` when given."""
-    axes = []
+    axes: TileAxes = []
     for a in range(3):
         starts, lo, hi = _starts_along(low_shape[a], image_shape_zyx[a], tile_zyx[a], factors[a])
         if box is not None:
@@ -203,7 +220,7 @@ def _tile_axes(low_shape, image_shape_zyx, tile_zyx, factors, box=None):
     return axes
 
 
-def _counts(mask: np.ndarray, axes) -> np.ndarray:
+def _counts(mask: np.ndarray, axes: TileAxes) -> np.ndarray:
     """For every tile position: how many True low-res voxels of `mask` it covers (summed-area table)."""
     S = np.zeros(tuple(n + 1 for n in mask.shape), np.int64)
     S[1:, 1:, 1:] = mask.cumsum(0).cumsum(1).cumsum(2)
@@ -225,13 +242,13 @@ def _counts(mask: np.ndarray, axes) -> np.ndarray:
 
 def greedy_cover(
     candidate: np.ndarray,
-    factors,
-    image_shape_zyx,
-    tile_zyx,
+    factors: Sequence[int],
+    image_shape_zyx: Sequence[int],
+    tile_zyx: Sequence[int],
     max_tiles: int = 200,
-    box=None,
+    box: Sequence[int] | None = None,
     prefer: np.ndarray | None = None,
-):
+) -> list[Start]:
     """Tile starts (input voxels) that cover every candidate voxel; greedy by newly covered voxels.
 
     `box` limits the tiles to a region; among positions that cover equally many candidate voxels, the
@@ -239,7 +256,7 @@ def greedy_cover(
     axes = _tile_axes(candidate.shape, image_shape_zyx, tile_zyx, factors, box)
     uncovered = candidate.copy()
     prefer = None if prefer is None else prefer.copy()
-    chosen: list[tuple[int, ...]] = []
+    chosen: list[Start] = []
     while uncovered.any() and len(chosen) < max_tiles:
         count = _counts(uncovered, axes)
         score = count if prefer is None else count * (prefer.size + 1) + _counts(prefer, axes)
@@ -254,7 +271,7 @@ def greedy_cover(
     return chosen
 
 
-def low_res_cover(plan: TilePlan, starts) -> np.ndarray:
+def low_res_cover(plan: TilePlan, starts: Iterable[Sequence[int]]) -> np.ndarray:
     """Low-res voxels wholly inside some of the given tiles."""
     assert plan.candidate is not None, "only a plan with a candidate region (not whole_volume) has tiles to cover"
     covered = np.zeros(plan.candidate.shape, bool)
@@ -268,16 +285,16 @@ def low_res_cover(plan: TilePlan, starts) -> np.ndarray:
     return covered
 
 
-def _low_res_any(mask: np.ndarray, factors, low_shape) -> np.ndarray:
+def _low_res_any(mask: np.ndarray, factors: Sequence[int], low_shape: Sequence[int]) -> np.ndarray:
     """Low-res voxels holding any True voxel of the full-resolution `mask`."""
-    low = np.zeros(low_shape, bool)
+    low: np.ndarray = np.zeros(low_shape, bool)
     points = np.nonzero(mask)
     if points[0].size:
         low[tuple(np.minimum(p // f, n - 1) for p, f, n in zip(points, factors, low_shape))] = True
     return low
 
 
-def plan_face_tiles(image, tile_zyx, grow: bool = True, **kwargs) -> TilePlan:
+def plan_face_tiles(image: sitk.Image, tile_zyx: Sequence[int], grow: bool = True, **kwargs: float) -> TilePlan:
     """Tiles of `tile_zyx` input voxels for the first prediction round (see module docstring).
 
     With `grow` (the default) these cover the core, and `next_tiles` adds more where the predicted face
@@ -315,8 +332,8 @@ def widen(plan: TilePlan) -> TilePlan:
 
     For when the face runs into the slab's limits (a tube taken for the nose tip puts the slab in the wrong
     place): on a CPU, following the face from the tiles already run costs a few tiles, where predicting the
-    whole volume again costs hundreds (a tilted head whose tube was taken for the nose tip: 33 -> 36 tiles,
-    against about 430 for the whole volume). The box becomes the whole image, so the safety net has no side left."""
+    whole volume of a head CTA costs hundreds. The box becomes the whole image, so the safety net has no side
+    left."""
     z, y, x = plan.image_shape
     assert plan.candidate is not None and plan.shell is not None, "a whole-volume plan has nothing to widen"
     return replace(
@@ -324,7 +341,7 @@ def widen(plan: TilePlan) -> TilePlan:
     )
 
 
-def next_tiles(plan: TilePlan, face: np.ndarray) -> list:
+def next_tiles(plan: TilePlan, face: np.ndarray) -> list[Start]:
     """The tiles to run next, given the face predicted on the tiles run so far (full-resolution boolean
     array, z, y, x); [] when the face ends inside them. The new tiles are appended to `plan.starts`.
 
@@ -360,9 +377,9 @@ def next_tiles(plan: TilePlan, face: np.ndarray) -> list:
     return new
 
 
-def covered_mask(plan: TilePlan, shape_zyx) -> np.ndarray:
+def covered_mask(plan: TilePlan, shape_zyx: Sequence[int]) -> np.ndarray:
     """Boolean array: True where some planned tile runs (for tests and the benchmark)."""
-    mask = np.zeros(shape_zyx, bool)
+    mask: np.ndarray = np.zeros(shape_zyx, bool)
     if plan.whole_volume:
         mask[:] = True
         return mask
@@ -371,7 +388,7 @@ def covered_mask(plan: TilePlan, shape_zyx) -> np.ndarray:
     return mask
 
 
-def reaches_tile_border(plan: TilePlan, face: np.ndarray, spacing_zyx, margin_mm: float = 6.0) -> bool:
+def reaches_tile_border(plan: TilePlan, face: np.ndarray, spacing_zyx: Sequence[float], margin_mm: float = 6.0) -> bool:
     """True when predicted face voxels come within `margin_mm` of a face of the planned region's bounding
     box that is not the image's own edge, and the body goes on beyond that side of the box: the face may
     go on where the network did not look (the region's slab limits were placed wrongly, e.g. a tube taken

@@ -24,9 +24,21 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ...errors import ModelError
 from . import PROGRESS_ENV
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .region import Start
+
+    #: (fold pass, tile start in the preprocessed array): a cached network output's key.
+    TileKey = tuple[int, tuple[int, ...]]
+    #: nnU-Net's sliding-window slicer: (all channels, z, y, x).
+    Slicer = tuple[slice, ...]
 
 try:
     import torch
@@ -54,7 +66,7 @@ NNUNET_INTERNALS = {
 }
 
 
-def check_nnunet_internals(predictor_class=nnUNetPredictor) -> None:
+def check_nnunet_internals(predictor_class: type = nnUNetPredictor) -> None:
     """ModelError naming the nnunetv2 version when a method TiledPredictor relies on is gone or changed."""
     changed = []
     for name, wanted in NNUNET_INTERNALS.items():
@@ -79,23 +91,25 @@ check_nnunet_internals()
 
 
 class TiledPredictor(nnUNetPredictor):
-    _planned = None  # tile starts in preprocessed coordinates (before nnU-Net's padding)
-    _pre_shape = None
-    _cache = None  # {(fold pass, tile start): network output} of the prepared case in progress
-    _key_list = None  # cache keys of the tiles, in the order nnU-Net runs them
-    _keys = None  # an iterator over _key_list, fresh for every sliding-window run
+    _planned: list[Start] | None = None  # tile starts in preprocessed coordinates (before nnU-Net's padding)
+    _pre_shape: tuple[int, ...] | None = None
+    _cache: dict[TileKey, torch.Tensor] | None = None  # {key: network output} of the prepared case in progress
+    _key_list: list[TileKey] | None = None  # cache keys of the tiles, in the order nnU-Net runs them
+    _keys: Iterator[TileKey] | None = None  # an iterator over _key_list, fresh for every sliding-window run
     _pass = 0
-    _progress = None  # [tiles done, tiles] of the running sliding window, when progress lines are wanted
+    _progress: list[int] | None = None  # [tiles done, tiles] of the running sliding window, when progress is wanted
     last_tile_count = 0
 
-    def _internal_get_sliding_window_slicers(self, image_size):
+    def _internal_get_sliding_window_slicers(self, image_size: tuple[int, ...]) -> list[Slicer]:
         if self._planned is None:
-            slicers = super()._internal_get_sliding_window_slicers(image_size)
+            slicers: list[Slicer] = super()._internal_get_sliding_window_slicers(image_size)
             self._key_list = None
         else:
+            assert self._pre_shape is not None  # predict_prepared sets both
             patch = tuple(self.configuration_manager.patch_size)
             pad = [max(0, (n - s) // 2) for n, s in zip(image_size, self._pre_shape)]
-            seen, slicers = set(), []
+            seen: set[tuple[int, ...]] = set()
+            slicers = []
             for start in self._planned:
                 st = tuple(min(max(a + p, 0), n - t) for a, p, n, t in zip(start, pad, image_size, patch))
                 if st not in seen:
@@ -105,24 +119,25 @@ class TiledPredictor(nnUNetPredictor):
         self.last_tile_count = len(slicers)
         return slicers
 
-    def predict_sliding_window_return_logits(self, input_image):
+    def predict_sliding_window_return_logits(self, input_image: torch.Tensor) -> torch.Tensor:
         self._pass += 1  # one pass per fold: its tiles are cached apart from the other folds'
         return super().predict_sliding_window_return_logits(input_image)
 
-    def _internal_maybe_mirror_and_predict(self, x):
+    def _internal_maybe_mirror_and_predict(self, x: torch.Tensor) -> torch.Tensor:
         # nnU-Net runs the tiles one after another in slicer order (a FIFO queue, one consumer),
         # so the next key belongs to this tile.
-        key = next(self._keys) if self._keys is not None and self._cache is not None else None
-        if key is not None and key in self._cache:
+        cache = self._cache
+        key = next(self._keys) if self._keys is not None and cache is not None else None
+        if key is not None and cache is not None and key in cache:
             self._report_tile()
-            return self._cache[key].clone()  # nnU-Net scales its copy in place
+            return cache[key].clone()  # nnU-Net scales its copy in place
         out = super()._internal_maybe_mirror_and_predict(x)
-        if key is not None:
-            self._cache[key] = out.clone()
+        if key is not None and cache is not None:
+            cache[key] = out.clone()
         self._report_tile()
         return out
 
-    def _report_tile(self):
+    def _report_tile(self) -> None:
         """One tqdm-style "NN%|" line on stderr per tile when the Slicer module's child process asks for it
         (slicer/child_process.py sets PROGRESS_ENV): its progress bar moves while the model runs."""
         if self._progress is None:
@@ -135,7 +150,9 @@ class TiledPredictor(nnUNetPredictor):
         sys.stderr.write(f"{int(100 * fraction):3d}%| tile {done}/{total}, fold pass {fold}/{folds}\n")
         sys.stderr.flush()
 
-    def _internal_predict_sliding_window_return_logits(self, data, slicers, do_on_device: bool = True):
+    def _internal_predict_sliding_window_return_logits(
+        self, data: torch.Tensor, slicers: list[Slicer], do_on_device: bool = True
+    ) -> torch.Tensor:
         # fresh keys each run: nnU-Net runs the same slicers again on the CPU after a GPU out-of-memory
         self._keys = iter(self._key_list) if self._key_list is not None else None
         self._progress = [0, len(slicers)] if os.environ.get(PROGRESS_ENV) == "1" and slicers else None
@@ -144,7 +161,7 @@ class TiledPredictor(nnUNetPredictor):
             torch.nan_to_num_(logits, nan=0.0)  # 0/0 where no tile ran: equal logits -> background
         return logits
 
-    def prepare(self, data, properties: dict) -> dict:
+    def prepare(self, data: np.ndarray, properties: dict[str, Any]) -> dict[str, Any]:
         """nnU-Net's preprocessing of `data` (c, z, y, x), kept for predict_prepared."""
         ppa = PreprocessAdapterFromNpy(
             [data],
@@ -160,20 +177,22 @@ class TiledPredictor(nnUNetPredictor):
         dct = next(ppa)
         return {"data": dct["data"], "properties": dct["data_properties"], "cache": {}}
 
-    def _to_preprocessed(self, prepared: dict, starts) -> list:
+    def _to_preprocessed(self, prepared: dict[str, Any], starts: Iterable[Sequence[int]]) -> list[Start]:
         """Tile starts in the input array -> in the preprocessed (cropped, resampled, transposed) array."""
         props = prepared["properties"]
         forward = list(self.plans_manager.transpose_forward)
         bbox = props["bbox_used_for_cropping"]
         cropped = props["shape_after_cropping_and_before_resampling"]
         pre_shape = tuple(prepared["data"].shape[1:])
-        planned = []
+        planned: list[Start] = []
         for start in starts:
             st = [start[forward[i]] for i in range(3)]
             planned.append(tuple(int(round((a - bbox[i][0]) * pre_shape[i] / cropped[i])) for i, a in enumerate(st)))
         return planned
 
-    def predict_prepared(self, prepared: dict, starts, tile):
+    def predict_prepared(
+        self, prepared: dict[str, Any], starts: Iterable[Sequence[int]], tile: Sequence[int]
+    ) -> np.ndarray:
         """Labels (z, y, x) of a prepared case, running the network on the given tiles only (new ones only)."""
         self._planned = self._to_preprocessed(prepared, starts)
         self._pre_shape = tuple(prepared["data"].shape[1:])
@@ -191,11 +210,13 @@ class TiledPredictor(nnUNetPredictor):
             return_probabilities=False,
         )
 
-    def predict_tiles(self, data, properties: dict, starts, tile):
+    def predict_tiles(
+        self, data: np.ndarray, properties: dict[str, Any], starts: Iterable[Sequence[int]], tile: Sequence[int]
+    ) -> np.ndarray:
         """Labels (z, y, x) for `data` (c, z, y, x), running the network on the given tiles only."""
         return self.predict_prepared(self.prepare(data, properties), starts, tile)
 
-    def tile_size_in_input(self, spacing_zyx):
+    def tile_size_in_input(self, spacing_zyx: Sequence[float]) -> tuple[int, ...]:
         """The patch, in voxels of an input array with `spacing_zyx` (axes z, y, x), rounded down."""
         forward = list(self.plans_manager.transpose_forward)
         patch = self.configuration_manager.patch_size
