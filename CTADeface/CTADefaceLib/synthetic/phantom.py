@@ -272,7 +272,7 @@ def make_phantom(spec: PhantomSpec) -> Phantom:
         edge = np.isin(lab, (A.AIR, A.SKIN)) & (np.abs(bsdf) < h)
         hu[edge] = -1000.0 + (lut[A.SKIN] + 1000.0) * np.clip(0.5 - bsdf[edge] / h, 0.0, 1.0)
         clean[k0:k1] = np.round(hu).astype(np.int16)
-    noisy = clean.astype(np.float32)
+    noisy: np.ndarray = clean.astype(np.float32)
     for k0 in range(0, nz, step):  # noise drawn slab by slab: same stream for the same shape
         noisy[k0 : k0 + step] += (
             noise_rng.standard_normal(noisy[k0 : k0 + step].shape, dtype=np.float32) * spec.noise_hu

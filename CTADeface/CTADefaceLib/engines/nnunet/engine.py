@@ -204,7 +204,7 @@ class NnUNetEngine(Engine):
         properties = {"spacing": spacing}
         with torch.inference_mode():
             if plan is None or plan.whole_volume:
-                data = array.astype(np.float32)[None]  # (c=1, z, y, x)
+                data: np.ndarray = array.astype(np.float32)[None]  # (c=1, z, y, x)
                 return np.asarray(predictor.predict_single_npy_array(data, properties)) == self.label
             box = plan.box_slices()
             prepared = predictor.prepare(array[box].astype(np.float32)[None], properties)
