@@ -162,3 +162,21 @@ def test_a_folder_of_links_to_elsewhere_says_why_nothing_was_found(tmp_path, hea
     assert "symbolic link(s) there point outside the input folders" in one_sentence(refused)
     done = ctadeface("deface", str(inputs), str(elsewhere), *args)
     assert done.returncode == 0 and "1 defaced" in done.stdout, done.stdout + done.stderr
+
+
+def test_two_patients_under_one_study_uid_are_refused_not_mixed(tmp_path, head):
+    folder = tmp_path / "merged"
+    write_series(head, str(folder), uid("101"), 1, prefix="A")
+    other = write_series(head, str(folder), uid("102"), 2, prefix="B")  # same StudyInstanceUID as the first
+    _retag(other, PatientID="PID-OTHER", PatientName="Other^Bob")
+    (study,) = discover([str(folder)]).studies.values()
+    out = tmp_path / "out"
+    out.mkdir()
+    record = deface_study(
+        study, str(out), DefaceSettings(engine="box", min_face_ml=0), Deidentifier(DeidOptions(), bytes(range(32)))
+    )
+    assert record["status"] == "failed"
+    assert record["message"] == (
+        "Its files name 2 different PatientIDs under one StudyInstanceUID; separate the patients' files and run again."
+    )
+    assert os.listdir(out) == []

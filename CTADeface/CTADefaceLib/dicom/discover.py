@@ -63,6 +63,7 @@ class Series:
 class Study:
     study_uid: str
     series: dict[str, Series] = field(default_factory=dict)  # by SeriesInstanceUID, in the order found
+    patient_ids: set[str] = field(default_factory=set)  # the PatientIDs its files name: one, in a sound study
 
     @property
     def inputs(self) -> list[str]:
@@ -223,4 +224,7 @@ def discover(inputs: list[str], exclude: tuple[str, ...] = ()) -> Discovery:
                     f"{os.path.basename(path)}): remove the wrong one, or export the series again"
                 )
             series.files.append(SliceFile(path, header))
+            patient_id = str(header.get("PatientID", "") or "").strip()
+            if patient_id:  # a file without one (some SRs) belongs to whoever the others name
+                study.patient_ids.add(patient_id)
     return found

@@ -246,6 +246,15 @@ def deface_study(
     if os.path.lexists(report_file) and not overwrite:
         _remember_written(study, deid, report_file)
         return dict(record, status="skipped", message="outputs exist (use --overwrite to redo)")
+    if len(study.patient_ids) > 1:  # one study, several patients: never mix them in one shared study folder
+        return dict(
+            record,
+            status="failed",
+            message=(
+                f"Its files name {len(study.patient_ids)} different PatientIDs under one StudyInstanceUID; "
+                "separate the patients' files and run again."
+            ),
+        )
     plans = [plan_series(s) for s in study.series.values()]
     groups: dict[str, list[SeriesPlan]] = {}
     for plan in plans:
