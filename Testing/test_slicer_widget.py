@@ -95,7 +95,8 @@ def test_foreign_imports_are_named():
 
 def test_model_cache_is_where_platformdirs_puts_it(monkeypatch, tmp_path):
     """The cache folder is found without platformdirs (not bundled with Slicer), at the same place."""
-    platformdirs = pytest.importorskip("platformdirs")
+    import platformdirs  # the test extra installs it (Slicer does not bundle it)
+
     from CTADefaceLib.models import install
 
     monkeypatch.delenv("CTADEFACE_HOME", raising=False)
