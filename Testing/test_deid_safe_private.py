@@ -75,7 +75,11 @@ def _file(tmp_path, implicit: bool = False) -> str:
     path = str(tmp_path / ("implicit.dcm" if implicit else "explicit.dcm"))
     if implicit:
         ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
-        pydicom.dcmwrite(path, ds, implicit_vr=True, little_endian=True)
+        if pydicom.__version__.startswith("2."):  # the pydicom Slicer bundles
+            ds.is_implicit_VR, ds.is_little_endian = True, True
+            pydicom.dcmwrite(path, ds, write_like_original=False)
+        else:
+            pydicom.dcmwrite(path, ds, implicit_vr=True, little_endian=True)
     else:
         pydicom.dcmwrite(path, ds)
         with open(path, "rb") as handle:
