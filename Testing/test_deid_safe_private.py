@@ -57,6 +57,9 @@ def _file(tmp_path, implicit: bool = False) -> str:
     ds.add_new(0x0019110C, "IS", "1000")
     ds.add_new(0x0019110E, "FD", [0.25, -0.5, 0.75])
     ds.add_new(0x00191127, "LO", NAME)  # B Matrix is FD in the table
+    # Low bytes listed for the other creator of the group: the block, not the group, names the creator.
+    ds.add_new(0x00191123, "DS", "5.0")  # 23 is GEMS_ACQU_01's Table Speed, not a SIEMENS MR HEADER element
+    ds.add_new(0x0019100C, "IS", "1000")  # 0C is SIEMENS MR HEADER's B Value, not a GEMS_ACQU_01 element
     ds.add_new(0x00190012, "LO", "gems_acqu_01")  # not the table's creator (case differs)
     ds.add_new(0x00191223, "DS", "5.0")
     ds.add_new(0x00450010, "LO", "GEMS_ACQU_01")  # (0045,xx01) is listed for GEMS_HELIOS_01 only
