@@ -242,3 +242,30 @@ def test_a_block_is_read_within_its_own_item():
     first, second = out.ReferencedImageSequence
     assert first[0x00191023].value == "5.0" and first[0x00190010].value == "GEMS_ACQU_01"
     assert _private(second) == {} and 0x00190010 not in out  # the outer block keeps nothing of its own
+
+
+def test_the_command_line_option_reaches_the_written_files(tmp_path):
+    """`ctadeface deface --deid-option retain-safe-private` on a series whose slices carry a GE block."""
+    from builders import make_synthetic_head
+    from dicom_study import write_series
+    from test_cli import ctadeface
+
+    folder = tmp_path / "series"
+    paths = write_series(make_synthetic_head(spacing=4.0).image, str(folder), "1.2.3.4.77.1", 1)
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        ds.add_new(0x00190010, "LO", "GEMS_ACQU_01")
+        ds.add_new(0x00191023, "DS", "55.0")
+        ds.add_new(0x00191050, "LO", NAME)
+        ds.save_as(path)
+    box = ("--engine", "box", "--min-face-ml", "0", "--no-progress", "--deid-key", str(tmp_path / "key"))
+    for retain in (True, False):
+        out = tmp_path / f"out-{retain}"
+        option = ("--deid-option", "retain-safe-private") if retain else ()
+        result = ctadeface("deface", str(folder), "-o", str(out), *option, *box)
+        assert result.returncode == 0, result.stdout + result.stderr
+        written = [os.path.join(f, n) for f, _, names in os.walk(out) for n in names if not n.endswith(".json")]
+        assert len(written) == len(paths)
+        for path in written:
+            private = {t: e.value for t, e in _private(pydicom.dcmread(path)).items()}
+            assert private == ({0x00190010: "GEMS_ACQU_01", 0x00191023: "55.0"} if retain else {}), path
