@@ -377,7 +377,10 @@ class Deidentifier:
         def make(tag: int, vr: str, value: Any) -> Any:
             return DataElement(tag, vr, value, validation_mode=0)
 
-        return safe_private.plan(pairs, ctx.identifying, self.new_uid, make)
+        try:
+            return safe_private.plan(pairs, ctx.identifying, self.new_uid, make)
+        except Exception:  # content no check foresaw (a hostile file): no private element is kept
+            return {}
 
     def _map_uids(self, out: Any, tag: int, elem: Any) -> None:
         value = elem.value
