@@ -181,8 +181,12 @@ def test_numbers_are_checked_against_vr_and_vm():
     ds.add_new(0x00450010, "LO", "GEMS_HELIOS_01")
     ds.add(DataElement(0x00451001, "SS", [1, 2]))  # VM 1 in the table
     ds.add(DataElement(0x00451002, "FL", float("nan")))  # not a finite number
+    ds.add_new(0x00190010, "LO", "GEMS_ACQU_01")
+    ds.add(DataElement(0x00191023, "DS", "1e999", validation_mode=0))  # a number too large for a double
+    ds.add(DataElement(0x00191024, "DS", "12345678901234567", validation_mode=0))  # over 16 characters
     out = deid.deidentify(ds, defaced=False)
     assert _private(out) == {}
+    del ds[0x00190010]
     ds[0x00451001].value = 3
     ds[0x00451002].value = 1.5
     out = deid.deidentify(ds, defaced=False)

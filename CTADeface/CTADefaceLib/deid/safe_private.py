@@ -8,7 +8,7 @@ when all of these hold:
 - the table lists that group, creator and low byte, with a VR this module can check: numbers (US, SS, UL, SL,
   FL, FD, DS, IS), code strings (CS), UIDs (UI) and short text (SH, LO, LT);
 - the file's VR is the table's (or the file does not say: implicit VR, or UN) and the value, read with the
-  table's VR, is valid for it: numeric strings that are numbers, finite floats, whole binary values, code
+  table's VR, is valid for it: numeric strings that are finite numbers, finite floats, whole binary values, code
   strings of CS characters, UIDs of digits and dots, and the table's VM;
 - text and code strings (SH, LO, LT, CS) hold no person-name separator (^), no date, time or UID-like number,
   and none of the identifying values of the same file's standard attributes.
@@ -137,6 +137,8 @@ def checked_value(elem: Any, row: SafeRow, identifying: Callable[[str], bool]) -
     if not all(form.fullmatch(t) for t in stripped):
         return None
     if vr == "IS" and not all(-(2**31) <= int(t) < 2**31 for t in stripped):
+        return None
+    if vr == "DS" and not all(math.isfinite(float(t)) for t in stripped):  # 1e999 would be written as inf
         return None
     if (vr in TEXT or vr == "CS") and any("^" in t or identifying(t) for t in stripped):
         return None
