@@ -273,3 +273,17 @@ def test_the_command_line_option_reaches_the_written_files(tmp_path):
         for path in written:
             private = {t: e.value for t, e in _private(pydicom.dcmread(path)).items()}
             assert private == ({0x00190010: "GEMS_ACQU_01", 0x00191023: "55.0"} if retain else {}), path
+
+
+def test_content_the_checks_did_not_foresee_keeps_no_private_element(tmp_path, monkeypatch):
+    """Fail closed: if planning the kept elements raises on some file, that file loses every private element
+    (as without the option) instead of stopping the de-identification or keeping unchecked ones."""
+
+    def unforeseen(*args, **kwargs):
+        raise ValueError("a value no check foresaw")
+
+    monkeypatch.setattr(safe_private, "plan", unforeseen)
+    _, out, written = _run(_file(tmp_path), tmp_path, retain=True)
+    assert _private(out) == {}
+    with open(written, "rb") as handle:
+        assert b"SMITH" not in handle.read()
