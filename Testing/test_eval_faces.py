@@ -48,3 +48,18 @@ def test_facenet_distances(astronaut):
 def test_prewhiten_has_zero_mean_unit_std():
     x = faces.prewhiten(np.arange(300, dtype=np.uint8).reshape(10, 10, 3))
     assert abs(x.mean()) < 1e-5 and abs(x.std() - 1) < 1e-4
+
+
+def test_facenet_loads_or_says_in_one_sentence_that_this_opencv_cannot_read_it():
+    """OpenCV 5 removed the TensorFlow importer that reads FaceNet's graph, and 4.9 to 4.14 refuse the graph: with
+    such an OpenCV the user gets one sentence (a DefaceError), not an AttributeError or a cv2.error traceback."""
+    from CTADefaceLib.errors import DefaceError
+
+    faces._models.pop("facenet", None)
+    try:
+        net = faces._facenet()
+    except DefaceError as err:
+        assert str(err).startswith("OpenCV ") and "cannot read FaceNet's graph graph_final.pb" in str(err)
+        assert str(err).count(". ") == 0 and str(err).endswith(".")
+    else:
+        assert net.getLayerNames()

@@ -50,7 +50,18 @@ def _facenet():
     if "facenet" not in _models:
         import cv2
 
-        _models["facenet"] = cv2.dnn.readNetFromTensorflow(facenet_graph_path())
+        path = facenet_graph_path()
+        try:
+            # OpenCV 5 removed the TensorFlow importer; 4.9 to 4.14 refuse this graph in their graph simplifier
+            # (measured here); 4.7 and 4.8 read it, and their wheels need numpy < 2.
+            _models["facenet"] = cv2.dnn.readNetFromTensorflow(path)
+        except (AttributeError, cv2.error):
+            from CTADefaceLib.errors import DefaceError
+
+            raise DefaceError(
+                f"OpenCV {cv2.__version__} cannot read FaceNet's graph {os.path.basename(path)} (OpenCV 4.7 and "
+                "4.8 can, with numpy < 2), so FaceNet embeddings, distances and identity figures cannot be made."
+            ) from None
     return _models["facenet"]
 
 
