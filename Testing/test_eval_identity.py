@@ -200,6 +200,13 @@ def test_eval_compare_prints_rank1_and_auc_for_a_phantom_cohort(tmp_path):
             assert f["computable"] and f["n_probes"] == 3 and f["n_gallery"] == 3
             assert 0.0 <= f["rank1"] <= 1.0 and 0.0 <= f["auc"] <= 1.0
     assert sum(summary["identity"]["crops"]["truth"].values()) == 3
+    # the check ran on each case against its original, and its counts and the detections are printed
+    check = summary["check"]["truth"]
+    assert check["n"] == 3 and check["pass"] + check["review"] == 3
+    assert any(line.startswith("  truth        PASS ") for line in lines)
+    assert any(line.startswith("  original     ") and "/3 (" in line for line in lines) and any(
+        "84%" in line for line in lines
+    )
     print("\n".join(lines))
     assert (out / "identity.txt").read_text().splitlines()[0] in lines
     assert "Identity (rank-1 and AUC, FaceNet)" in (out / "report.html").read_text()
@@ -209,7 +216,16 @@ def test_eval_compare_prints_rank1_and_auc_for_a_phantom_cohort(tmp_path):
 def test_eval_compare_on_one_case_says_not_computable(tmp_path):
     originals, defaced = _write_phantom_cohort(tmp_path, [3])
     result = _compare(
-        "--originals", str(originals), "--method", f"truth={defaced}", "-o", str(tmp_path / "r"), "--size", "128"
+        "--originals",
+        str(originals),
+        "--method",
+        f"truth={defaced}",
+        "-o",
+        str(tmp_path / "r"),
+        "--size",
+        "128",
+        "--no-check",
     )
     assert result.returncode == 0, result.stderr
+    assert "Re-identification check" not in result.stdout  # --no-check
     assert "rank-1 and AUC: not computable (needs at least 2 cases, the cohort has 1)" in result.stdout

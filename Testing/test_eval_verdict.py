@@ -117,6 +117,31 @@ def test_without_the_original_the_result_says_it_is_not_verified():
     assert result.reasons[-1].startswith("residual tissue cannot be measured")
 
 
+@pytest.mark.slow
+def test_eval_compare_gives_every_method_cannot_verify_when_the_original_shows_no_face(tmp_path, monkeypatch):
+    """`eval compare` checks each method against the original: its frame and views are found once per case, and
+    when no face is found in them no method can PASS."""
+    from builders import make_ct
+    from CTADefaceEvalLib.cohort import evaluate_case
+
+    rendered = []
+    render_views = verdict.render_views
+    monkeypatch.setattr(
+        verdict, "render_views", lambda image, **kw: rendered.append(image) or render_views(image, **kw)
+    )
+    ball = make_ct(size=(80, 80, 80), spacing=(2.5, 2.5, 2.5), body="ellipsoid")  # a skull-like ball
+    other = make_ct(size=(80, 80, 80), spacing=(2.5, 2.5, 2.5), body="ellipsoid", seed=1)
+    thresholds = dict(THRESHOLDS, calibration={"render_size": 96})
+    case = {"case": "ball", "images": {"original": ball, "a": other, "b": ball}}
+    rows = evaluate_case(case, ["original", "a", "b"], str(tmp_path), size=96, check=thresholds)
+    assert [r["method"] for r in rows] == ["original", "a", "b"]
+    assert rows[0]["check_face_in_original"] is False and "check" not in rows[0]
+    for row in rows[1:]:
+        assert row["check"] == "REVIEW", row
+        assert row["check_reasons"].startswith("cannot verify: no face found in the original's views"), row
+    assert len(rendered) == 3  # the original once, then each method
+
+
 def _cli(*args, timeout=900):
     import os
     import subprocess

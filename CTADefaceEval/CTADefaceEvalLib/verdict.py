@@ -218,6 +218,18 @@ def original_face_seen(findings_by_view: dict) -> bool:
     )
 
 
+def look_at_original(
+    original, *, frame, views=DEFAULT_VIEWS, size: int = 512, presets: tuple | None = None, detectors=None
+) -> tuple[list, dict]:
+    """The original's views and their findings, for check_case's `seen_original` when several defaced versions of
+    one original are checked (`eval compare`): the original is rendered and searched once."""
+    options: dict = {"frame": frame, "views": views, "size": size}
+    if presets is not None:
+        options["presets"] = presets
+    original_views = render_views(original, **options)
+    return original_views, find_in_views(original_views, detectors)
+
+
 def check_case(
     defaced,
     original=None,
@@ -228,6 +240,7 @@ def check_case(
     size: int | None = None,
     presets: tuple | None = None,
     detectors=None,
+    seen_original: tuple | None = None,
 ) -> CheckResult:
     """PASS or REVIEW for one defaced image (SimpleITK), with the reasons; see the module docstring.
 
@@ -235,6 +248,7 @@ def check_case(
     `frame`: the face frame, when the caller has it; otherwise estimated on the original (or the defaced image).
     `views`, `size`, `presets`, `detectors`: passed to render_views / find_faces (smaller for tests); the size
     defaults to the one the thresholds were calibrated at, since a detector's probability depends on it.
+    `seen_original`: look_at_original's result for `original` with the same frame, views, size and presets.
     """
     if not isinstance(thresholds, dict):
         thresholds = load_thresholds(thresholds)
@@ -251,8 +265,9 @@ def check_case(
     original_findings: dict = {}
     verifiable = False
     if original is not None:
-        original_views = render_views(original, **render_options)
-        original_findings = find_in_views(original_views, detectors)
+        if seen_original is None:
+            seen_original = look_at_original(original, presets=presets, detectors=detectors, **render_options)
+        original_views, original_findings = seen_original
         verifiable = original_face_seen(original_findings)
         if not verifiable:
             reasons.append("cannot verify: no face found in the original's views")
