@@ -142,6 +142,19 @@ def test_eval_compare_gives_every_method_cannot_verify_when_the_original_shows_n
     assert len(rendered) == 3  # the original once, then each method
 
 
+@pytest.mark.slow
+def test_thick_slices_are_checked_and_the_undefaced_scan_is_review():
+    """A 5 mm-slice scan (coarser than the pose's 4 mm grid) is checked without a crash; the undefaced scan, tilted
+    as in a head holder, is REVIEW with the views that still show a face."""
+    from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
+
+    spec = PhantomSpec(seed=11, shape=(120, 120, 40), spacing=(2.0, 2.0, 5.0), pose_deg=(15.0, 8.0, 0.0))
+    image = make_phantom(spec).image
+    result = verdict.check_case(image, image, size=160)
+    assert result.verdict == "REVIEW" and result.verifiable, result.reasons
+    assert any(reason.startswith("view ") for reason in result.reasons), result.reasons
+
+
 def _cli(*args, timeout=900):
     import os
     import subprocess
