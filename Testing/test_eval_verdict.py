@@ -155,6 +155,26 @@ def test_thick_slices_are_checked_and_the_undefaced_scan_is_review():
     assert any(reason.startswith("view ") for reason in result.reasons), result.reasons
 
 
+@pytest.mark.slow
+def test_the_slicer_module_checks_several_volumes_against_one_rendering_of_the_original(tmp_path, monkeypatch):
+    from builders import make_ct
+    from CTADefaceEvalLib.slicer_logic import check_job
+
+    rendered = []
+    render_views = verdict.render_views
+    monkeypatch.setattr(
+        verdict, "render_views", lambda image, **kw: rendered.append(image) or render_views(image, **kw)
+    )
+    ball = make_ct(size=(80, 80, 80), spacing=(2.5, 2.5, 2.5), body="ellipsoid")  # no face: cannot verify
+    frame = seen = None
+    for name in ("a", "b"):
+        out = check_job(ball, ball, {"name": name, "png": str(tmp_path / f"{name}.png")}, frame=frame, seen=seen)
+        frame, seen = out.pop("frame"), out.pop("seen")
+        assert out["check"] == "REVIEW" and out["reasons"][0].startswith("cannot verify"), out
+        assert (tmp_path / f"{name}_check.png").stat().st_size > 1000
+    assert len(rendered) == 3  # the original once, then each volume
+
+
 def _cli(*args, timeout=900):
     import os
     import subprocess
