@@ -87,6 +87,23 @@ def test_the_undefaced_phantom_is_a_case_that_must_be_review_and_does_not_move_t
     assert "undefaced caught" in calibrate.format_table(list(rows.values()))
 
 
+def test_whether_the_original_shows_a_face_is_judged_with_the_thresholds_being_chosen():
+    """A phantom whose original MTCNN scores 0.86 (under the fixed 0.9) but whose dlib score is above the calibrated
+    threshold is verifiable: its full mask passes and its undefaced case is caught by the detector."""
+    original = {"front/skin": [FaceFinding("mtcnn", 0.86, [0, 0, 9, 9], {}), FaceFinding("dlib-hog", 0.7, None, {})]}
+    cases = [case("full", 0.3, nose=1.0), case("nose_left", 0.2, nose=9.0), case(calibrate.UNDEFACED, nose=30.0)]
+    for c in cases:
+        c.verifiable, c.original_findings = False, original
+    cases[2].findings = original
+    thresholds = calibrate.choose_thresholds(cases)
+    assert thresholds["detectors"]["dlib-hog"] == calibrate.DETECTOR_FLOOR  # no full mask gave dlib a face
+    assert calibrate.case_verdict(cases[0], thresholds) == ("PASS", [])
+    verdict, reasons = calibrate.case_verdict(cases[2], thresholds)
+    assert verdict == "REVIEW" and any("dlib-hog finds a face" in r for r in reasons), reasons
+    higher = dict(thresholds, detectors={"mtcnn": 0.9, "dlib-hog": 0.8})
+    assert calibrate.case_verdict(cases[0], higher)[1] == ["cannot verify: no face found in the original's views"]
+
+
 def test_the_figure_shows_the_undefaced_full_and_nose_cases_of_the_tilted_pose(tmp_path):
     import numpy as np
 

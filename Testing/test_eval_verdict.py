@@ -66,6 +66,21 @@ def test_residual_reasons_name_the_region_the_measure_and_the_limit():
     ]
 
 
+def test_a_face_in_the_original_is_seen_by_the_checks_own_calibrated_rule():
+    """MTCNN at 0.86 alone does not show a face in the original; a detector above its calibrated threshold does (the
+    rule that flags a defaced image), landmarks in a face's layout do, and the score-less face mesh never does."""
+    thresholds = dict(THRESHOLDS, detectors={"mtcnn": 0.8, "dlib-hog": 0.66, "mediapipe-mesh": 0.5})
+    quiet = {"front/skin": [finding(0.86, detector="mtcnn")], "left-30/skin": [finding(0.6, detector="dlib-hog")]}
+    assert not verdict.original_face_seen(quiet)  # the fixed 0.9 rule alone
+    assert verdict.original_face_seen(quiet, thresholds)  # mtcnn 0.86 > its calibrated 0.8
+    assert not verdict.original_face_seen(quiet, dict(thresholds, detectors={"mtcnn": 0.95, "dlib-hog": 0.66}))
+    landmarks = {"front/skin": [finding(0.65, FACE, detector="mtcnn")]}  # above mtcnn's landmark threshold 0.6
+    assert verdict.original_face_seen(landmarks, dict(thresholds, detectors={"mtcnn": 0.95}))
+    mesh = {"front/skin": [finding(1.0, FACE, detector="mediapipe-mesh")]}
+    assert not verdict.original_face_seen(mesh, thresholds)
+    assert verdict.original_face_seen({"front/skin": [finding(0.93, detector="other")]})
+
+
 def test_thresholds_file_errors_are_one_sentence(tmp_path):
     from CTADefaceLib.errors import DefaceError
 

@@ -139,7 +139,7 @@ class _CaseChecker:
         self.size = int((thresholds.get("calibration") or {}).get("render_size", 512))
         self.frame = estimate_face_frame(original)
         self.seen = look_at_original(original, frame=self.frame, size=self.size)
-        self.verifiable = original_face_seen(self.seen[1])
+        self.verifiable = original_face_seen(self.seen[1], thresholds)
 
     def __call__(self, defaced):
         from .verdict import check_case

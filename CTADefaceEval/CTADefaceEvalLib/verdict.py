@@ -209,13 +209,17 @@ ORIGINAL_FACE_PROBABILITY = 0.9
 SCORELESS_DETECTORS = frozenset(("mediapipe-mesh",))
 
 
-def original_face_seen(findings_by_view: dict) -> bool:
-    """Whether any view of the original holds a confident face finding (see ORIGINAL_FACE_PROBABILITY)."""
-    return any(
-        f.detector not in SCORELESS_DETECTORS and f.probability >= ORIGINAL_FACE_PROBABILITY
-        for findings in findings_by_view.values()
-        for f in findings
-    )
+def original_face_seen(findings_by_view: dict, thresholds: dict | None = None) -> bool:
+    """Whether any view of the original holds a confident face finding (see ORIGINAL_FACE_PROBABILITY) or, with
+    `thresholds`, a finding that the check's own detection rule would flag in a defaced image (above the detector's
+    calibrated threshold, or landmarks in a face's layout above its landmark threshold): then the check has shown
+    that it sees this head's face. Detectors without a score of their own never count."""
+    scored = {
+        label: [f for f in found if f.detector not in SCORELESS_DETECTORS] for label, found in findings_by_view.items()
+    }
+    if any(f.probability >= ORIGINAL_FACE_PROBABILITY for found in scored.values() for f in found):
+        return True
+    return thresholds is not None and bool(detection_reasons(scored, thresholds))
 
 
 def look_at_original(
@@ -268,7 +272,7 @@ def check_case(
         if seen_original is None:
             seen_original = look_at_original(original, presets=presets, detectors=detectors, **render_options)
         original_views, original_findings = seen_original
-        verifiable = original_face_seen(original_findings)
+        verifiable = original_face_seen(original_findings, thresholds)
         if not verifiable:
             reasons.append("cannot verify: no face found in the original's views")
     else:
