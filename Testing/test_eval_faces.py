@@ -48,3 +48,48 @@ def test_facenet_distances(astronaut):
 def test_prewhiten_has_zero_mean_unit_std():
     x = faces.prewhiten(np.arange(300, dtype=np.uint8).reshape(10, 10, 3))
     assert abs(x.mean()) < 1e-5 and abs(x.std() - 1) < 1e-4
+
+
+def test_facenet_graph_without_control_inputs_reads_in_the_installed_opencv():
+    """Two constants of the shipped graph carry control-dependency inputs ("^node"), which OpenCV 4.9 and later
+    refuse; without them the graph reads, and only those two inputs are gone."""
+    import cv2
+
+    from CTADefaceLib.errors import DefaceError
+
+    path = faces.facenet_graph_path()
+    shipped = open(path, "rb").read()
+    cleaned = faces.facenet_graph_bytes(path)
+
+    def nodes(data):
+        out = []
+        for number, payload, _ in faces._protobuf_fields(data):
+            if number == 1:
+                fields = list(faces._protobuf_fields(payload))
+                out.append(([p for n, p, _ in fields if n == 1][0], [p for n, p, _ in fields if n == 3]))
+        return out
+
+    before, after = nodes(shipped), nodes(cleaned)
+    assert [name for name, _ in before] == [name for name, _ in after] and len(before) == 793
+    dropped = [i for (_, a), (_, b) in zip(before, after) for i in a if i not in b]
+    assert len(dropped) == 2 and all(i.startswith(b"^") for i in dropped)
+    assert not any(i.startswith(b"^") for _, inputs in after for i in inputs)
+
+    def kept_fields(data):  # every field of every node, byte for byte, but the control inputs
+        return [
+            [r for n, p, r in faces._protobuf_fields(payload) if not (n == 3 and p.startswith(b"^"))]
+            for number, payload, _ in faces._protobuf_fields(data)
+            if number == 1
+        ]
+
+    assert kept_fields(shipped) == kept_fields(cleaned)
+    faces._models.pop("facenet", None)
+    if int(cv2.__version__.split(".")[0]) >= 5:  # no TensorFlow reader: one sentence, no traceback
+        with pytest.raises(
+            DefaceError, match=r"cannot read FaceNet's TensorFlow graph; install 'opencv-python-headless<5'"
+        ):
+            faces._facenet()
+    else:
+        assert "embeddings" in faces._facenet().getLayerNames()
+        with pytest.raises(cv2.error):  # the graph as shipped: what this function works around
+            cv2.dnn.readNetFromTensorflow(path)

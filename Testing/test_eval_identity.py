@@ -182,7 +182,7 @@ def _compare(*args):
     )
 
 
-@pytest.mark.slow  # three small phantoms, six renders, MTCNN and FaceNet in a subprocess: 55-80 s on 2 shared cores
+@pytest.mark.slow  # three small phantoms: renders, the check, MTCNN and FaceNet in a subprocess: ~110 s on 2 shared cores
 def test_eval_compare_prints_rank1_and_auc_for_a_phantom_cohort(tmp_path):
     originals, defaced = _write_phantom_cohort(tmp_path, [0, 1, 2])
     out = tmp_path / "report"
@@ -190,7 +190,8 @@ def test_eval_compare_prints_rank1_and_auc_for_a_phantom_cohort(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert any(line.startswith("Identity (FaceNet): gallery = the 3 original renders") for line in lines)
-    rows = [line.split() for line in lines if line.strip().startswith("truth ")]
+    start = next(i for i, line in enumerate(lines) if line.startswith("Identity (FaceNet)"))
+    rows = [line.split() for line in lines[start:] if line.strip().startswith("truth ")]
     assert [row[1] for row in rows] == ["face", "any"]
     summary = json.loads((out / "summary.json").read_text())
     figures = summary["identity"]["methods"]["truth"]
@@ -200,6 +201,13 @@ def test_eval_compare_prints_rank1_and_auc_for_a_phantom_cohort(tmp_path):
             assert f["computable"] and f["n_probes"] == 3 and f["n_gallery"] == 3
             assert 0.0 <= f["rank1"] <= 1.0 and 0.0 <= f["auc"] <= 1.0
     assert sum(summary["identity"]["crops"]["truth"].values()) == 3
+    # the check ran on each case against its original, and its counts and the detections are printed
+    check = summary["check"]["truth"]
+    assert check["n"] == 3 and check["pass"] + check["review"] == 3
+    assert any(line.startswith("  truth        PASS ") for line in lines)
+    assert any(line.startswith("  original     ") and "/3 (" in line for line in lines) and any(
+        "84%" in line for line in lines
+    )
     print("\n".join(lines))
     assert (out / "identity.txt").read_text().splitlines()[0] in lines
     assert "Identity (rank-1 and AUC, FaceNet)" in (out / "report.html").read_text()
@@ -209,7 +217,16 @@ def test_eval_compare_prints_rank1_and_auc_for_a_phantom_cohort(tmp_path):
 def test_eval_compare_on_one_case_says_not_computable(tmp_path):
     originals, defaced = _write_phantom_cohort(tmp_path, [3])
     result = _compare(
-        "--originals", str(originals), "--method", f"truth={defaced}", "-o", str(tmp_path / "r"), "--size", "128"
+        "--originals",
+        str(originals),
+        "--method",
+        f"truth={defaced}",
+        "-o",
+        str(tmp_path / "r"),
+        "--size",
+        "128",
+        "--no-check",
     )
     assert result.returncode == 0, result.stderr
+    assert "Re-identification check" not in result.stdout  # --no-check
     assert "rank-1 and AUC: not computable (needs at least 2 cases, the cohort has 1)" in result.stdout

@@ -79,3 +79,37 @@ def test_report_on_five_real_phantoms_and_three_methods(tmp_path, synthetic_mode
     html = (tmp_path / "report" / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 2 + 5 * 4
     assert len((tmp_path / "report" / "cases.csv").read_text().splitlines()) == 1 + 5 * 4
+
+
+def test_report_counts_the_check_per_method_and_prints_detections_next_to_the_paper(tmp_path):
+    from CTADefaceEvalLib.report import check_lines, detection_lines
+
+    rows = fake_rows(tmp_path)
+    for row in rows:
+        if row["method"] == "box":
+            row.update(check="REVIEW", check_reasons="region nose: soft tissue left, protrusion_mm = 12.0 mm")
+        elif row["method"] == "nnunet":
+            cannot = row["case"] == "case3"
+            row.update(
+                check="REVIEW" if cannot else "PASS",
+                check_reasons="cannot verify: no face found in the original's views" if cannot else "",
+            )
+    files = write_report(rows, METHODS, str(tmp_path / "report"))
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["check"] == {
+        "box": {"n": 5, "pass": 0, "review": 5, "cannot_verify": 0},
+        "nnunet": {"n": 5, "pass": 4, "review": 1, "cannot_verify": 1},
+    }
+    text = "\n".join(check_lines(files["summary"]))
+    assert (
+        "box          PASS 0/5, REVIEW 5/5" in text
+        and "nnunet       PASS 4/5, REVIEW 1/5 (of which cannot verify: 1)" in text
+    )
+    assert "Re-identification check" in (tmp_path / "report" / "report.html").read_text()
+    header = (tmp_path / "report" / "cases.csv").read_text().splitlines()[0].split(",")
+    assert "check" in header and "check_reasons" in header
+    detections = "\n".join(detection_lines(files["summary"], METHODS))
+    assert "original     5/5 (100%, 95% CI 48-100%)" in detections and "84%" in detections and "62%" in detections
+    # without the check (eval compare --no-check), no section and no counts
+    plain = write_report(fake_rows(tmp_path), METHODS, str(tmp_path / "plain"))
+    assert "check" not in plain["summary"] and check_lines(plain["summary"]) == []

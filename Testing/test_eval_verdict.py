@@ -66,6 +66,21 @@ def test_residual_reasons_name_the_region_the_measure_and_the_limit():
     ]
 
 
+def test_a_face_in_the_original_is_seen_by_the_checks_own_calibrated_rule():
+    """MTCNN at 0.86 alone does not show a face in the original; a detector above its calibrated threshold does (the
+    rule that flags a defaced image), landmarks in a face's layout do, and the score-less face mesh never does."""
+    thresholds = dict(THRESHOLDS, detectors={"mtcnn": 0.8, "dlib-hog": 0.66, "mediapipe-mesh": 0.5})
+    quiet = {"front/skin": [finding(0.86, detector="mtcnn")], "left-30/skin": [finding(0.6, detector="dlib-hog")]}
+    assert not verdict.original_face_seen(quiet)  # the fixed 0.9 rule alone
+    assert verdict.original_face_seen(quiet, thresholds)  # mtcnn 0.86 > its calibrated 0.8
+    assert not verdict.original_face_seen(quiet, dict(thresholds, detectors={"mtcnn": 0.95, "dlib-hog": 0.66}))
+    landmarks = {"front/skin": [finding(0.65, FACE, detector="mtcnn")]}  # above mtcnn's landmark threshold 0.6
+    assert verdict.original_face_seen(landmarks, dict(thresholds, detectors={"mtcnn": 0.95}))
+    mesh = {"front/skin": [finding(1.0, FACE, detector="mediapipe-mesh")]}
+    assert not verdict.original_face_seen(mesh, thresholds)
+    assert verdict.original_face_seen({"front/skin": [finding(0.93, detector="other")]})
+
+
 def test_thresholds_file_errors_are_one_sentence(tmp_path):
     from CTADefaceLib.errors import DefaceError
 
@@ -115,6 +130,64 @@ def test_without_the_original_the_result_says_it_is_not_verified():
     # no teeth in a ball: the residual regions cannot be placed, and that is said, as a reason for review
     assert result.residual["nose"] is None and result.verdict == "REVIEW"
     assert result.reasons[-1].startswith("residual tissue cannot be measured")
+
+
+@pytest.mark.slow
+def test_eval_compare_gives_every_method_cannot_verify_when_the_original_shows_no_face(tmp_path, monkeypatch):
+    """`eval compare` checks each method against the original: its frame and views are found once per case, and
+    when no face is found in them no method can PASS."""
+    from builders import make_ct
+    from CTADefaceEvalLib.cohort import evaluate_case
+
+    rendered = []
+    render_views = verdict.render_views
+    monkeypatch.setattr(
+        verdict, "render_views", lambda image, **kw: rendered.append(image) or render_views(image, **kw)
+    )
+    ball = make_ct(size=(80, 80, 80), spacing=(2.5, 2.5, 2.5), body="ellipsoid")  # a skull-like ball
+    other = make_ct(size=(80, 80, 80), spacing=(2.5, 2.5, 2.5), body="ellipsoid", seed=1)
+    thresholds = dict(THRESHOLDS, calibration={"render_size": 96})
+    case = {"case": "ball", "images": {"original": ball, "a": other, "b": ball}}
+    rows = evaluate_case(case, ["original", "a", "b"], str(tmp_path), size=96, check=thresholds)
+    assert [r["method"] for r in rows] == ["original", "a", "b"]
+    assert rows[0]["check_face_in_original"] is False and "check" not in rows[0]
+    for row in rows[1:]:
+        assert row["check"] == "REVIEW", row
+        assert row["check_reasons"].startswith("cannot verify: no face found in the original's views"), row
+    assert len(rendered) == 3  # the original once, then each method
+
+
+@pytest.mark.slow
+def test_thick_slices_are_checked_and_the_undefaced_scan_is_review():
+    """A 5 mm-slice scan (coarser than the pose's 4 mm grid) is checked without a crash; the undefaced scan, tilted
+    as in a head holder, is REVIEW with the views that still show a face."""
+    from CTADefaceLib.synthetic.phantom import PhantomSpec, make_phantom
+
+    spec = PhantomSpec(seed=11, shape=(120, 120, 40), spacing=(2.0, 2.0, 5.0), pose_deg=(15.0, 8.0, 0.0))
+    image = make_phantom(spec).image
+    result = verdict.check_case(image, image, size=160)
+    assert result.verdict == "REVIEW" and result.verifiable, result.reasons
+    assert any(reason.startswith("view ") for reason in result.reasons), result.reasons
+
+
+@pytest.mark.slow
+def test_the_slicer_module_checks_several_volumes_against_one_rendering_of_the_original(tmp_path, monkeypatch):
+    from builders import make_ct
+    from CTADefaceEvalLib.slicer_logic import check_job
+
+    rendered = []
+    render_views = verdict.render_views
+    monkeypatch.setattr(
+        verdict, "render_views", lambda image, **kw: rendered.append(image) or render_views(image, **kw)
+    )
+    ball = make_ct(size=(80, 80, 80), spacing=(2.5, 2.5, 2.5), body="ellipsoid")  # no face: cannot verify
+    frame = seen = None
+    for name in ("a", "b"):
+        out = check_job(ball, ball, {"name": name, "png": str(tmp_path / f"{name}.png")}, frame=frame, seen=seen)
+        frame, seen = out.pop("frame"), out.pop("seen")
+        assert out["check"] == "REVIEW" and out["reasons"][0].startswith("cannot verify"), out
+        assert (tmp_path / f"{name}_check.png").stat().st_size > 1000
+    assert len(rendered) == 3  # the original once, then each volume
 
 
 def _cli(*args, timeout=900):

@@ -64,6 +64,7 @@ class CaseMeasure:
     residual: dict
     verifiable: bool
     views: list = dataclasses.field(default_factory=list)
+    original_findings: dict | None = None  # the original's findings: whether a face is seen there depends on thresholds
 
     @property
     def expected(self) -> str:
@@ -106,6 +107,7 @@ def measure(specs, *, size: int = 256, keep_views: bool = False) -> list[CaseMea
                 residual=verdict.residual_face(phantom.image, phantom.image, frame=frame),
                 verifiable=verifiable,
                 views=original_views if keep_views else [],
+                original_findings=original_findings,
             )
         )
         value = fill_value(phantom.image, "p10")
@@ -121,6 +123,7 @@ def measure(specs, *, size: int = 256, keep_views: bool = False) -> list[CaseMea
                     residual=verdict.residual_face(defaced, phantom.image, frame=frame),
                     verifiable=verifiable,
                     views=views if keep_views else [],
+                    original_findings=original_findings,
                 )
             )
             log.info("%s seed %d %s: measured", pose, spec.seed, name)
@@ -182,9 +185,12 @@ def choose_thresholds(cases: list[CaseMeasure]) -> dict:
 
 def case_verdict(case: CaseMeasure, thresholds: dict) -> tuple[str, list[str]]:
     """The verdict check_case would give this case with these thresholds (same rules, on the stored measures)."""
-    from .verdict import detection_reasons, residual_reasons
+    from .verdict import detection_reasons, original_face_seen, residual_reasons
 
-    reasons = [] if case.verifiable else ["cannot verify: no face found in the original's views"]
+    verifiable = case.verifiable
+    if case.original_findings is not None:
+        verifiable = original_face_seen(case.original_findings, thresholds)
+    reasons = [] if verifiable else ["cannot verify: no face found in the original's views"]
     reasons += detection_reasons(case.findings, thresholds) + residual_reasons(case.residual, thresholds)
     return ("REVIEW" if reasons else "PASS"), reasons
 

@@ -76,12 +76,17 @@ def evaluate_case(
     original: str = "original",
     size: int = 512,
     identity: dict | None = None,
+    check: dict | None = None,
 ) -> list[dict]:
     """One case: {"case", "images": {method: path|image}, optional "masks", "sidecars", "truth",
     "intracranial", "arteries"}. Returns one row per method present.
 
     With `identity` (a dict), FaceNet embeddings of every render are added to it as
-    identity[method][case] = identity.render_embeddings(...), for identity.cohort_identity."""
+    identity[method][case] = identity.render_embeddings(...), for identity.cohort_identity.
+    With `check` (verdict.load_thresholds' dict), each method's image also gets the re-identification check
+    (verdict.check_case) against the original: "check" PASS or REVIEW and "check_reasons". The original's face
+    frame and views are found once per case; when no face is found in them, every method is REVIEW ("cannot
+    verify"), never PASS, and the original's row says so ("check_face_in_original")."""
     from . import metrics
 
     name = case["case"]
@@ -89,6 +94,9 @@ def evaluate_case(
     original_image = _load(case["images"][original])
     ref = score_image(original_image, size=size, save_to=os.path.join(renders, f"{name}_{original}.png"))
     rows = [_row(name, original, ref)]
+    checker = _CaseChecker(original_image, check) if check is not None else None
+    if checker is not None:
+        rows[0]["check_face_in_original"] = checker.verifiable
     if identity is not None:
         from .identity import render_embeddings
 
@@ -105,6 +113,9 @@ def evaluate_case(
         if identity is not None:
             pictures, boxes = _views(scored)
             identity.setdefault(method, {})[name] = render_embeddings(pictures, boxes, fallback_boxes=ref_boxes)
+        if checker is not None:
+            result = checker(image)
+            row.update(check=result.verdict, check_reasons="; ".join(result.reasons + result.notes))
         if ref["embedding"] is not None and scored["embedding"] is None:
             row["embedding_distance"] = None  # no face after defacing: no identity to compare (paper: excluded)
         mask = _load_mask((case.get("masks") or {}).get(method))
@@ -116,6 +127,31 @@ def evaluate_case(
             row["runtime_s"] = metrics.runtime_s(sidecar)
         rows.append(row)
     return rows
+
+
+class _CaseChecker:
+    """verdict.check_case for several defaced versions of one original: frame and original's views found once."""
+
+    def __init__(self, original, thresholds: dict):
+        from .verdict import estimate_face_frame, look_at_original, original_face_seen
+
+        self.original, self.thresholds = original, thresholds
+        self.size = int((thresholds.get("calibration") or {}).get("render_size", 512))
+        self.frame = estimate_face_frame(original)
+        self.seen = look_at_original(original, frame=self.frame, size=self.size)
+        self.verifiable = original_face_seen(self.seen[1], thresholds)
+
+    def __call__(self, defaced):
+        from .verdict import check_case
+
+        return check_case(
+            defaced,
+            self.original,
+            thresholds=self.thresholds,
+            frame=self.frame,
+            size=self.size,
+            seen_original=self.seen,
+        )
 
 
 def _row(case, method, scored) -> dict:
@@ -138,14 +174,16 @@ def evaluate_cohort(
     size: int = 512,
     progress: bool = True,
     identity: dict | None = None,
+    check: dict | None = None,
 ) -> list[dict]:
     """Rows of every case (evaluate_case); with `identity` (a dict) it also collects the FaceNet embeddings
-    that identity.cohort_identity turns into rank-1 rates and pair AUCs."""
+    that identity.cohort_identity turns into rank-1 rates and pair AUCs; with `check` (thresholds), each
+    method's image gets the re-identification check."""
     rows = []
     for i, case in enumerate(cases, start=1):
         if progress:
             log.info("[%d/%d] %s", i, len(cases), case["case"])
-        rows.extend(evaluate_case(case, methods, outdir, original, size, identity))
+        rows.extend(evaluate_case(case, methods, outdir, original, size, identity, check))
     return rows
 
 

@@ -4,7 +4,7 @@ ctadeface eval render IMAGE -o PNG [--angles all | --angles 0,0 30,0 ...]
 ctadeface eval score IMAGE [--reference ORIGINAL] [--json]
 ctadeface eval check IMAGE [IMAGE ...] [--original ORIGINAL ...] [--thresholds FILE] [--json]
 ctadeface eval calibrate [--quick] [-o THRESHOLDS.json] [--figure PNG]
-ctadeface eval compare --originals DIR --method NAME=DIR [--method ...] [--truth DIR] -o OUTDIR
+ctadeface eval compare --originals DIR --method NAME=DIR [--method ...] [--truth DIR] [--no-check] -o OUTDIR
 """
 
 from __future__ import annotations
@@ -143,6 +143,13 @@ def register(subparsers) -> None:
         default=None,
         help="count a face when the probability is above this (default 0: any MTCNN detection, as the paper)",
     )
+    p.add_argument(
+        "--no-check",
+        action="store_true",
+        help="skip the re-identification check per case and method (views, detectors, residual tissue; "
+        "REVIEW 'cannot verify' when no face is found in the original); the paper's measures remain",
+    )
+    p.add_argument("--thresholds", metavar="FILE", help="the check's thresholds file (default: the calibrated one)")
     p.set_defaults(eval_func=run_compare)
     # One dispatcher on the parent: argparse lets parent and child defaults for the same name clash.
     parser.set_defaults(
@@ -258,7 +265,7 @@ def run_compare(args) -> int:
 
     from .cohort import evaluate_cohort, find_cases
     from .identity import cohort_identity, identity_lines
-    from .report import write_report
+    from .report import check_lines, detection_lines, write_report
 
     methods = {}
     for item in args.method:
@@ -271,11 +278,17 @@ def run_compare(args) -> int:
     cases = find_cases(args.originals, methods, args.truth)
     if not cases:
         raise DefaceError(f"No images found in {args.originals}.")
+    check = None
+    if not args.no_check:
+        from .verdict import load_thresholds
+
+        check = load_thresholds(args.thresholds)  # a bad file is reported before any case runs
     names = ["original"] + list(methods)
     embeddings: dict = {}  # {method: {case: FaceNet embeddings per view}}, filled while scoring
-    rows = evaluate_cohort(cases, names, args.output, size=args.size, identity=embeddings)
+    rows = evaluate_cohort(cases, names, args.output, size=args.size, identity=embeddings, check=check)
     identity = cohort_identity(embeddings, names)
     files = write_report(rows, names, args.output, threshold=args.threshold, identity=identity)
+    print("\n".join(detection_lines(files["summary"], names) + check_lines(files["summary"])))
     print("\n".join(identity_lines(identity)))
     for key in ("html", "csv", "json", "identity_txt", "detection_png", "distance_png"):
         print(files[key])

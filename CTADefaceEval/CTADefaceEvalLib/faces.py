@@ -8,6 +8,10 @@
   NCHW, fed to the Placeholder `input`; the output tensor is `embeddings` (512 values, already
   L2-normalised by the graph: names checked in the .pb); we normalise again (harmless) so the
   Euclidean distance of two embeddings lies in [0, 2].
+  Two constants in the graph carry control-dependency inputs ("^node"), which OpenCV 4.9 and later refuse
+  (an assertion in its graph simplifier); `facenet_graph_bytes` drops them, which changes nothing for
+  inference (the embeddings agree to the last digit with OpenCV 4.8 reading the graph as shipped, measured
+  here). OpenCV 5 removed the TensorFlow reader: the package requires opencv-python-headless < 5.
 
 MTCNN itself lives in detectors.py, next to the detectors of other families (MediaPipe, dlib); this
 module keeps the paper's single-detector score. Models load once per process, on first use. Import order matters (see render.py): in a process
@@ -46,11 +50,76 @@ def facenet_graph_path() -> str:
     return path
 
 
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, i
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        out.append(low | 0x80 if value else low)
+        if not value:
+            return bytes(out)
+
+
+def _protobuf_fields(data: bytes):
+    """(field number, payload of a length-delimited field or None, the field's raw bytes) of a protobuf message."""
+    i = 0
+    while i < len(data):
+        start = i
+        key, i = _varint(data, i)
+        wire = key & 7
+        payload = None
+        if wire == 0:
+            _, i = _varint(data, i)
+        elif wire == 2:
+            length, i = _varint(data, i)
+            payload, i = data[i : i + length], i + length
+        elif wire in (1, 5):
+            i += 8 if wire == 1 else 4
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+        yield key >> 3, payload, data[start:i]
+
+
+def facenet_graph_bytes(path: str | None = None) -> bytes:
+    """FaceNet's GraphDef without control-dependency inputs (TensorFlow's GraphDef: field 1 = node; NodeDef:
+    field 3 = input, "^name" for a control dependency). Everything else is copied byte for byte."""
+    with open(path or facenet_graph_path(), "rb") as handle:
+        data = handle.read()
+    out = bytearray()
+    for number, payload, raw in _protobuf_fields(data):
+        if number == 1 and payload is not None:
+            node = b"".join(r for n, p, r in _protobuf_fields(payload) if not (n == 3 and p and p.startswith(b"^")))
+            out += b"\x0a" + _encode_varint(len(node)) + node
+        else:
+            out += raw
+    return bytes(out)
+
+
 def _facenet():
     if "facenet" not in _models:
         import cv2
+        import numpy as np
 
-        _models["facenet"] = cv2.dnn.readNetFromTensorflow(facenet_graph_path())
+        graph = facenet_graph_bytes()
+        try:
+            _models["facenet"] = cv2.dnn.readNetFromTensorflow(np.frombuffer(graph, np.uint8))
+        except (AttributeError, cv2.error):  # OpenCV 5 has no TensorFlow reader
+            from CTADefaceLib.errors import DefaceError
+
+            raise DefaceError(
+                f"OpenCV {cv2.__version__} cannot read FaceNet's TensorFlow graph; install "
+                "'opencv-python-headless<5' (FaceNet embeddings, distances and identity figures need it)."
+            ) from None
     return _models["facenet"]
 
 

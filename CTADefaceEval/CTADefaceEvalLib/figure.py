@@ -79,17 +79,31 @@ def save_check_figure(cases, path: str, **options) -> str:
     return save_rows(rows_from_results(cases), path, **options)
 
 
-def save_calibration_figure(cases, thresholds: dict, path: str, **options) -> str:
-    """The README's figure: the first phantom's full-mask case and one partial-mask case (nose left if present),
-    with the verdicts and reasons the calibrated thresholds give."""
-    from .calibrate import case_verdict
+#: The pose the README's figure shows when the calibration has it: the issue's head-holder pose.
+FIGURE_POSE = "chin down 15 + roll 8"
 
-    first = [c for c in cases if (c.seed, c.pose) == (cases[0].seed, cases[0].pose)]
+
+def save_calibration_figure(cases, thresholds: dict, path: str, **options) -> str:
+    """The README's figure (calibration_rows) as one PNG at `path`."""
+    return save_rows(calibration_rows(cases, thresholds), path, **options)
+
+
+def calibration_rows(cases, thresholds: dict) -> list[dict]:
+    """For the first phantom in FIGURE_POSE (else the first phantom): the undefaced case, the full-mask case and one
+    partial-mask case (nose left if present), with the verdicts and reasons the calibrated thresholds give."""
+    from .calibrate import UNDEFACED, case_verdict
+
+    shown = next((c for c in cases if c.pose == FIGURE_POSE), cases[0])
+    first = [c for c in cases if (c.seed, c.pose) == (shown.seed, shown.pose)]
+    undefaced = [c for c in first if c.mask == UNDEFACED]
     full = next(c for c in first if c.mask == "full")
-    partial = next((c for c in first if c.mask == "nose_left"), next(c for c in first if c.mask != "full"))
+    partial = next(
+        (c for c in first if c.mask == "nose_left"), next(c for c in first if c.mask not in ("full", UNDEFACED))
+    )
     rows = []
-    for case in (full, partial):
+    for case in undefaced + [full, partial]:
         verdict, reasons = case_verdict(case, thresholds)
-        title = f"phantom seed {case.seed}, {case.pose}, {case.mask.replace('_', ' ')} mask"
+        what = "undefaced" if case.mask == UNDEFACED else f"{case.mask.replace('_', ' ')} mask"
+        title = f"phantom seed {case.seed}, {case.pose}, {what}"
         rows.append(_row(title, verdict, reasons, case.views, case.findings))
-    return save_rows(rows, path, **options)
+    return rows

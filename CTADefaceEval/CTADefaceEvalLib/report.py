@@ -4,6 +4,7 @@ cases.csv          one row per case and method (probability, distance, Dice, run
 summary.json       every statistic (stats.cohort_statistics)
 detection.png      Fig. 3 style: boxplots of MTCNN probabilities of detected faces, n detected per method
 distance.png       Fig. 4 style: boxplots of FaceNet distances to the original, paired t p-value
+check              (when the check ran) per method: PASS / REVIEW / cannot verify counts (check_summary)
 identity.txt       (when identity figures are given) rank-1 rates and pair AUCs per method, next to the
                    paper's and the literature's figures (identity.identity_lines)
 report.html        all of the above with the renders embedded as base64 PNG (one file to send around)
@@ -23,6 +24,7 @@ COLUMNS = (
     "method",
     "face_probability",
     "embedding_distance",
+    "check",
     "dice",
     "ssd_mean_mm",
     "ssd_hd95_mm",
@@ -32,6 +34,7 @@ COLUMNS = (
     "changed_in_arteries",
     "runtime_s",
     "render_s",
+    "check_reasons",
     "render",
 )
 
@@ -53,6 +56,49 @@ def write_csv(rows: list[dict], path: str) -> str:
         for row in rows:
             writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in writer.fieldnames})
     return path
+
+
+def check_summary(rows: list[dict], methods: list[str]) -> dict:
+    """Per method with a check: {"n", "pass", "review", "cannot_verify"}; {} when no row carries a check."""
+    out = {}
+    for m in methods:
+        checked = [r for r in rows if r["method"] == m and r.get("check")]
+        if checked:
+            out[m] = {
+                "n": len(checked),
+                "pass": sum(r["check"] == "PASS" for r in checked),
+                "review": sum(r["check"] == "REVIEW" for r in checked),
+                "cannot_verify": sum("cannot verify" in (r.get("check_reasons") or "") for r in checked),
+            }
+    return out
+
+
+def check_lines(summary: dict) -> list[str]:
+    """The check's counts as text lines (stdout of `eval compare`, the HTML)."""
+    if not summary.get("check"):
+        return []
+    lines = [
+        "Re-identification check (views around the face's front, detectors, residual tissue; the original is "
+        "searched first: no face found there gives REVIEW, cannot verify):"
+    ]
+    for m, c in summary["check"].items():
+        lines.append(
+            f"  {m:12s} PASS {c['pass']}/{c['n']}, REVIEW {c['review']}/{c['n']} "
+            f"(of which cannot verify: {c['cannot_verify']})"
+        )
+    return lines
+
+
+def detection_lines(summary: dict, methods: list[str]) -> list[str]:
+    """MTCNN detections per method with their 95% interval, for stdout next to the published figures."""
+    lines = [f"MTCNN face detection (probability > {summary['threshold']:g}), the paper's measure:"]
+    for m in methods:
+        d = summary["detections"][m]
+        ci = "" if d["ci_low"] is None else f", 95% CI {100 * d['ci_low']:.0f}-{100 * d['ci_high']:.0f}%"
+        rate = "-" if d["rate"] is None else f"{100 * d['rate']:.0f}%"
+        lines.append(f"  {m:12s} {d['detected']}/{d['n']} ({rate}{ci})")
+    lines.append("  paper (50 CTAs): original 84% (71-93%), after ICHSEG 74% (60-85%), after CTA-DEFACE 62% (47-75%)")
+    return lines
 
 
 def _p_text(p) -> str:
@@ -166,6 +212,8 @@ def write_html(rows, summary, methods, figures: dict, path: str, title: str = "C
             f"<td>{_fmt(w['p'])}</td><td>{_fmt(w['p_bonferroni'])}</td><td>{w['n']}</td></tr>"
         )
     out.write("</table>")
+    if summary.get("check"):
+        out.write("<h2>Re-identification check</h2><pre>" + html.escape("\n".join(check_lines(summary))) + "</pre>")
     if summary.get("identity"):
         out.write(identity_html(summary["identity"]))
     for name, fig in figures.items():
@@ -208,6 +256,9 @@ def write_report(
 
     os.makedirs(outdir, exist_ok=True)
     summary = cohort_statistics(rows, methods, original, DETECTION_THRESHOLD if threshold is None else threshold)
+    checked = check_summary(rows, methods)
+    if checked:
+        summary["check"] = checked
     files = {"csv": write_csv(rows, os.path.join(outdir, "cases.csv"))}
     if identity is not None:
         from .identity import identity_lines

@@ -16,7 +16,7 @@ NO_DEPS_REQUIREMENTS = {
 }
 #: What the evaluation needs besides torch and torchvision; installed under the owned-package constraints.
 REQUIREMENTS = {
-    "cv2": "opencv-python-headless",
+    "cv2": "opencv-python-headless<5",  # OpenCV 5 removed the TensorFlow reader that runs FaceNet's graph
     "matplotlib": "matplotlib",
     "PIL": "Pillow",
     "sklearn": "scikit-learn",  # ROC AUC of the identity figures

@@ -234,7 +234,7 @@ def score_jobs(manifest: str, answer: str) -> None:
 
     with open(manifest, encoding="utf-8") as handle:
         data = json.load(handle)
-    results, reference, original, frame = [], None, None, None
+    results, reference, original, frame, seen = [], None, None, None, None
     for index, job in enumerate(data["jobs"]):
         image = read_image(job["image"])
         scored = score_image(image, reference, size=data["size"])
@@ -260,8 +260,8 @@ def score_jobs(manifest: str, answer: str) -> None:
         if index == 0:
             original = image
         elif data.get("check"):
-            results[-1].update(check_job(image, original, job, frame=frame))
-            frame = results[-1].pop("frame")
+            results[-1].update(check_job(image, original, job, frame=frame, seen=seen))
+            frame, seen = results[-1].pop("frame"), results[-1].pop("seen")
         print(f"[{index + 1}/{len(data['jobs'])}] " + caption(results[-1]).replace("\n", ": "), flush=True)
     partial = answer + ".partial"
     with open(partial, "w", encoding="utf-8") as handle:
@@ -269,16 +269,23 @@ def score_jobs(manifest: str, answer: str) -> None:
     os.replace(partial, answer)
 
 
-def check_job(defaced, original, job: dict, *, frame=None) -> dict:
-    """The check of one defaced volume against the original (one face frame, estimated on the original once and
-    passed back for the next volume), with its figure next to the job's picture."""
+def check_job(defaced, original, job: dict, *, frame=None, seen=None) -> dict:
+    """The check of one defaced volume against the original, with its figure next to the job's picture. The face
+    frame and the original's views and findings ("frame", "seen") are found for the first volume and passed back
+    for the next ones, so the original is rendered and searched once."""
     from .figure import save_check_figure
     from .verdict import check_case
 
-    result = check_case(defaced, original, frame=frame)
+    result = check_case(defaced, original, frame=frame, seen_original=seen)
     png = job["png"][:-4] + "_check.png"
     save_check_figure([(job["name"], result)], png)
-    return {"check": result.verdict, "reasons": result.reasons, "check_png": png, "frame": result.frame}
+    return {
+        "check": result.verdict,
+        "reasons": result.reasons,
+        "check_png": png,
+        "frame": result.frame,
+        "seen": (result.original_views, result.original_findings),
+    }
 
 
 if __name__ == "__main__":

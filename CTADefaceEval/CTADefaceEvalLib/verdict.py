@@ -209,13 +209,29 @@ ORIGINAL_FACE_PROBABILITY = 0.9
 SCORELESS_DETECTORS = frozenset(("mediapipe-mesh",))
 
 
-def original_face_seen(findings_by_view: dict) -> bool:
-    """Whether any view of the original holds a confident face finding (see ORIGINAL_FACE_PROBABILITY)."""
-    return any(
-        f.detector not in SCORELESS_DETECTORS and f.probability >= ORIGINAL_FACE_PROBABILITY
-        for findings in findings_by_view.values()
-        for f in findings
-    )
+def original_face_seen(findings_by_view: dict, thresholds: dict | None = None) -> bool:
+    """Whether any view of the original holds a confident face finding (see ORIGINAL_FACE_PROBABILITY) or, with
+    `thresholds`, a finding that the check's own detection rule would flag in a defaced image (above the detector's
+    calibrated threshold, or landmarks in a face's layout above its landmark threshold): then the check has shown
+    that it sees this head's face. Detectors without a score of their own never count."""
+    scored = {
+        label: [f for f in found if f.detector not in SCORELESS_DETECTORS] for label, found in findings_by_view.items()
+    }
+    if any(f.probability >= ORIGINAL_FACE_PROBABILITY for found in scored.values() for f in found):
+        return True
+    return thresholds is not None and bool(detection_reasons(scored, thresholds))
+
+
+def look_at_original(
+    original, *, frame, views=DEFAULT_VIEWS, size: int = 512, presets: tuple | None = None, detectors=None
+) -> tuple[list, dict]:
+    """The original's views and their findings, for check_case's `seen_original` when several defaced versions of
+    one original are checked (`eval compare`): the original is rendered and searched once."""
+    options: dict = {"frame": frame, "views": views, "size": size}
+    if presets is not None:
+        options["presets"] = presets
+    original_views = render_views(original, **options)
+    return original_views, find_in_views(original_views, detectors)
 
 
 def check_case(
@@ -228,6 +244,7 @@ def check_case(
     size: int | None = None,
     presets: tuple | None = None,
     detectors=None,
+    seen_original: tuple | None = None,
 ) -> CheckResult:
     """PASS or REVIEW for one defaced image (SimpleITK), with the reasons; see the module docstring.
 
@@ -235,6 +252,7 @@ def check_case(
     `frame`: the face frame, when the caller has it; otherwise estimated on the original (or the defaced image).
     `views`, `size`, `presets`, `detectors`: passed to render_views / find_faces (smaller for tests); the size
     defaults to the one the thresholds were calibrated at, since a detector's probability depends on it.
+    `seen_original`: look_at_original's result for `original` with the same frame, views, size and presets.
     """
     if not isinstance(thresholds, dict):
         thresholds = load_thresholds(thresholds)
@@ -251,9 +269,10 @@ def check_case(
     original_findings: dict = {}
     verifiable = False
     if original is not None:
-        original_views = render_views(original, **render_options)
-        original_findings = find_in_views(original_views, detectors)
-        verifiable = original_face_seen(original_findings)
+        if seen_original is None:
+            seen_original = look_at_original(original, presets=presets, detectors=detectors, **render_options)
+        original_views, original_findings = seen_original
+        verifiable = original_face_seen(original_findings, thresholds)
         if not verifiable:
             reasons.append("cannot verify: no face found in the original's views")
     else:
