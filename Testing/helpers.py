@@ -53,6 +53,15 @@ def sha256(path):
         return hashlib.sha256(handle.read()).hexdigest()
 
 
+def tree_hashes(root):
+    """{path: sha256} of every file under `root`: equal before and after means nothing there was touched."""
+    return {
+        os.path.join(folder, name): sha256(os.path.join(folder, name))
+        for folder, _, names in os.walk(root)
+        for name in names
+    }
+
+
 @contextlib.contextmanager
 def mounted_tmpfs(path, options):
     """A real small file system mounted at `path` (root only; skipped where mounting is not permitted); unmounted

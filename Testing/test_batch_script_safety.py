@@ -14,6 +14,7 @@ import sys
 import pytest
 
 pytest.importorskip("slicer")
+from helpers import tree_hashes  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "CTADeface", "Scripts", "deface_batch.py")
@@ -58,10 +59,6 @@ def _two_patients_named_alike(tmp_path):
     return scans
 
 
-def _digests(folder):
-    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in sorted(os.listdir(folder))}
-
-
 def _errors(done):
     return [line for line in done.stderr.splitlines() if line.startswith("deface_batch: error:")]
 
@@ -88,7 +85,7 @@ def test_another_inputs_outputs_are_never_replaced_even_with_overwrite(tmp_path)
     # The sidecar says whose outputs these are: that is what lets the next run refuse.
     assert sidecar["input"]["path"] == os.path.abspath(site_a)
     assert sidecar["input"]["sha256"] == hashlib.sha256(site_a.read_bytes()).hexdigest()
-    before = _digests(out)
+    before = tree_hashes(out)
 
     second = _run_in_slicer(site_b, "-o", out, "--engine", "box", "--overwrite")
     assert second.returncode == 1, second.stdout + second.stderr
@@ -100,14 +97,14 @@ def test_another_inputs_outputs_are_never_replaced_even_with_overwrite(tmp_path)
         and str(site_a) in line
         for line in lines
     ), second.stdout
-    assert _digests(out) == before  # siteA's outputs are untouched, byte for byte
+    assert tree_hashes(out) == before  # siteA's outputs are untouched, byte for byte
 
     # The same input again without --overwrite is skipped: its own outputs are complete.
     third = _run_in_slicer(site_a, "-o", out, "--engine", "box")
     assert third.returncode == 0 and any(line.startswith("skipped") for line in third.stdout.splitlines()), (
         third.stdout + third.stderr
     )
-    assert _digests(out) == before
+    assert tree_hashes(out) == before
 
 
 def test_an_unexpected_error_in_one_case_does_not_end_the_batch(tmp_path):

@@ -5,7 +5,6 @@ A real CT series (pydicom, from the phantom head) stands in the "database" folde
 here: slicer.dicomDatabase (fileForInstance) and DICOMUtils.importDicom.
 """
 
-import hashlib
 import os
 
 import numpy as np
@@ -16,6 +15,7 @@ import SimpleITK as sitk
 slicer = pytest.importorskip("slicer")
 from builders import make_synthetic_head  # noqa: E402
 from dicom_study import FRAME_UID, PHI, STUDY_UID, uid, write_series  # noqa: E402
+from helpers import tree_hashes  # noqa: E402
 from slicer_bootstrap import bootstrap  # noqa: E402
 
 bootstrap()
@@ -51,15 +51,6 @@ class RecordingImport:
     def __call__(self, folder):
         self.calls.append(folder)
         return self.answer
-
-
-def tree_hashes(root):
-    out = {}
-    for folder, _, names in os.walk(root):
-        for name in names:
-            with open(os.path.join(folder, name), "rb") as handle:
-                out[os.path.join(folder, name)] = hashlib.sha256(handle.read()).hexdigest()
-    return out
 
 
 @pytest.fixture(scope="module")
