@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 
@@ -12,17 +11,10 @@ import pytest
 
 from builders import make_synthetic_head
 from dicom_study import PHI, build_phantom_study
+from helpers import tree_hashes
 from test_cli import assert_one_clear_sentence, ctadeface
 
 BOX = ("--engine", "box", "--min-face-ml", "0", "--no-progress")
-
-
-def tree_hashes(root):
-    return {
-        os.path.join(f, n): hashlib.sha256(open(os.path.join(f, n), "rb").read()).hexdigest()
-        for f, _, names in os.walk(root)
-        for n in names
-    }
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ gantry tilt, compressed input, the report, dciodvfy, and inputs never modified."
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -27,18 +26,9 @@ from CTADefaceLib.engines.box import BoxEngine
 from CTADefaceLib.errors import InputError
 from CTADefaceLib.settings import DefaceSettings
 from dicom_study import PHI, build_phantom_study, write_series
+from helpers import tree_hashes
 
 DCIODVFY = shutil.which("dciodvfy") or shutil.which("dciodvfy", path=os.path.dirname(sys.executable))
-
-
-def tree_hashes(root):
-    out = {}
-    for folder, _, files in os.walk(root):
-        for name in files:
-            path = os.path.join(folder, name)
-            with open(path, "rb") as handle:
-                out[path] = hashlib.sha256(handle.read()).hexdigest()
-    return out
 
 
 @pytest.fixture(scope="module")

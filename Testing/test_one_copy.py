@@ -22,7 +22,6 @@ HOMES = {
 #: Copies of BODY_HU that remain in the DICOM and evaluation libraries (other issues' folders), until they import
 #: mask.BODY_HU too. The list may only shrink.
 KNOWN_COPIES = {
-    ("BODY_HU", "CTADeface/CTADefaceLib/dicom/coverage.py"),
     ("BODY_HU", "CTADefaceEval/CTADefaceEvalLib/pose.py"),
     ("BODY_HU", "CTADefaceEval/CTADefaceEvalLib/render.py"),
     ("BODY_HU", "CTADefaceEval/CTADefaceEvalLib/residual.py"),
@@ -49,11 +48,8 @@ TEST_HOMES = {
     "make_ct": "Testing/builders.py",
     "make_synthetic_head": "Testing/builders.py",
 }
-#: Copies left in the DICOM tests (another issue's files), until they import helpers.tree_hashes.
-KNOWN_TEST_COPIES = {
-    ("tree_hashes", "Testing/test_dicom_cli.py"),
-    ("tree_hashes", "Testing/test_dicom_study.py"),
-}
+#: Copies left in the tests (none now); a new one must import helpers.tree_hashes instead.
+KNOWN_TEST_COPIES: set = set()
 
 
 def copies(folders=LIBRARIES, homes=HOMES):

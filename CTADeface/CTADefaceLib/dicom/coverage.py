@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..mask import BODY_HU  # HU above which a voxel counts as body (skin, fat, bone, not air)
+
 if TYPE_CHECKING:
     from .geometry import Geometry
 
-#: HU above which a voxel counts as body (the box engine's threshold: skin, fat, bone, not air).
-BODY_HU = -300.0
 #: A series with at least this fraction of its body voxels inside the source's grid counts as covered.
 COVERED_FRACTION = 0.999
 #: Below this Jaccard index the source's resampled mask and the series' own mask disagree.
