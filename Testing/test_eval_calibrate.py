@@ -66,7 +66,7 @@ def test_a_partial_mask_the_measures_cannot_separate_shows_in_the_table_and_full
 
 
 def test_the_undefaced_phantom_is_a_case_that_must_be_review_and_does_not_move_the_thresholds():
-    """The check of the check in the calibration: an undefaced phantom (detector quiet, as on the issue's tilted
+    """The check of the check in the calibration: an undefaced phantom (detector quiet, as on a tilted
     head, but all its tissue in place) is counted in its own column and must be caught; it does not lower the
     limits, which the partial masks set."""
     cases = [
@@ -184,7 +184,7 @@ def test_quick_calibration_separates_every_case_and_says_how_it_was_made(calibra
 
 @pytest.mark.slow
 def test_check_with_calibrated_thresholds_gives_the_known_answers(calibrated):
-    """A full mask PASSes, each partial mask is REVIEW with a reason, and the undefaced phantom in the issue's
+    """A full mask PASSes, each partial mask is REVIEW with a reason, and the undefaced phantom in the
     holder pose (15 degrees chin down, 8 degrees roll) is REVIEW."""
     import dataclasses
 

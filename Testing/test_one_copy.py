@@ -19,13 +19,8 @@ HOMES = {
     "mask_volume_ml": "CTADeface/CTADefaceLib/mask.py",
     "child_environment": "CTADeface/CTADefaceLib/slicer/child_process.py",
 }
-#: Copies of BODY_HU that remain in the DICOM and evaluation libraries (other issues' folders), until they import
-#: mask.BODY_HU too. The list may only shrink.
-KNOWN_COPIES = {
-    ("BODY_HU", "CTADefaceEval/CTADefaceEvalLib/pose.py"),
-    ("BODY_HU", "CTADefaceEval/CTADefaceEvalLib/render.py"),
-    ("BODY_HU", "CTADefaceEval/CTADefaceEvalLib/residual.py"),
-}
+#: Copies left in the libraries (none now); a new one must import the helper from its home instead.
+KNOWN_COPIES: set = set()
 
 
 def definitions(path):

@@ -2,7 +2,7 @@
 
 `ctadeface eval calibrate` (commands.py) runs `calibrate()`:
 1. phantoms (CTADefaceLib.synthetic.phantom) for several seeds, each in several poses: upright, tilted by 20 degrees
-   about each axis either way, and the issue's holder pose (15 degrees chin down, 8 degrees roll); the field of
+   about each axis either way, and a head-holder pose common in CTA (15 degrees chin down, 8 degrees roll); the field of
    view, the orientation (LPS/RAS) and the devices are what the generator draws for the seed;
 2. each phantom defaced with the full ground-truth face mask (must PASS) and with each partial mask, which leaves
    the nose, the lips, the eyes or the left half of the face in place (must be caught: REVIEW); the undefaced
@@ -35,7 +35,7 @@ POSES: dict[str, tuple] = {
     "roll -20": (0.0, -20.0, 0.0),
     "yaw +20": (0.0, 0.0, 20.0),
     "yaw -20": (0.0, 0.0, -20.0),
-    "chin down 15 + roll 8": (15.0, 8.0, 0.0),  # the head-holder pose
+    "chin down 15 + roll 8": (15.0, 8.0, 0.0),  # a head-holder pose common in CTA
 }
 QUICK_POSES = ("upright", "chin down 15 + roll 8")
 SEEDS = (11, 12)

@@ -27,8 +27,9 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
+from CTADefaceLib.mask import BODY_HU  # above this: the body (skin and everything inside)
+
 FEATURE_MM = 4.0  # grid of the registration: faces need the pose to a few degrees, not sub-millimetre detail
-BODY_HU = -300.0
 BONE_HU = 250.0
 START_PITCHES_DEG = (0.0, -15.0, 15.0)
 GOOD_FIT = 0.9  # feature correlation above which the first start is trusted and the others are skipped

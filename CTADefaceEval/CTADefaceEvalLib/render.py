@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import os
 
+from CTADefaceLib.mask import BODY_HU  # above this: the body (skin and everything inside)
+
 # CT-Muscle, copied from 3D Slicer's presets.xml (ships in the trame-slicer wheel as
 # trame_slicer/resources/presets.xml; values recorded in docs/facts.md).
 CT_MUSCLE = {
@@ -43,8 +45,6 @@ CT_MUSCLE = {
 #: Extra viewpoints for a robustness check: (yaw, pitch) in degrees from the anterior view.
 EXTRA_ANGLES = [(-60, 0), (-30, 0), (30, 0), (60, 0), (0, 20)]
 
-#: HU above which a voxel counts as body (skin and everything inside), for centring the camera.
-BODY_HU = -300.0
 
 _torch_checked = False
 

@@ -32,9 +32,10 @@ from typing import Any
 
 import numpy as np
 
+from CTADefaceLib.mask import BODY_HU  # above this: the body (skin and everything inside)
+
 REGIONS = ("nose", "lips", "eyes", "chin")
 
-BODY_HU = -300.0  # above this: the body (skin and everything inside), as render.py counts it
 SOFT_MAX_HU = 250.0  # up to this: soft tissue (fat, muscle, skin, eyeballs); cancellous bone and contrast lie above
 BONE_HU = 600.0  # above this: bone (contrast-filled arteries stay below, about 300-500 HU)
 TEETH_HU = 1800.0  # above this: teeth (enamel and dentine; cortical bone of the face stays below)
