@@ -14,7 +14,7 @@ import re
 import tempfile
 from typing import Any
 
-from ..io.volume import temp_prefix
+from ..io.volume import flush_to_disk, temp_prefix
 from .pixels import EXPLICIT_VR_LITTLE_ENDIAN
 
 
@@ -58,11 +58,7 @@ def write_dataset(ds: Any, path: str, *, sync: bool = True) -> None:
 def sync_files(paths: list[str]) -> None:
     """fsync each file: a full disk or a lost mount surfaces here, before the study is renamed into place."""
     for path in paths:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        flush_to_disk(path)
 
 
 def _umask() -> int:

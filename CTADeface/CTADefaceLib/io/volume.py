@@ -344,7 +344,7 @@ def write_image_atomic(
         sitk.WriteImage(image, staged, useCompression=True)
         names = sorted(os.listdir(staging), key=lambda n: n == os.path.basename(target))  # header last
         for name in names:
-            _flush_to_disk(os.path.join(staging, name))
+            flush_to_disk(os.path.join(staging, name))
         _verify_written(image, staged)
         finals = [os.path.join(folder, name) for name in names]
         for final in finals[:-1]:  # a pair's data file: its name must be free (or replaceable) too
@@ -382,7 +382,7 @@ def _refuse_existing(shown: str, target: str, overwrite: bool, protect: tuple[st
         raise OutputError(f"{shown} already exists; pass --overwrite to replace it.")
 
 
-def _flush_to_disk(path: str) -> None:
+def flush_to_disk(path: str) -> None:
     """fsync: a full disk can surface only here (delayed allocation), not while writing."""
     fd = os.open(path, os.O_RDONLY)
     try:
