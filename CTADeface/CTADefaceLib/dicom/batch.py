@@ -8,6 +8,7 @@ gathers the rows of every run that names it (deid/mapping.py).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from ..errors import DefaceError, OutputError
 from ..io.case_outputs import output_folder_lock, prepare_output_folder, remove_stale_temporaries
 from ..io.volume import IMAGE_SUFFIXES, split_suffix
 from .discover import LINK_OUTSIDE, discover, has_dicom_signature, holds_dicom
+from .study import study_folder_name
 
 if TYPE_CHECKING:
     from ..engines.base import Engine
@@ -73,7 +75,6 @@ def deface_dicom(
     check: Any = None,
 ) -> list[dict[str, Any]]:
     """Deface and de-identify every study under `inputs`; one record per study (and per skipped file)."""
-    from ..pipeline import describe_failure
     from .study import deface_study
 
     prepare_output_folder(outdir)
@@ -102,7 +103,8 @@ def deface_dicom(
             try:
                 record = deface_study(study, outdir, settings, deid, engine=engine, overwrite=overwrite, check=check)
             except Exception as err:  # noqa: BLE001 - one study's failure is one sentence; the others still run
-                record = {"study": "a study", "status": "failed", "message": describe_failure("a study", err)}
+                name = study_folder_name(study, deid)  # the shareable name, never the original UID
+                record = {"study": name, "status": "failed", "message": _study_failure(name, outdir, err)}
             record["input"] = f"study {record['study']}"
             records.append(record)
     if settings.mapping_file and getattr(deid, "mapping", None) is not None:
@@ -121,3 +123,18 @@ def deface_dicom(
             )
         raise DefaceError(f"No DICOM study was found in {', '.join(inputs)}.")
     return records
+
+
+def _study_failure(name: str, outdir: str, err: BaseException) -> str:
+    """One sentence for a study that failed. A write error names the output folder, not the staging file inside it
+    (the staging folder is removed, so its path means nothing to the user)."""
+    from ..pipeline import describe_failure
+
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"The study could not be written to {outdir} ({os.strerror(err.errno)}): the disk is full; nothing of it "
+            "was left there. Free some space or choose another output folder, then run again."
+        )
+    if isinstance(err, OSError) and err.filename and str(err.filename).startswith(outdir):
+        return f"The study could not be written to {outdir} ({err.strerror or err}); nothing of it was left there."
+    return describe_failure(name, err)
