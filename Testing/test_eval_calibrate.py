@@ -55,6 +55,17 @@ def test_thresholds_sit_between_full_and_partial_masks_with_a_margin():
     assert "100%" in calibrate.format_table(rows)
 
 
+def test_a_region_no_partial_mask_leaves_gets_a_limit_a_voxel_of_tissue_does_not_cross():
+    """Full masks with no chin tissue at all gave a chin limit of 0.001 mm, and complete masks of other phantoms then
+    failed on 1.0 mm of chin (a voxel); the limit now sits RESIDUAL_FLOOR above the full masks."""
+    cases = [case("full", nose=1.0), case("nose_left", nose=9.0)]
+    for c in cases:
+        c.residual["chin"] = {"protrusion_mm": 0.0, "tissue_ml": 0.0}
+    limits = calibrate.choose_thresholds(cases)["residual"]
+    assert limits["chin"] == {"protrusion_mm": 2.0, "tissue_ml": 0.5}
+    assert limits["nose"]["protrusion_mm"] == pytest.approx(5.0)  # a region partial masks bound keeps the gap rule
+
+
 def test_a_partial_mask_the_measures_cannot_separate_shows_in_the_table_and_full_masks_still_pass():
     cases = [case("full", nose=4.0), case("nose_left", nose=3.0), case("full", pose="p2", verifiable=False)]
     thresholds = calibrate.choose_thresholds(cases)

@@ -51,6 +51,10 @@ UNDEFACED = "undefaced"
 DETECTOR_MARGIN = 0.05  # above the highest full-mask probability
 DETECTOR_FLOOR = 0.5  # a detector's own "not a face" level: a threshold is never below it
 RESIDUAL_MARGIN = 0.25  # relative margin above the full masks where no partial mask bounds the limit from above
+#: ... and at least this much above them, absolute: the measures step by about a voxel, so a limit a fraction of a
+#: voxel above the calibration's full masks (0.001 mm of chin when they all had none) fails complete masks of other
+#: phantoms on one voxel of tissue. Only limits no partial mask bounds get it.
+RESIDUAL_FLOOR = {"protrusion_mm": 2.0, "tissue_ml": 0.5}
 
 
 @dataclasses.dataclass
@@ -155,7 +159,8 @@ def choose_thresholds(cases: list[CaseMeasure]) -> dict:
     DETECTOR_FLOOR); a detector whose full-mask views reach 1 cannot tell them apart and gets 1 (off).
     Residual, per region and measure: in the middle of the gap between the highest full-mask value and the lowest
     value of the partial masks that leave that region; without such a gap (or without such partials), RESIDUAL_MARGIN
-    above the full masks, so that every full mask still passes.
+    above the full masks and at least RESIDUAL_FLOOR above them, so that every full mask still passes and a voxel
+    more of tissue on another phantom does not fail a complete mask.
     """
     full = [c for c in cases if c.mask == "full"]
     partial = [c for c in cases if c.mask not in ("full", UNDEFACED)]
@@ -178,7 +183,7 @@ def choose_thresholds(cases: list[CaseMeasure]) -> dict:
             if left and min(left) > top:
                 limits[key] = round((top + min(left)) / 2, 3)
             else:
-                limits[key] = round(top * (1 + RESIDUAL_MARGIN) + 1e-3, 3)
+                limits[key] = round(max(top * (1 + RESIDUAL_MARGIN) + 1e-3, top + RESIDUAL_FLOOR.get(key, 0.0)), 3)
         thresholds["residual"][region] = limits
     return thresholds
 
