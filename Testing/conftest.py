@@ -32,6 +32,17 @@ def synthetic_model():
 
 
 @pytest.fixture(scope="session")
+def phantom_dicom_study(tmp_path_factory):
+    """(folder, written) of the multi-series DICOM study of the synthetic head (dicom_study.build_phantom_study), built
+    once. Tests only read it, and those that run on it check that it is unchanged afterwards."""
+    from builders import make_synthetic_head
+    from dicom_study import build_phantom_study
+
+    root = tmp_path_factory.mktemp("dicom-study") / "export"
+    return root, build_phantom_study(str(root), make_synthetic_head(spacing=4.0).image, own_frame=False)
+
+
+@pytest.fixture(scope="session")
 def tiles_model(tmp_path_factory):
     """The tiling test model's results folder (Testing/tiles_model.py): a head needs several of its tiles."""
     pytest.importorskip("nnunetv2")

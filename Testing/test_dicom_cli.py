@@ -9,19 +9,15 @@ import numpy as np
 import pydicom
 import pytest
 
-from builders import make_synthetic_head
 from dicom_study import PHI, build_phantom_study
+from helpers import DICOM_BOX as BOX
 from helpers import tree_hashes
 from test_cli import assert_one_clear_sentence, ctadeface
 
-BOX = ("--engine", "box", "--min-face-ml", "0", "--no-progress")
 
-
-@pytest.fixture(scope="module")
-def study_folder(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dicom-cli") / "export"
-    build_phantom_study(str(root), make_synthetic_head(spacing=4.0).image, own_frame=False)
-    return root
+@pytest.fixture
+def study_folder(phantom_dicom_study):
+    return phantom_dicom_study[0]
 
 
 def test_a_dicom_study_becomes_defaced_deidentified_dicom(study_folder, tmp_path):

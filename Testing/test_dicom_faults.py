@@ -11,18 +11,13 @@ import time
 
 import pytest
 
-from builders import make_synthetic_head
-from dicom_study import build_phantom_study
+from helpers import DICOM_BOX as BOX
 from helpers import cli_command, cli_environment, ctadeface, mounted_tmpfs, tree_hashes
 
-BOX = ("--engine", "box", "--min-face-ml", "0", "--no-progress")
 
-
-@pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    root = tmp_path_factory.mktemp("faults") / "export"
-    build_phantom_study(str(root), make_synthetic_head(spacing=4.0).image, own_frame=False)
-    return root
+@pytest.fixture
+def study(phantom_dicom_study):
+    return phantom_dicom_study[0]
 
 
 def finished_studies(out):

@@ -17,10 +17,8 @@ from CTADefaceLib.dicom.discover import discover
 from CTADefaceLib.dicom.study import deface_study
 from CTADefaceLib.settings import DefaceSettings
 from dicom_study import uid, write_series
-from helpers import ctadeface
-from test_dicom_study import tree_hashes
-
-BOX = ("--engine", "box", "--min-face-ml", "0", "--no-progress")
+from helpers import DICOM_BOX as BOX
+from helpers import ctadeface, tree_hashes
 
 
 @pytest.fixture(scope="module")

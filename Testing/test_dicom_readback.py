@@ -13,11 +13,8 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-from builders import make_synthetic_head
-from dicom_study import build_phantom_study
-from test_cli import ctadeface
-
-BOX = ("--engine", "box", "--min-face-ml", "0", "--no-progress")
+from helpers import DICOM_BOX as BOX
+from helpers import ctadeface
 
 
 def read_series(folder):
@@ -29,11 +26,11 @@ def read_series(folder):
 
 
 @pytest.fixture(scope="module")
-def written(tmp_path_factory):
+def written(phantom_dicom_study, tmp_path_factory):
+    folder, inputs = phantom_dicom_study
     root = tmp_path_factory.mktemp("readback")
-    inputs = build_phantom_study(str(root / "in"), make_synthetic_head(spacing=4.0).image, own_frame=False)
     out = root / "out"
-    result = ctadeface("deface", str(root / "in"), "-o", str(out), "--deid-key", str(root / "key"), *BOX)
+    result = ctadeface("deface", str(folder), "-o", str(out), "--deid-key", str(root / "key"), *BOX)
     assert result.returncode == 0, result.stdout + result.stderr
     (study,) = [n for n in os.listdir(out) if not n.endswith(".json")]
     report = json.load(open(out / (study + "_deface.json"), encoding="utf-8"))
